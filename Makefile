@@ -1,0 +1,26 @@
+# Set-up and the two README jobs. Every target creates the virtual environment it needs.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+TORCH_VERSION ?= 2.13.0
+
+.PHONY: setup demo test benchmarks
+
+setup: $(VENV)/.installed
+
+# The CPU wheel of torch first, so the project's `torch>=...` range installs nothing more.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: setup
+	$(VENV)/bin/brainharmonix demo
+
+test: setup
+	$(PY) -m pytest tests
+
+benchmarks: setup
+	for script in benchmarks/*.py; do $(PY) $$script || exit 1; done

@@ -1,0 +1,11 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from hf_common.fetch import ensure_upstream  # noqa: E402
+
+ensure_upstream()
+
+# Mixin modules and their stubs are libraries, not test files.
+collect_ignore_glob = ["hf_common/*"]
