@@ -1,0 +1,241 @@
+# Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
+"""Loading and validating NIfTI images at the package boundary.
+
+Every processor that takes a brain image goes through `load_image`, which accepts
+
+- a path (`str` or `os.PathLike`) to a `.nii` or `.nii.gz` file,
+- a nibabel spatial image (`Nifti1Image`, `Nifti2Image`, or any other nibabel image with an affine, e.g. the
+  `Nifti1Image` a `datasets` `Nifti` feature decodes to),
+- an array (numpy, or anything `np.asarray` accepts such as a CPU torch tensor) together with its `affine=`.
+
+and returns an in-memory `nib.Nifti1Image` whose voxels have all been read and checked. Reading the data at load time
+means a truncated or corrupt `.nii.gz` fails here, with the file name, instead of deep inside a processor. Problems
+with the content raise `NiftiInputError` (a `ValueError`); a missing file raises `FileNotFoundError`; an input of the
+wrong Python type raises `TypeError`. Every message names the problem and how to fix it.
+"""
+
+import gzip
+import os
+import zlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import SpatialImage
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+# Seconds per unit of the NIfTI time code (`header.get_xyzt_units()[1]`). "unknown" is read as seconds, which is what
+# most tools that leave the unit unset mean; "hz", "ppm" and "rads" mean the fourth axis is not time.
+_SECONDS_PER_TIME_UNIT = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6, "unknown": 1.0}
+
+ImageSource = str | os.PathLike | SpatialImage | np.ndarray
+
+
+class NiftiInputError(ValueError):
+    """A brain image that cannot be used as given; the message says what is wrong and how to fix it."""
+
+
+def load_image(source: ImageSource, affine: np.ndarray | None = None) -> nib.Nifti1Image:
+    """Load a 3D or 4D brain image and check it: readable, finite, with a usable affine.
+
+    Args:
+        source: a `.nii`/`.nii.gz` path, a nibabel spatial image, or a voxel array `(x, y, z)` or `(x, y, z, t)`.
+        affine: the `(4, 4)` voxel-to-world matrix of an array `source`; required for arrays (pass
+            `affine=np.eye(4)` explicitly for 1 mm voxels in an unknown but RAS-ordered space), refused otherwise
+            because files and images carry their own.
+
+    Returns:
+        An in-memory `nib.Nifti1Image` (header kept for file and image inputs, so the TR stays readable).
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        TypeError: `source` is none of the accepted kinds.
+        NiftiInputError: not a NIfTI file, truncated or corrupt data, NaN/Inf voxels, wrong number of dimensions,
+            missing or invalid affine.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        _refuse_affine(affine, "a file path")
+        image = _read_file(Path(source))
+        name = str(source)
+    elif isinstance(source, SpatialImage):
+        _refuse_affine(affine, "a nibabel image")
+        image = _in_memory(source, name="The nibabel image")
+        name = "The nibabel image"
+    elif isinstance(source, (list, tuple, dict)) or not hasattr(source, "__array__"):
+        raise TypeError(
+            f"Expected a path to a .nii/.nii.gz file, a nibabel image, or an array with `affine=`; got "
+            f"{type(source).__name__}. For several images, call the processor with a list of them."
+        )
+    else:
+        name = "The array"
+        image = nib.Nifti1Image(_voxel_array(np.asarray(source)), _checked_affine(affine), dtype="compat")
+    _check_dimensions(image, name)
+    _check_finite(np.asanyarray(image.dataobj), name)
+    return image
+
+
+def voxel_sizes(image: SpatialImage) -> tuple[float, float, float]:
+    """Spatial voxel sizes in mm along the three array axes (column norms of the affine, so obliques are right)."""
+    return tuple(float(size) for size in nib.affines.voxel_sizes(image.affine)[:3])
+
+
+def to_ras(image: SpatialImage) -> SpatialImage:
+    """Reorder and flip the array axes to the closest RAS+ orientation (no interpolation)."""
+    return nib.as_closest_canonical(image)
+
+
+def as_3d(image: SpatialImage, name: str = "The image") -> SpatialImage:
+    """Return a 3D image: a 4D image with a single volume is squeezed, one with several volumes is refused."""
+    if image.ndim == 3:
+        return image
+    num_volumes = image.shape[3]
+    if num_volumes != 1:
+        raise NiftiInputError(
+            f"{name} is 4D with {num_volumes} volumes {tuple(image.shape)}, but a single 3D volume is expected. "
+            f"Pick one volume first, e.g. `nibabel.funcs.four_to_three(img)[0]` or "
+            f"`nilearn.image.index_img(img, 0)`."
+        )
+    return image.slicer[..., 0]
+
+
+def require_4d(image: SpatialImage, name: str = "The image") -> SpatialImage:
+    """Return the image if it is a 4D series `(x, y, z, t)`, else raise naming its shape."""
+    if image.ndim != 4:
+        raise NiftiInputError(
+            f"{name} has shape {tuple(image.shape)}, but a 4D time series (x, y, z, time) is expected. "
+            f"Pass the functional run, not an anatomical or a single volume."
+        )
+    return image
+
+
+def repetition_time(image: SpatialImage) -> float | None:
+    """The repetition time in seconds from a 4D header, or `None` when the header does not give one.
+
+    Reads `header.get_zooms()[3]` in the header's time unit (`xyzt_units`; ms and µs are converted to s, an unset
+    unit is read as s). Returns `None` for 3D images, a zero or non-finite TR, or a fourth axis that is not time.
+    """
+    if image.ndim < 4:
+        return None
+    zooms = image.header.get_zooms()
+    if len(zooms) < 4:
+        return None
+    _, time_unit = image.header.get_xyzt_units()
+    seconds_per_unit = _SECONDS_PER_TIME_UNIT.get(time_unit)
+    tr = float(zooms[3])
+    if seconds_per_unit is None or not np.isfinite(tr) or tr <= 0:
+        return None
+    return tr * seconds_per_unit
+
+
+def check_labels_on_grid(labels: SpatialImage, image: SpatialImage, atol: float = 1e-3) -> SpatialImage:
+    """Check that a label (parcellation) image can index the voxels of `image`, and return it as 3D.
+
+    The labels must be a single 3D volume on the same voxel grid (shape of the first three axes and affine within
+    `atol` mm) with integer values.
+    """
+    labels = as_3d(labels, name="The label image")
+    if labels.shape[:3] != image.shape[:3] or not np.allclose(labels.affine, image.affine, atol=atol):
+        raise NiftiInputError(
+            f"The label image (shape {tuple(labels.shape)}) is not on the grid of the image (shape "
+            f"{tuple(image.shape[:3])}); affines\n{labels.affine}\nand\n{image.affine}. Resample the labels onto it "
+            f"with `nilearn.image.resample_to_img(labels, image, interpolation='nearest')`."
+        )
+    values = np.asanyarray(labels.dataobj)
+    if not np.array_equal(values, np.round(values)):
+        raise NiftiInputError(
+            "The label image has non-integer values, so it is not a parcellation (or it was resampled with "
+            "interpolation). Resample labels with interpolation='nearest'."
+        )
+    return labels
+
+
+def _refuse_affine(affine: np.ndarray | None, kind: str) -> None:
+    if affine is not None:
+        raise NiftiInputError(
+            f"`affine=` applies to arrays only; {kind} carries its own affine. Drop `affine=`, or to override it "
+            f"load the data and pass the array with the affine you want."
+        )
+
+
+def _read_file(path: Path) -> nib.Nifti1Image:
+    if not path.exists():
+        raise FileNotFoundError(f"No NIfTI file at {path}. Check the path (relative paths start at {Path.cwd()}).")
+    if not path.name.lower().endswith(NIFTI_SUFFIXES):
+        raise NiftiInputError(
+            f"{path} is not a NIfTI file (expected a name ending in {' or '.join(NIFTI_SUFFIXES)}). Convert it to "
+            f"NIfTI, or load it with nibabel and pass the image object."
+        )
+    try:
+        image = nib.load(path)
+    except ImageFileError as error:
+        raise NiftiInputError(
+            f"{path} is not a readable NIfTI file ({error}): its header is missing or damaged. Re-export the image "
+            f"as NIfTI, and check that the extension matches the content (.nii.gz must be gzip-compressed)."
+        ) from error
+    if not isinstance(image, nib.Nifti1Image):
+        raise NiftiInputError(
+            f"{path} loads as {type(image).__name__}, not NIfTI. Convert it to NIfTI (.nii or .nii.gz)."
+        )
+    return _in_memory(image, name=str(path))
+
+
+def _in_memory(image: SpatialImage, name: str) -> nib.Nifti1Image:
+    """Read every voxel now (so damaged files fail here) and return an in-memory NIfTI image."""
+    if image.affine is None:
+        raise NiftiInputError(f"{name} has no affine. Build it with an affine, e.g. `nib.Nifti1Image(data, affine)`.")
+    try:
+        data = np.asanyarray(image.dataobj)
+    except (EOFError, zlib.error, gzip.BadGzipFile, OSError, ValueError) as error:
+        raise NiftiInputError(
+            f"Could not read the voxels of {name}: the file is truncated or corrupt ({type(error).__name__}: "
+            f"{error}). Copy or download it again, or re-export it from the source."
+        ) from error
+    header = image.header if isinstance(image, nib.Nifti1Image) else None
+    return nib.Nifti1Image(_voxel_array(data), image.affine, header=header, dtype="compat")
+
+
+def _voxel_array(data: np.ndarray) -> np.ndarray:
+    """Map array dtypes NIfTI cannot store (bool, float16) to ones it can; refuse non-real data."""
+    if data.dtype == np.bool_:
+        return data.astype(np.uint8)
+    if data.dtype == np.float16:
+        return data.astype(np.float32)
+    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
+        raise NiftiInputError(f"Voxel data of dtype {data.dtype} is not real-valued. Pass integer or float voxels.")
+    return data
+
+
+def _checked_affine(affine: np.ndarray | None) -> np.ndarray:
+    if affine is None:
+        raise NiftiInputError(
+            "An array has no voxel-to-world information: pass its `affine=` (a 4x4 matrix, e.g. `img.affine` of the "
+            "image it came from). Pass `affine=np.eye(4)` explicitly only if the array is already 1 mm, RAS-ordered."
+        )
+    affine = np.asarray(affine, dtype=np.float64)
+    if affine.shape != (4, 4) or not np.all(np.isfinite(affine)) or np.linalg.det(affine[:3, :3]) == 0:
+        raise NiftiInputError(
+            f"`affine=` must be a finite, invertible 4x4 voxel-to-world matrix; got shape {affine.shape}:\n{affine}"
+        )
+    return affine
+
+
+def _check_dimensions(image: SpatialImage, name: str) -> None:
+    if image.ndim not in (3, 4):
+        raise NiftiInputError(
+            f"{name} has shape {tuple(image.shape)} ({image.ndim}D), but a 3D volume (x, y, z) or a 4D series "
+            f"(x, y, z, time) is expected."
+        )
+
+
+def _check_finite(data: np.ndarray, name: str) -> None:
+    if not np.issubdtype(data.dtype, np.floating):
+        return
+    num_bad = int(np.count_nonzero(~np.isfinite(data)))
+    if num_bad:
+        raise NiftiInputError(
+            f"{name} has {num_bad} NaN/Inf voxels out of {data.size}. Replace them before processing, e.g. "
+            f"`nib.Nifti1Image(np.nan_to_num(img.get_fdata()), img.affine, img.header)`, or fix the step that "
+            f"produced them."
+        )
