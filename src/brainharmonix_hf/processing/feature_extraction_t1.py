@@ -1,0 +1,199 @@
+# Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
+"""T1 volume processor: NIfTI (or array + affine) -> StructureMAE `pixel_values (batch, 1, 160, 192, 160)`.
+
+Steps for each volume, in order:
+
+1. Load and validate (`nifti_io.load_image`); a 4D image with one volume is squeezed, more volumes are refused.
+2. Reorient to RAS+ (`nib.as_closest_canonical`: axis permutation and flips, no interpolation), so an LAS or LPI file
+   gives the same output as its RAS twin.
+3. Check the voxel size against `target_spacing` (1 mm). With `resample=False` (default) a voxel size further than
+   `spacing_tolerance` from it is an error; with `resample=True` the volume is resampled trilinearly to isotropic
+   `target_spacing` (unless it already is on such an axis-aligned grid). The model expects 1 mm MNI-space T1s;
+   registration to MNI is not done here.
+4. Constant zero padding `reference_padding` (the widths the pretrained weights saw).
+5. Intensity statistics on the padded volume, according to `normalization`:
+   - `"whole_volume"`: mean and std over every voxel, background and padding included (as in pretraining);
+   - `"brain"`: mean and std over the nonzero (brain) voxels only, for skull-stripped T1s whose field of view
+     varies. Every voxel, background included, goes through the same `(x - mean) / (std + 1e-9)`, so the
+     background sits at the z-score of 0 (negative) and stays distinct from tissue;
+   - `"none"`: intensities unchanged.
+6. Centre pad-or-crop each axis to `volume_size` (start of the kept window = floor of half the excess; padding
+   splits the deficit the same way), filling with raw 0, i.e. background. The z-score is applied after this step
+   with the statistics of step 5, which equals z-scoring before cropping. The pretraining code computed one axis's
+   crop margin from another axis's size, which only works for some input shapes; this per-axis pad-or-crop gives
+   the same window whenever that code works and a centred one otherwise.
+"""
+
+from typing import ClassVar
+
+import nibabel as nib
+import numpy as np
+from nibabel.processing import resample_to_output
+from nibabel.spatialimages import SpatialImage
+from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
+from transformers.utils import TensorType
+
+from .nifti_io import ImageSource, NiftiInputError, as_3d, load_image, to_ras, voxel_sizes
+
+NORMALIZATIONS = ("whole_volume", "brain", "none")
+ZSCORE_EPS = 1e-9
+
+
+class T1VolumeFeatureExtractor(FeatureExtractionMixin):
+    r"""Turns T1-weighted MRI volumes into StructureMAE inputs.
+
+    Args:
+        volume_size (`list[int]`, *optional*, defaults to `[160, 192, 160]`):
+            Output size of each volume, after centre pad-or-crop.
+        target_spacing (`float`, *optional*, defaults to 1.0):
+            Isotropic voxel size in mm the model expects.
+        resample (`bool`, *optional*, defaults to `False`):
+            Resample volumes whose voxel size differs from `target_spacing` (trilinear). When `False`, such volumes
+            are refused.
+        spacing_tolerance (`float`, *optional*, defaults to 0.1):
+            Largest voxel-size difference in mm from `target_spacing` accepted without resampling.
+        reference_padding (`list[list[int]]`, *optional*, defaults to `[[6, 9], [2, 4], [0, 22]]`):
+            Zero padding (before, after) per axis applied before normalisation and cropping.
+        normalization (`str`, *optional*, defaults to `"whole_volume"`):
+            `"whole_volume"`, `"brain"` or `"none"`; see the module docstring.
+    """
+
+    model_input_names: ClassVar[list[str]] = ["pixel_values"]
+
+    def __init__(
+        self,
+        volume_size: list[int] = (160, 192, 160),
+        target_spacing: float = 1.0,
+        resample: bool = False,
+        spacing_tolerance: float = 0.1,
+        reference_padding: list[list[int]] = ((6, 9), (2, 4), (0, 22)),
+        normalization: str = "whole_volume",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.volume_size = [int(size) for size in volume_size]
+        self.target_spacing = float(target_spacing)
+        self.resample = bool(resample)
+        self.spacing_tolerance = float(spacing_tolerance)
+        self.reference_padding = [[int(before), int(after)] for before, after in reference_padding]
+        self.normalization = normalization
+        self._validate()
+
+    def __call__(
+        self,
+        volumes: ImageSource | list[ImageSource],
+        affine: np.ndarray | list[np.ndarray | None] | None = None,
+        return_tensors: str | TensorType | None = None,
+    ) -> BatchFeature:
+        """Process one volume or a list of them.
+
+        Args:
+            volumes: one volume or a list; each a `.nii`/`.nii.gz` path, a nibabel image, or an array `(x, y, z)`.
+            affine: for array volumes, their `(4, 4)` affine: one matrix for every volume, or a list with one entry
+                per volume (`None` for paths and images).
+            return_tensors: `"pt"` for torch tensors, `"np"` or `None` for numpy arrays.
+
+        Returns:
+            `BatchFeature` with `pixel_values` of shape `(batch, 1, *volume_size)`, float32.
+        """
+        is_batched = isinstance(volumes, (list, tuple))
+        sources = list(volumes) if is_batched else [volumes]
+        affines = _affines_for_batch(affine, len(sources))
+        processed = []
+        for index, (source, source_affine) in enumerate(zip(sources, affines)):
+            try:
+                processed.append(self._process_volume(source, source_affine))
+            except NiftiInputError as error:
+                if not is_batched:
+                    raise
+                raise NiftiInputError(f"Volume {index} of the batch: {error}") from error
+        pixel_values = np.stack(processed)[:, None]
+        return BatchFeature(data={"pixel_values": pixel_values}, tensor_type=return_tensors)
+
+    def _process_volume(self, source: ImageSource, affine: np.ndarray | None) -> np.ndarray:
+        image = to_ras(as_3d(load_image(source, affine)))
+        volume = self._on_target_grid(image).get_fdata(dtype=np.float32)
+        _check_contrast(volume, "The volume")
+        padded = np.pad(volume, self.reference_padding)
+        mean, scale = self._intensity_statistics(padded)
+        cropped = centre_pad_or_crop(padded, self.volume_size)
+        return ((cropped - mean) / scale).astype(np.float32)
+
+    def _on_target_grid(self, image: SpatialImage) -> SpatialImage:
+        sizes = np.array(voxel_sizes(image))
+        if not self.resample:
+            if np.max(np.abs(sizes - self.target_spacing)) > self.spacing_tolerance:
+                raise NiftiInputError(
+                    f"The voxel size is {tuple(sizes.round(3).tolist())} mm, but the model expects "
+                    f"{self.target_spacing} mm isotropic (tolerance {self.spacing_tolerance} mm). Pass "
+                    f"`resample=True` (`T1VolumeFeatureExtractor(resample=True)` or `from_pretrained(path, "
+                    f"resample=True)`) to resample trilinearly, or resample the image to {self.target_spacing} mm "
+                    f"MNI space beforehand."
+                )
+            return image
+        target_linear = np.diag([self.target_spacing] * 3)
+        if np.allclose(image.affine[:3, :3], target_linear):
+            return image
+        as_float = nib.Nifti1Image(image.get_fdata(dtype=np.float32), image.affine)
+        return resample_to_output(as_float, voxel_sizes=[self.target_spacing] * 3, order=1)
+
+    def _intensity_statistics(self, padded: np.ndarray) -> tuple[float, float]:
+        """`(mean, std + eps)` to z-score with, from the reference-padded volume; `(0, 1)` for no normalisation."""
+        if self.normalization == "none":
+            return 0.0, 1.0
+        voxels = padded if self.normalization == "whole_volume" else padded[padded != 0]
+        if self.normalization == "brain":
+            _check_contrast(voxels, "The nonzero (brain) part of the volume")
+        return float(voxels.mean(dtype=np.float64)), float(voxels.std(dtype=np.float64)) + ZSCORE_EPS
+
+    def _validate(self) -> None:
+        if len(self.volume_size) != 3 or min(self.volume_size) < 1:
+            raise ValueError(
+                f"`volume_size` must be three positive sizes, e.g. [160, 192, 160]; got {self.volume_size}."
+            )
+        if self.target_spacing <= 0 or self.spacing_tolerance < 0:
+            raise ValueError(
+                f"`target_spacing` must be positive and `spacing_tolerance` non-negative; got {self.target_spacing} "
+                f"and {self.spacing_tolerance}."
+            )
+        if len(self.reference_padding) != 3 or min(min(pair) for pair in self.reference_padding) < 0:
+            raise ValueError(
+                f"`reference_padding` must be three non-negative (before, after) pairs, e.g. "
+                f"[[6, 9], [2, 4], [0, 22]]; got {self.reference_padding}."
+            )
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"`normalization` must be one of {NORMALIZATIONS}; got {self.normalization!r}.")
+
+
+def centre_pad_or_crop(volume: np.ndarray, size: list[int]) -> np.ndarray:
+    """Crop or zero-pad each axis of `volume` around its centre to `size` (excess or deficit split floor-first)."""
+    window = []
+    padding = []
+    for length, target in zip(volume.shape, size):
+        start = max(length - target, 0) // 2
+        window.append(slice(start, start + target))
+        deficit = max(target - length, 0)
+        padding.append((deficit // 2, deficit - deficit // 2))
+    return np.pad(volume[tuple(window)], padding)
+
+
+def _check_contrast(voxels: np.ndarray, what: str) -> None:
+    if voxels.size == 0 or voxels.min() == voxels.max():
+        value = voxels.flat[0] if voxels.size else "none"
+        raise NiftiInputError(
+            f"{what} has a single value ({value}), so there is no image to normalise. Check that this is the "
+            f"intended T1 file (not an empty mask or a blank export)."
+        )
+
+
+def _affines_for_batch(affine: np.ndarray | list | None, batch_size: int) -> list[np.ndarray | None]:
+    """One affine per volume: a list with an entry per volume is used as is, anything else is shared."""
+    is_per_volume = isinstance(affine, (list, tuple)) and any(item is None or np.ndim(item) == 2 for item in affine)
+    if not is_per_volume:
+        return [affine] * batch_size
+    if len(affine) != batch_size:
+        raise ValueError(
+            f"Got {len(affine)} affines for {batch_size} volumes. Pass one affine per volume (None for paths and "
+            f"images), or a single 4x4 affine shared by every array."
+        )
+    return list(affine)
