@@ -5,3 +5,16 @@ Importing the package registers every config, model and processor with the trans
 """
 
 __version__ = "0.1.0"
+
+from transformers import AutoConfig, AutoModel, AutoModelForPreTraining
+
+from .modeling.configuration_structure_mae import StructureMAEConfig
+from .modeling.modeling_structure_mae import (
+    StructureMAEForPreTraining,
+    StructureMAEModel,
+    StructureMAEPreTrainedModel,
+)
+
+AutoConfig.register(StructureMAEConfig.model_type, StructureMAEConfig)
+AutoModel.register(StructureMAEConfig, StructureMAEModel)
+AutoModelForPreTraining.register(StructureMAEConfig, StructureMAEForPreTraining)
