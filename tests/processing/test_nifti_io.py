@@ -1,0 +1,247 @@
+"""NIfTI loading and validation on real files written with nibabel, and on nibabel's shipped images."""
+
+import re
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from nibabel.testing import data_path
+
+from brainharmonix_hf.processing.nifti_io import (
+    NiftiInputError,
+    as_3d,
+    check_labels_on_grid,
+    load_image,
+    repetition_time,
+    require_4d,
+    to_ras,
+    voxel_sizes,
+)
+
+ANATOMICAL = Path(data_path) / "anatomical.nii"  # real T1, 33 x 41 x 25, 2 mm, LAS
+FUNCTIONAL = Path(data_path) / "functional.nii"  # real 4D run, 17 x 21 x 3 x 20, TR 2 s
+
+
+@pytest.fixture(scope="module")
+def anatomical():
+    return nib.load(ANATOMICAL)
+
+
+@pytest.fixture
+def anatomical_gz(tmp_path, anatomical):
+    path = tmp_path / "anatomical.nii.gz"
+    nib.save(anatomical, path)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_path_round_trip_keeps_voxels_and_affine(tmp_path, anatomical, suffix):
+    path = tmp_path / f"t1{suffix}"
+    nib.save(anatomical, path)
+    for source in (path, str(path)):
+        image = load_image(source)
+        assert isinstance(image, nib.Nifti1Image)
+        np.testing.assert_array_equal(image.get_fdata(), anatomical.get_fdata())
+        np.testing.assert_array_equal(image.affine, anatomical.affine)
+
+
+def test_4d_file_keeps_header_repetition_time(tmp_path):
+    path = tmp_path / "run.nii.gz"
+    nib.save(nib.load(FUNCTIONAL), path)
+    image = load_image(path)
+    assert image.shape == (17, 21, 3, 20)
+    assert repetition_time(image) == pytest.approx(2.0)
+
+
+def test_non_nifti_nibabel_image_is_converted(anatomical):
+    data = anatomical.get_fdata(dtype=np.float32)
+    image = load_image(nib.MGHImage(data, anatomical.affine))
+    assert isinstance(image, nib.Nifti1Image)
+    np.testing.assert_array_equal(image.get_fdata(dtype=np.float32), data)
+    np.testing.assert_allclose(image.affine, anatomical.affine)
+
+
+@pytest.mark.parametrize(
+    ("array", "stored_dtype"),
+    [
+        (np.arange(24, dtype=np.float64).reshape(2, 3, 4), np.float64),
+        (torch.arange(24, dtype=torch.float32).reshape(2, 3, 4), np.float32),
+        (np.arange(24).reshape(2, 3, 4) % 2 == 0, np.uint8),
+        (np.arange(24, dtype=np.float16).reshape(2, 3, 4), np.float32),
+    ],
+)
+def test_array_with_affine(array, stored_dtype):
+    affine = np.diag([2.0, 3.0, 4.0, 1.0])
+    image = load_image(array, affine=affine)
+    assert image.dataobj.dtype == stored_dtype
+    np.testing.assert_array_equal(image.get_fdata(), np.asarray(array, dtype=np.float64))
+    assert voxel_sizes(image) == (2.0, 3.0, 4.0)
+
+
+def test_array_without_affine_is_refused():
+    with pytest.raises(NiftiInputError, match=r"pass its `affine=`.*np\.eye\(4\)"):
+        load_image(np.zeros((4, 4, 4)))
+
+
+@pytest.mark.parametrize("affine", [np.eye(3), np.full((4, 4), np.nan), np.zeros((4, 4))])
+def test_invalid_affine_is_refused(affine):
+    with pytest.raises(NiftiInputError, match="finite, invertible 4x4"):
+        load_image(np.zeros((4, 4, 4)), affine=affine)
+
+
+def test_affine_with_a_file_is_refused(anatomical_gz):
+    with pytest.raises(NiftiInputError, match="applies to arrays only; a file path carries its own"):
+        load_image(anatomical_gz, affine=np.eye(4))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"No NIfTI file at .*absent\.nii\.gz"):
+        load_image(tmp_path / "absent.nii.gz")
+
+
+def test_wrong_extension_is_refused(tmp_path, anatomical):
+    path = tmp_path / "t1.mgz"
+    nib.save(nib.MGHImage(anatomical.get_fdata(dtype=np.float32), anatomical.affine), path)
+    with pytest.raises(NiftiInputError, match=r"t1\.mgz is not a NIfTI file \(expected a name ending in \.nii"):
+        load_image(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("garbage.nii", b"not an image " * 100),  # wrong magic
+        ("plain.nii.gz", ANATOMICAL.read_bytes()),  # uncompressed bytes behind a .gz name
+    ],
+)
+def test_unreadable_header_is_refused(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(NiftiInputError, match=rf"{name} is not a readable NIfTI file .*header is missing or damaged"):
+        load_image(path)
+
+
+def test_truncated_gzip_is_detected_at_load(tmp_path, anatomical_gz):
+    path = tmp_path / "truncated.nii.gz"
+    path.write_bytes(anatomical_gz.read_bytes()[:-2000])
+    with pytest.raises(NiftiInputError, match=r"voxels of .*truncated\.nii\.gz: the file is truncated or corrupt"):
+        load_image(path)
+
+
+def test_corrupt_gzip_is_detected_at_load(tmp_path, anatomical_gz):
+    compressed = bytearray(anatomical_gz.read_bytes())
+    middle = len(compressed) // 2
+    compressed[middle : middle + 64] = bytes(byte ^ 0xFF for byte in compressed[middle : middle + 64])
+    path = tmp_path / "corrupt.nii.gz"
+    path.write_bytes(bytes(compressed))
+    with pytest.raises(NiftiInputError, match=r"corrupt\.nii\.gz: the file is truncated or corrupt"):
+        load_image(path)
+
+
+def test_truncated_uncompressed_file_is_detected_at_load(tmp_path):
+    path = tmp_path / "truncated.nii"
+    raw = ANATOMICAL.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(NiftiInputError, match=r"truncated\.nii: the file is truncated or corrupt"):
+        load_image(path)
+
+
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
+def test_non_finite_voxels_are_refused(tmp_path, bad_value):
+    data = np.ones((5, 6, 7), dtype=np.float32)
+    data[1, 2, 3] = bad_value
+    data[4, 5, 6] = bad_value
+    with pytest.raises(NiftiInputError, match=r"The array has 2 NaN/Inf voxels out of 210.*nan_to_num"):
+        load_image(data, affine=np.eye(4))
+    path = tmp_path / "bad.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    with pytest.raises(NiftiInputError, match=r"bad\.nii\.gz has 2 NaN/Inf voxels"):
+        load_image(path)
+
+
+@pytest.mark.parametrize("shape", [(5, 6), (2, 3, 4, 5, 6)])
+def test_wrong_number_of_dimensions_is_refused(shape):
+    with pytest.raises(NiftiInputError, match=re.escape(f"has shape {shape} ({len(shape)}D)")):
+        load_image(np.zeros(shape), affine=np.eye(4))
+
+
+def test_other_python_types_are_refused():
+    with pytest.raises(TypeError, match="call the processor with a list"):
+        load_image([np.zeros((2, 2, 2))])
+
+
+def test_as_3d_squeezes_a_single_volume_and_refuses_several():
+    data = np.random.default_rng(0).normal(size=(4, 5, 6, 1)).astype(np.float32)
+    squeezed = as_3d(load_image(data, affine=np.diag([2.0, 2.0, 2.0, 1.0])))
+    assert squeezed.shape == (4, 5, 6)
+    np.testing.assert_array_equal(squeezed.get_fdata(dtype=np.float32), data[..., 0])
+    assert voxel_sizes(squeezed) == (2.0, 2.0, 2.0)
+    with pytest.raises(NiftiInputError, match=r"4D with 3 volumes \(4, 5, 6, 3\).*index_img"):
+        as_3d(load_image(np.zeros((4, 5, 6, 3)), affine=np.eye(4)))
+
+
+def test_require_4d_refuses_a_volume(anatomical):
+    with pytest.raises(NiftiInputError, match=r"shape \(33, 41, 25\), but a 4D time series"):
+        require_4d(anatomical)
+    series = nib.load(FUNCTIONAL)
+    assert require_4d(series) is series
+
+
+@pytest.mark.parametrize(
+    ("zoom", "unit", "expected"),
+    [(2.0, "sec", 2.0), (720.0, "msec", 0.72), (800000.0, "usec", 0.8), (1.5, "unknown", 1.5),
+     (0.0, "sec", None), (2.0, "hz", None)],
+)  # fmt: skip
+def test_repetition_time_from_header(zoom, unit, expected):
+    image = nib.Nifti1Image(np.zeros((2, 2, 2, 3), dtype=np.float32), np.eye(4))
+    image.header.set_zooms((1.0, 1.0, 1.0, zoom))
+    image.header.set_xyzt_units("mm", unit)
+    assert repetition_time(image) == (pytest.approx(expected) if expected is not None else None)
+
+
+def test_repetition_time_of_a_volume_is_none(anatomical):
+    assert repetition_time(anatomical) is None
+
+
+def test_voxel_sizes_of_an_oblique_affine():
+    rotation = np.array([[np.cos(0.3), -np.sin(0.3), 0.0], [np.sin(0.3), np.cos(0.3), 0.0], [0.0, 0.0, 1.0]])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag([1.5, 2.0, 3.0])
+    assert voxel_sizes(nib.Nifti1Image(np.zeros((2, 2, 2), dtype=np.float32), affine)) == pytest.approx((1.5, 2.0, 3.0))
+
+
+def test_to_ras_flips_the_las_anatomical(anatomical):
+    assert nib.aff2axcodes(anatomical.affine) == ("L", "A", "S")
+    ras = to_ras(anatomical)
+    assert nib.aff2axcodes(ras.affine) == ("R", "A", "S")
+    np.testing.assert_array_equal(ras.get_fdata(), anatomical.get_fdata()[::-1])
+
+
+def test_labels_on_the_image_grid():
+    series = load_image(nib.load(FUNCTIONAL))
+    labels = np.arange(17 * 21 * 3).reshape(17, 21, 3, 1) % 7
+    checked = check_labels_on_grid(nib.Nifti1Image(labels.astype(np.int16), series.affine), series)
+    assert checked.shape == (17, 21, 3)
+    np.testing.assert_array_equal(np.asanyarray(checked.dataobj), labels[..., 0])
+
+
+def test_labels_off_the_image_grid_are_refused():
+    series = load_image(nib.load(FUNCTIONAL))
+    other_shape = nib.Nifti1Image(np.zeros((17, 21, 4), dtype=np.int16), series.affine)
+    with pytest.raises(
+        NiftiInputError, match=r"(?s)not on the grid of the image \(shape \(17, 21, 3\)\).*resample_to_img"
+    ):
+        check_labels_on_grid(other_shape, series)
+    shifted_affine = series.affine.copy()
+    shifted_affine[0, 3] += 2.0
+    shifted = nib.Nifti1Image(np.zeros((17, 21, 3), dtype=np.int16), shifted_affine)
+    with pytest.raises(NiftiInputError, match="not on the grid"):
+        check_labels_on_grid(shifted, series)
+
+
+def test_non_integer_labels_are_refused():
+    series = load_image(nib.load(FUNCTIONAL))
+    blurred = nib.Nifti1Image(np.full((17, 21, 3), 2.5, dtype=np.float32), series.affine)
+    with pytest.raises(NiftiInputError, match="non-integer values.*interpolation='nearest'"):
+        check_labels_on_grid(blurred, series)
