@@ -22,6 +22,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
+from nibabel.freesurfer.mghformat import MGHHeader
 from nibabel.spatialimages import SpatialImage
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -114,15 +115,18 @@ def repetition_time(image: SpatialImage) -> float | None:
     """The repetition time in seconds from a 4D header, or `None` when the header does not give one.
 
     Reads `header.get_zooms()[3]` in the header's time unit (`xyzt_units`; ms and µs are converted to s, an unset
-    unit is read as s). Returns `None` for 3D images, a zero or non-finite TR, or a fourth axis that is not time.
+    unit is read as s; FreeSurfer MGH headers are in ms). Returns `None` for 3D images, a zero or non-finite TR, or a
+    fourth axis that is not time.
     """
     if image.ndim < 4:
         return None
     zooms = image.header.get_zooms()
     if len(zooms) < 4:
         return None
-    _, time_unit = image.header.get_xyzt_units()
-    seconds_per_unit = _SECONDS_PER_TIME_UNIT.get(time_unit)
+    if isinstance(image.header, MGHHeader):  # FreeSurfer .mgh/.mgz (surface series too) store the TR in ms
+        seconds_per_unit = 1e-3
+    else:
+        seconds_per_unit = _SECONDS_PER_TIME_UNIT.get(image.header.get_xyzt_units()[1])
     tr = float(zooms[3])
     if seconds_per_unit is None or not np.isfinite(tr) or tr <= 0:
         return None

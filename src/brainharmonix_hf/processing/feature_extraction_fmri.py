@@ -1,0 +1,352 @@
+# Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
+"""Feature extractor that turns parcellated fMRI (ROI time series of any TR) into FunctionJEPA inputs."""
+
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+from transformers import BatchFeature, SequenceFeatureExtractor
+from transformers.utils import TensorType, to_numpy
+
+from .fmri_normalization import NORMALIZATIONS, ZSCORE_SCOPES, fit_robust_statistics, robust_scale, zscore
+from .nifti_io import load_image
+from .nifti_io import repetition_time as header_repetition_time
+from .parcellation import parcellate_surface, parcellate_volume
+from .repetition_time import check_repetition_time, resolve_repetition_time
+from .roi_csv import read_roi_csv
+
+LAYOUTS = ("rois_first", "time_first")
+
+
+class FMRIFeatureExtractor(SequenceFeatureExtractor):
+    r"""Prepares ROI time series for FunctionJEPA: orientation, checks, normalisation, cropping, padding, masks.
+
+    Each series is cropped to `num_time_patches` patches of `window_seconds` (the patch length in frames is
+    `p = round(window_seconds / TR)`, so a token always spans the same time), normalised, right-padded with
+    `padding_value` to the longest series of the batch rounded up to whole patches, and returned ROI-first.
+
+    Args:
+        num_rois (`int`, *optional*, defaults to 400): ROIs per series; must match the model.
+        atlas (`str`, *optional*, defaults to `"schaefer400_7networks"`): the atlas and ROI order the series follow
+            (recorded, never inferred from data).
+        num_time_patches (`int`, *optional*, defaults to 18): time patches the model holds; longer series are cropped.
+        window_seconds (`float`, *optional*, defaults to 35.28): seconds per time patch.
+        normalization (`str`, *optional*, defaults to `"none"`): `"none"`, `"zscore"` (per sample) or `"robust"`
+            (`(x - median) / iqr` with cohort statistics, see `fit_robust_statistics`).
+        zscore_scope (`str`, *optional*, defaults to `"roi"`): z-score each ROI over time (`"roi"`) or the whole
+            series at once (`"global"`).
+        robust_median (`list[float]`, *optional*): per-ROI cohort medians for `normalization="robust"`.
+        robust_iqr (`list[float]`, *optional*): per-ROI cohort interquartile ranges for `normalization="robust"`.
+        padding_value (`float`, *optional*, defaults to 0.0): value of padded frames.
+        return_attention_mask (`bool`, *optional*, defaults to `True`): return the frame mask (1 = real frame).
+    """
+
+    model_input_names: ClassVar[list[str]] = ["fmri_values", "repetition_time", "attention_mask"]
+
+    def __init__(
+        self,
+        num_rois: int = 400,
+        atlas: str = "schaefer400_7networks",
+        num_time_patches: int = 18,
+        window_seconds: float = 35.28,
+        normalization: str = "none",
+        zscore_scope: str = "roi",
+        robust_median: list[float] | None = None,
+        robust_iqr: list[float] | None = None,
+        padding_value: float = 0.0,
+        return_attention_mask: bool = True,
+        **kwargs,
+    ):
+        # The base class's `feature_size` is `num_rois` and its `sampling_rate` has no single value (the TR is per
+        # series); both come back from a saved config, so drop them rather than pass them twice.
+        kwargs.pop("feature_size", None)
+        kwargs.pop("sampling_rate", None)
+        super().__init__(
+            feature_size=num_rois,
+            sampling_rate=None,
+            padding_value=padding_value,
+            return_attention_mask=return_attention_mask,
+            **kwargs,
+        )
+        if self.padding_side != "right":
+            raise ValueError(
+                f"padding_side={self.padding_side!r} is not supported: the model reads real frames from the start of "
+                "each series. Use padding_side='right'."
+            )
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}.")
+        if zscore_scope not in ZSCORE_SCOPES:
+            raise ValueError(f"zscore_scope must be one of {ZSCORE_SCOPES}, got {zscore_scope!r}.")
+        if num_rois < 1 or num_time_patches < 1 or not window_seconds > 0:
+            raise ValueError("num_rois and num_time_patches must be positive integers and window_seconds positive.")
+        self.num_rois = num_rois
+        self.atlas = atlas
+        self.num_time_patches = num_time_patches
+        self.window_seconds = window_seconds
+        self.normalization = normalization
+        self.zscore_scope = zscore_scope
+        self.robust_median = None
+        self.robust_iqr = None
+        if robust_median is not None or robust_iqr is not None:
+            self._set_robust_statistics(robust_median, robust_iqr)
+
+    def _set_robust_statistics(self, median, iqr) -> None:
+        if median is None or iqr is None:
+            raise ValueError("Pass both robust_median and robust_iqr (or neither).")
+        median, iqr = np.asarray(median, dtype=np.float64), np.asarray(iqr, dtype=np.float64)
+        if median.shape != (self.num_rois,) or iqr.shape != (self.num_rois,):
+            raise ValueError(
+                f"robust_median and robust_iqr must each hold num_rois={self.num_rois} values, got shapes "
+                f"{median.shape} and {iqr.shape}."
+            )
+        if not (np.all(np.isfinite(median)) and np.all(np.isfinite(iqr)) and np.all(iqr > 0)):
+            raise ValueError("robust_median must be finite and robust_iqr finite and positive for every ROI.")
+        # Lists, so the statistics are saved in the JSON config.
+        self.robust_median, self.robust_iqr = median.tolist(), iqr.tolist()
+
+    def patch_length(self, repetition_time: float) -> int:
+        """Frames per time patch at this TR: `round(window_seconds / repetition_time)`, at least 1."""
+        return max(1, round(self.window_seconds / repetition_time))
+
+    def fit_robust_statistics(self, fmri, layout: str) -> "FMRIFeatureExtractor":
+        """Fit per-ROI robust statistics (median and IQR over subjects of their temporal mean) on a cohort and store
+        them, so that `normalization="robust"` uses them and `save_pretrained` saves them.
+
+        Args:
+            fmri: the cohort's series, a list of 2D arrays (see `__call__`), not cropped.
+            layout (`str`): `"rois_first"` or `"time_first"`, as in `__call__`.
+        """
+        median, iqr = fit_robust_statistics(self._time_first_series(fmri, layout))
+        self._set_robust_statistics(median, iqr)
+        return self
+
+    def __call__(
+        self,
+        fmri,
+        *,
+        repetition_time: float | Sequence[float] | None = None,
+        layout: str | None = None,
+        return_tensors: str | TensorType | None = None,
+        return_attention_mask: bool | None = None,
+    ) -> BatchFeature:
+        """Prepare one series or a batch.
+
+        Args:
+            fmri: one series as a 2D array (numpy, torch or nested lists), a list of them, or a 3D batch array.
+            repetition_time (`float` or `Sequence[float]`): TR in seconds, one for all series or one per series.
+            layout (`str`): the declared axis order of every series: `"rois_first"` (`(num_rois, num_timepoints)`,
+                the layout of ROI CSV files) or `"time_first"` (`(num_timepoints, num_rois)`). Required: an axis
+                order is never guessed.
+            return_tensors (`str` or `TensorType`, *optional*): `"pt"` or `"np"`; lists of arrays when unset.
+            return_attention_mask (`bool`, *optional*): defaults to the extractor's `return_attention_mask`.
+
+        Returns:
+            `BatchFeature` with `fmri_values` `(batch, num_rois, num_timepoints)` float32, `repetition_time`
+            `(batch,)` float32 seconds and `attention_mask` `(batch, num_timepoints)` int (1 = real frame).
+        """
+        series_list = self._time_first_series(fmri, layout)
+        repetition_times = self._per_series_repetition_times(repetition_time, len(series_list))
+        prepared, padded_length = [], 0
+        for index, (series, tr) in enumerate(zip(series_list, repetition_times)):
+            series = self._normalize(self._crop_to_window(series, tr, index))
+            prepared.append(series)
+            patch = self.patch_length(tr)
+            padded_length = max(padded_length, math.ceil(len(series) / patch) * patch)
+        padded = self.pad(
+            BatchFeature({"fmri_values": prepared}),
+            padding="max_length",
+            max_length=padded_length,
+            return_attention_mask=return_attention_mask,
+            return_tensors="np",
+        )
+        outputs = {
+            "fmri_values": padded["fmri_values"].transpose(0, 2, 1),
+            "repetition_time": np.asarray(repetition_times, dtype=np.float32),
+        }
+        if "attention_mask" in padded:
+            outputs["attention_mask"] = padded["attention_mask"]
+        return BatchFeature(outputs, tensor_type=return_tensors)
+
+    def process_roi_csv(self, paths, *, repetition_time, has_header: bool = True, **call_kwargs) -> BatchFeature:
+        """Prepare ROI CSV files (rows = ROIs in atlas order, first column = ROI labels, `.csv` or `.csv.gz`).
+
+        Args:
+            paths: one path or a list of paths.
+            repetition_time: TR in seconds, one for all files or one per file.
+            has_header (`bool`, *optional*, defaults to `True`): whether the first line is a header row.
+            call_kwargs: `return_tensors`, `return_attention_mask` (see `__call__`).
+        """
+        paths = [paths] if isinstance(paths, (str, bytes)) or not isinstance(paths, Sequence) else paths
+        series = [read_roi_csv(path, has_header=has_header)[0] for path in paths]
+        return self(series, repetition_time=repetition_time, layout="rois_first", **call_kwargs)
+
+    def process_surface(
+        self,
+        vertex_data,
+        vertex_labels: np.ndarray,
+        *,
+        repetition_time=None,
+        header_repetition_time=None,
+        labels: Sequence[int] | None = None,
+        **call_kwargs,
+    ) -> BatchFeature:
+        """Parcellate vertex-wise series with a surface atlas, then prepare them.
+
+        Args:
+            vertex_data: one `(num_vertices, num_timepoints)` array or a list of them (hemispheres concatenated in
+                the order of `vertex_labels`).
+            vertex_labels (`np.ndarray` of shape `(num_vertices,)`): atlas label per vertex, 0 = unlabelled.
+            repetition_time: TR in seconds, one for all series or one per series; wins over the header's.
+            header_repetition_time: the TR recorded in the files the data came from (seconds), if any; used when
+                `repetition_time` is not given, and a disagreement with it warns.
+            labels (`Sequence[int]`, *optional*): atlas labels in model ROI order; default `1..num_rois`.
+            call_kwargs: `return_tensors`, `return_attention_mask` (see `__call__`).
+        """
+        vertex_data = [vertex_data] if np.ndim(vertex_data) == 2 else list(vertex_data)
+        labels = self._atlas_labels(labels)
+        series = [parcellate_surface(data, vertex_labels, labels)[0] for data in vertex_data]
+        repetition_times = [
+            resolve_repetition_time(explicit, header_repetition_time, name=f"surface series {index}")
+            for index, explicit in enumerate(self._broadcast(repetition_time, len(series)))
+        ]
+        return self(series, repetition_time=repetition_times, layout="rois_first", **call_kwargs)
+
+    def process_nifti(
+        self, images, label_image, *, repetition_time=None, labels: Sequence[int] | None = None, **call_kwargs
+    ) -> BatchFeature:
+        """Parcellate 4D NIfTI runs with a label NIfTI on the same grid, then prepare them.
+
+        The TR comes from each header unless `repetition_time` is given, which wins (a disagreement warns).
+
+        Args:
+            images: one 4D NIfTI (path or nibabel image) or a list of them.
+            label_image: the 3D atlas (path or nibabel image) on the runs' voxel grid.
+            repetition_time: TR in seconds, one for all runs or one per run; optional when the headers give it.
+            labels (`Sequence[int]`, *optional*): atlas labels in model ROI order; default `1..num_rois`.
+            call_kwargs: `return_tensors`, `return_attention_mask` (see `__call__`).
+        """
+        images = list(images) if isinstance(images, (list, tuple)) else [images]
+        labels = self._atlas_labels(labels)
+        label_image = load_image(label_image)
+        series, repetition_times = [], []
+        for index, (source, explicit) in enumerate(zip(images, self._broadcast(repetition_time, len(images)))):
+            image = load_image(source)
+            series.append(parcellate_volume(image, label_image, labels)[0])
+            name = f"image {index}" + (f" ({source})" if isinstance(source, (str, os.PathLike)) else "")
+            repetition_times.append(resolve_repetition_time(explicit, header_repetition_time(image), name=name))
+        return self(series, repetition_time=repetition_times, layout="rois_first", **call_kwargs)
+
+    def _atlas_labels(self, labels: Sequence[int] | None) -> np.ndarray:
+        labels = np.arange(1, self.num_rois + 1) if labels is None else np.asarray(labels)
+        if labels.shape != (self.num_rois,):
+            raise ValueError(
+                f"`labels` must list num_rois={self.num_rois} atlas labels in model ROI order, got shape "
+                f"{labels.shape}."
+            )
+        return labels
+
+    @staticmethod
+    def _broadcast(value, batch_size: int) -> list:
+        """One value per series: a scalar (or `None`) repeated, or a sequence of exactly `batch_size` values."""
+        if value is None or np.ndim(value) == 0:
+            return [value] * batch_size
+        values = list(np.asarray(value).reshape(-1))
+        if len(values) != batch_size:
+            raise ValueError(
+                f"repetition_time has {len(values)} values for {batch_size} series; pass one per series or a "
+                "single value for all."
+            )
+        return values
+
+    def _per_series_repetition_times(self, repetition_time, batch_size: int) -> list[float]:
+        values = self._broadcast(repetition_time, batch_size)
+        if np.ndim(repetition_time) == 0:
+            return [check_repetition_time(value) for value in values]
+        return [check_repetition_time(value, f"repetition_time[{index}]") for index, value in enumerate(values)]
+
+    def _time_first_series(self, fmri, layout: str | None) -> list[np.ndarray]:
+        """Split the input into series and return each as a checked float `(num_timepoints, num_rois)` array."""
+        if layout not in LAYOUTS:
+            raise ValueError(
+                f"layout must be declared as one of {LAYOUTS}, got {layout!r}: the axis order of an fMRI array is "
+                "never guessed. ROI CSV files and parcellation outputs are 'rois_first'."
+            )
+        if isinstance(fmri, (list, tuple)) and len(fmri) and np.ndim(fmri[0]) == 2:
+            series_list = [to_numpy(series) for series in fmri]
+        else:
+            batch = np.asarray(to_numpy(fmri))
+            series_list = [batch] if batch.ndim == 2 else list(batch) if batch.ndim == 3 else None
+            if series_list is None or not series_list:
+                raise ValueError(
+                    f"Expected one 2D series, a list of 2D series or a 3D batch, got an input of shape {batch.shape}."
+                )
+        return [self._checked_series(series, layout, index) for index, series in enumerate(series_list)]
+
+    def _checked_series(self, series, layout: str, index: int) -> np.ndarray:
+        series = np.asarray(series)
+        if series.ndim != 2:
+            raise ValueError(f"Series {index} has shape {series.shape}; each series must be 2D (ROIs and time).")
+        if not (np.issubdtype(series.dtype, np.floating) or np.issubdtype(series.dtype, np.integer)):
+            raise ValueError(f"Series {index} has dtype {series.dtype}; pass real-valued numbers.")
+        given_shape = series.shape
+        series = series.T if layout == "rois_first" else series
+        num_timepoints, num_rois = series.shape
+        if num_rois != self.num_rois:
+            other = "time_first" if layout == "rois_first" else "rois_first"
+            hint = (
+                f" Its other axis has {num_timepoints}: is the layout {other!r}?"
+                if num_timepoints == self.num_rois
+                else ""
+            )
+            raise ValueError(
+                f"Series {index} (shape {given_shape}, layout {layout!r}) has {num_rois} ROIs but the model expects "
+                f"num_rois={self.num_rois} ({self.atlas}). Parcellate with that atlas.{hint}"
+            )
+        if num_timepoints == 0:
+            raise ValueError(f"Series {index} is empty (0 time points); drop it or pass the full run.")
+        bad = ~np.isfinite(series)
+        if np.any(bad):
+            frames, rois = np.nonzero(bad)
+            raise ValueError(
+                f"Series {index} has {bad.sum()} NaN/Inf values (first at frame {frames[0]}, ROI {rois[0]}). "
+                "Interpolate or remove those frames, or drop the ROI from the atlas, before processing."
+            )
+        return series.astype(np.float64)
+
+    def _crop_to_window(self, series: np.ndarray, tr: float, index: int) -> np.ndarray:
+        """Keep at most `num_time_patches` patches of frames; warn when a series is cropped or under one patch."""
+        patch = self.patch_length(tr)
+        max_frames = self.num_time_patches * patch
+        if len(series) > max_frames:
+            dropped = len(series) - max_frames
+            warnings.warn(
+                f"Series {index} has {len(series)} frames at TR {tr:g} s; the model holds {self.num_time_patches} "
+                f"patches of {patch} frames, so the last {dropped} frames ({dropped * tr:.1f} s) are dropped. Split "
+                "the run into windows yourself to keep them.",
+                UserWarning,
+                stacklevel=3,
+            )
+            return series[:max_frames]
+        if len(series) < patch:
+            warnings.warn(
+                f"Series {index} has {len(series)} frames at TR {tr:g} s, shorter than one {patch}-frame patch "
+                f"({self.window_seconds:g} s); it is zero-padded to one patch, so the model sees mostly padding.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return series
+
+    def _normalize(self, series: np.ndarray) -> np.ndarray:
+        if self.normalization == "zscore":
+            return zscore(series, scope=self.zscore_scope)
+        if self.normalization == "robust":
+            if self.robust_median is None:
+                raise ValueError(
+                    "normalization='robust' needs cohort statistics: call `fit_robust_statistics(cohort, layout=...)`"
+                    " on this extractor, or pass robust_median= and robust_iqr= when creating it."
+                )
+            return robust_scale(series, np.asarray(self.robust_median), np.asarray(self.robust_iqr))
+        return series.astype(np.float32)
