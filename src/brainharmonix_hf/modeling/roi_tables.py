@@ -1,0 +1,108 @@
+# Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
+"""ROI position tables shipped with the package: geometric harmonics and functional gradients per atlas ROI.
+
+One safetensors file per atlas in `brainharmonix_hf/data/<atlas>_roi_positions.safetensors` holds the two tables
+and JSON-encoded metadata (provenance, method, sign rule, licences). `scripts/build_roi_position_tables.py`
+rebuilds the default file from public data.
+"""
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+DEFAULT_ATLAS = "schaefer400_7networks"
+_FILE_SUFFIX = "_roi_positions.safetensors"
+_HARMONICS_KEY = "geometric_harmonics"
+_GRADIENTS_KEY = "functional_gradients"
+_RESERVED_METADATA = ("atlas", "roi_order")
+
+
+@dataclass(frozen=True)
+class RoiTables:
+    """Per-ROI position tables of one atlas.
+
+    Attributes:
+        geometric_harmonics: `(num_rois, num_modes)` float32 parcel means of Laplace–Beltrami eigenmodes.
+        functional_gradients: `(num_rois, num_gradients)` float32 diffusion-map gradients of group connectivity.
+        atlas: atlas name, e.g. "schaefer400_7networks".
+        roi_order: plain-language description of the row order.
+        metadata: provenance (source files, method, sign rule, package versions, licences) and build figures.
+    """
+
+    geometric_harmonics: torch.Tensor
+    functional_gradients: torch.Tensor
+    atlas: str
+    roi_order: str
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in (_HARMONICS_KEY, _GRADIENTS_KEY):
+            table = getattr(self, name)
+            if table.ndim != 2 or table.dtype != torch.float32:
+                raise ValueError(f"`{name}` must be a 2D float32 tensor; got {tuple(table.shape)} {table.dtype}.")
+        if self.geometric_harmonics.shape[0] != self.functional_gradients.shape[0]:
+            raise ValueError(
+                f"both tables need one row per ROI; got {self.geometric_harmonics.shape[0]} rows of harmonics and "
+                f"{self.functional_gradients.shape[0]} rows of gradients."
+            )
+
+    @property
+    def num_rois(self) -> int:
+        return self.geometric_harmonics.shape[0]
+
+
+def _data_dir():
+    return resources.files("brainharmonix_hf").joinpath("data")
+
+
+def available_atlases() -> list[str]:
+    """Names of the atlases whose tables ship with the package."""
+    return sorted(
+        entry.name[: -len(_FILE_SUFFIX)] for entry in _data_dir().iterdir() if entry.name.endswith(_FILE_SUFFIX)
+    )
+
+
+def save_roi_tables(tables: RoiTables, path: str | Path) -> None:
+    """Write `tables` to a safetensors file (tensors + JSON-encoded metadata strings)."""
+    clash = set(_RESERVED_METADATA) & set(tables.metadata)
+    if clash:
+        raise ValueError(f"metadata keys {sorted(clash)} are reserved; pass them as RoiTables fields instead.")
+    metadata = {"atlas": tables.atlas, "roi_order": tables.roi_order, **tables.metadata}
+    save_file(
+        {
+            _HARMONICS_KEY: tables.geometric_harmonics.contiguous(),
+            _GRADIENTS_KEY: tables.functional_gradients.contiguous(),
+        },
+        str(path),
+        metadata={key: json.dumps(value) for key, value in metadata.items()},
+    )
+
+
+def read_roi_tables(path: str | Path) -> RoiTables:
+    """Read tables written by `save_roi_tables`."""
+    with safe_open(str(path), framework="pt") as file:
+        metadata = {key: json.loads(value) for key, value in file.metadata().items()}
+        harmonics, gradients = file.get_tensor(_HARMONICS_KEY), file.get_tensor(_GRADIENTS_KEY)
+    atlas, roi_order = (metadata.pop(key) for key in _RESERVED_METADATA)
+    return RoiTables(harmonics, gradients, atlas=atlas, roi_order=roi_order, metadata=metadata)
+
+
+def load_roi_tables(atlas: str = DEFAULT_ATLAS) -> RoiTables:
+    """Load the tables shipped for `atlas`.
+
+    Raises:
+        ValueError: no tables ship for `atlas`; the message lists the atlases that do.
+    """
+    path = _data_dir().joinpath(atlas + _FILE_SUFFIX)
+    if not path.is_file():
+        raise ValueError(
+            f"no ROI position tables ship for atlas {atlas!r}; available: {available_atlases()}. Pass one of those "
+            "names, or save your own tables with `save_roi_tables` and load them with `read_roi_tables(path)`."
+        )
+    with resources.as_file(path) as local_path:
+        return read_roi_tables(local_path)
