@@ -6,9 +6,16 @@ Importing the package registers every config, model and processor with the trans
 
 __version__ = "0.1.0"
 
-from transformers import AutoConfig, AutoModel, AutoModelForPreTraining
+from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, AutoModelForSequenceClassification
 
+from .modeling.configuration_harmonizer import HarmonizerConfig
 from .modeling.configuration_structure_mae import StructureMAEConfig
+from .modeling.modeling_harmonizer import (
+    HarmonizerForPreTraining,
+    HarmonizerForSequenceClassification,
+    HarmonizerModel,
+    HarmonizerPreTrainedModel,
+)
 from .modeling.modeling_structure_mae import (
     StructureMAEForPreTraining,
     StructureMAEModel,
@@ -18,3 +25,8 @@ from .modeling.modeling_structure_mae import (
 AutoConfig.register(StructureMAEConfig.model_type, StructureMAEConfig)
 AutoModel.register(StructureMAEConfig, StructureMAEModel)
 AutoModelForPreTraining.register(StructureMAEConfig, StructureMAEForPreTraining)
+
+AutoConfig.register(HarmonizerConfig.model_type, HarmonizerConfig)
+AutoModel.register(HarmonizerConfig, HarmonizerModel)
+AutoModelForPreTraining.register(HarmonizerConfig, HarmonizerForPreTraining)
+AutoModelForSequenceClassification.register(HarmonizerConfig, HarmonizerForSequenceClassification)

@@ -1,0 +1,384 @@
+# Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
+"""The Harmonizer: fuses fMRI and T1 encoder latents into a CLS token and K hub tokens.
+
+Sequence seen by the encoder: `[CLS, fMRI latents, T1 latents, hub tokens]` with a fixed 1D sin-cos position over the
+`1 + num_fmri_tokens + num_t1_tokens` leading positions (CLS at index 0 gets the zero row) and learned positions on the
+hub tokens. Padded fMRI tokens and missing modalities are dropped before the transformer (token packing), so their
+cost is never paid; CLS and hub tokens are always kept. Output: `[CLS, hub tokens]`.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
+from transformers.modeling_utils import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .._compat import (
+    TransformersKwargs,
+    Unpack,
+    can_return_tuple,
+    capture_outputs,
+    create_bidirectional_mask,
+    init,
+    merge_with_config_defaults,
+)
+from .configuration_harmonizer import HarmonizerConfig
+from .harmonizer_tokens import combine_modalities, hide_one_modality, reconstruction_loss_mask
+from .layers import BrainSelfAttention, TransformerLayer, build_layers
+from .positions import sincos_1d_with_cls
+from .token_packing import pack_tokens
+
+# Per-token standardisation of reconstruction targets: (t - mean) / sqrt(var + eps) over the latent features.
+TARGET_NORM_EPS = 1e-6
+
+
+@dataclass
+class HarmonizerForPreTrainingOutput(ModelOutput):
+    """Output of [`HarmonizerForPreTraining`].
+
+    Args:
+        loss: scalar reconstruction loss (MSE to per-token standardised latents over the counted tokens).
+        reconstruction: `(batch, num_fmri_tokens + num_t1_tokens, latent_size)` predicted standardised latents.
+        last_hidden_state: `(batch, 1 + num_hub_tokens, hidden_size)` encoder output `[CLS, hub tokens]`.
+        hidden_states, attentions: encoder layers' outputs over the computed sequence
+            `[CLS, valid latent tokens packed to the front, hub tokens]`.
+    """
+
+    loss: torch.Tensor | None = None
+    reconstruction: torch.Tensor | None = None
+    last_hidden_state: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+class HarmonizerEmbeddings(nn.Module):
+    """Builds the encoder sequence `[CLS, valid latent tokens, hub tokens]` and its 2D attention mask."""
+
+    def __init__(self, config: HarmonizerConfig):
+        super().__init__()
+        self.config = config
+        # The pretrained ViT-B Harmonizer reads 768-d latents at 768-d width and has no projection.
+        self.input_projection = (
+            nn.Identity() if config.latent_size == config.hidden_size else nn.Linear(config.latent_size, config.hidden_size)
+        )
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.hub_tokens = nn.Parameter(torch.zeros(config.num_hub_tokens, config.hidden_size))
+        self.hub_position_embeddings = nn.Parameter(torch.zeros(config.num_hub_tokens, config.hidden_size))
+        self.register_buffer("position_embeddings", self.build_position_table(config), persistent=False)
+
+    @staticmethod
+    def build_position_table(config: HarmonizerConfig) -> torch.Tensor:
+        """`(1 + num_fmri_tokens + num_t1_tokens, hidden_size)` sin-cos table, row 0 (CLS) zero."""
+        return sincos_1d_with_cls(config.hidden_size, config.num_fmri_tokens + config.num_t1_tokens)
+
+    def forward(self, latents: torch.Tensor, token_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        Args:
+            latents: `(batch, num_latent_tokens, latent_size)` fMRI then T1 latents.
+            token_mask: `(batch, num_latent_tokens)`, nonzero for tokens to compute.
+
+        Returns:
+            embeddings `(batch, 1 + max_valid + num_hub_tokens, hidden_size)` and the long 2D attention mask of the
+            same length (1 = real), where `max_valid` is the largest valid-token count in the batch.
+        """
+        packed = pack_tokens(latents, token_mask)
+        dtype = self.hub_tokens.dtype
+        positions = self.position_embeddings.to(dtype)
+        tokens = self.input_projection(packed.hidden_states.to(dtype)) + positions[1:][packed.index]
+        batch_size = latents.shape[0]
+        cls = (self.cls_token + positions[:1]).expand(batch_size, -1, -1)
+        hub = (self.hub_tokens + self.hub_position_embeddings).expand(batch_size, -1, -1)
+        embeddings = torch.cat([cls, tokens, hub], dim=1)
+        always_on = packed.mask.new_ones(batch_size, 1 + self.config.num_hub_tokens)
+        attention_mask = torch.cat([always_on[:, :1], packed.mask, always_on[:, 1:]], dim=1)
+        return embeddings, attention_mask
+
+
+class HarmonizerDecoder(nn.Module):
+    """Pretraining decoder: reconstructs every latent token from the encoder's `[CLS, hub tokens]`.
+
+    Sequence: `[CLS, one mask token per latent position]` plus a fixed sin-cos table, then the hub tokens plus learned
+    positions; no attention mask (mask tokens carry no data, so all of them are computed).
+    """
+
+    def __init__(self, config: HarmonizerConfig):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Linear(config.hidden_size, config.decoder_hidden_size)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_hidden_size))
+        self.hub_position_embeddings = nn.Parameter(torch.zeros(config.num_hub_tokens, config.decoder_hidden_size))
+        self.register_buffer("position_embeddings", self.build_position_table(config), persistent=False)
+        self.layers = build_layers(
+            config,
+            config.decoder_num_hidden_layers,
+            config.decoder_hidden_size,
+            config.decoder_num_attention_heads,
+            config.decoder_intermediate_size,
+        )
+        self.layernorm = nn.LayerNorm(config.decoder_hidden_size, eps=config.layer_norm_eps)
+        self.prediction = nn.Linear(config.decoder_hidden_size, config.latent_size)
+
+    @staticmethod
+    def build_position_table(config: HarmonizerConfig) -> torch.Tensor:
+        """`(1 + num_fmri_tokens + num_t1_tokens, decoder_hidden_size)` sin-cos table, row 0 (CLS) zero."""
+        return sincos_1d_with_cls(config.decoder_hidden_size, config.num_fmri_tokens + config.num_t1_tokens)
+
+    def forward(self, encoder_output: torch.Tensor) -> torch.Tensor:
+        """`(batch, 1 + num_hub_tokens, hidden_size)` -> `(batch, num_latent_tokens, latent_size)`."""
+        hidden_states = self.embed(encoder_output)
+        batch_size = hidden_states.shape[0]
+        num_latent_tokens = self.position_embeddings.shape[0] - 1
+        mask_tokens = self.mask_token.expand(batch_size, num_latent_tokens, -1)
+        positions = self.position_embeddings.to(hidden_states.dtype)
+        hidden_states = torch.cat(
+            [
+                torch.cat([hidden_states[:, :1], mask_tokens], dim=1) + positions,
+                hidden_states[:, 1:] + self.hub_position_embeddings,
+            ],
+            dim=1,
+        )
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, None)
+        hidden_states = self.prediction(self.layernorm(hidden_states))
+        return hidden_states[:, 1 : 1 + num_latent_tokens]
+
+
+class HarmonizerPreTrainedModel(PreTrainedModel):
+    config: HarmonizerConfig
+    base_model_prefix = "harmonizer"
+    # Inputs are encoder latents of an fMRI series (time) and a T1 volume (image); fMRI is the primary one.
+    main_input_name = "fmri_latents"
+    input_modalities = ("time", "image")
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["TransformerLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    # Recorded inside `HarmonizerModel` only: the pretraining decoder's layers live outside it and are never recorded.
+    _can_record_outputs = {"hidden_states": TransformerLayer, "attentions": BrainSelfAttention}
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear) and module is getattr(self, "classifier", None):
+            init.trunc_normal_(module.weight, std=self.config.classifier_initializer_range)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            # MAE-style init of every other Linear, as the reference pretraining.
+            init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, HarmonizerEmbeddings):
+            init.normal_(module.cls_token, std=std)
+            init.normal_(module.hub_tokens, std=1.0)
+            init.normal_(module.hub_position_embeddings, std=1.0)
+            init.copy_(module.position_embeddings, module.build_position_table(self.config))
+        elif isinstance(module, HarmonizerDecoder):
+            init.normal_(module.mask_token, std=std)
+            init.normal_(module.hub_position_embeddings, std=1.0)
+            init.copy_(module.position_embeddings, module.build_position_table(self.config))
+
+
+class HarmonizerModel(HarmonizerPreTrainedModel):
+    """Harmonizer encoder. Returns `[CLS, hub tokens]` and, as `pooler_output`, the mean of the hub tokens.
+
+    Args:
+        config: the model config.
+        add_final_layernorm: apply the final LayerNorm to the output. Fine-tuning heads drop it (the reference removes
+            it and normalises the pooled hub tokens instead).
+    """
+
+    def __init__(self, config: HarmonizerConfig, add_final_layernorm: bool = True):
+        super().__init__(config)
+        self.embeddings = HarmonizerEmbeddings(config)
+        self.layers = build_layers(
+            config,
+            config.num_hidden_layers,
+            config.hidden_size,
+            config.num_attention_heads,
+            config.intermediate_size,
+            config.drop_path_rate,
+        )
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if add_final_layernorm else None
+        self.post_init()
+
+    @merge_with_config_defaults
+    @capture_outputs(tie_last_hidden_states=False)
+    def forward(
+        self,
+        fmri_latents: torch.Tensor | None = None,
+        fmri_token_mask: torch.Tensor | None = None,
+        t1_latents: torch.Tensor | None = None,
+        t1_token_mask: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> BaseModelOutputWithPooling:
+        r"""
+        Args:
+            fmri_latents: `(batch, num_fmri_tokens, latent_size)` FunctionJEPA last hidden state, or `None` when no
+                subject in the batch has fMRI.
+            fmri_token_mask: `(batch, num_fmri_tokens)`, 1 for valid tokens, 0 for padded ones (or all zero for a
+                subject without fMRI); `None` means all valid.
+            t1_latents: `(batch, num_t1_tokens, latent_size)` StructureMAE last hidden state without CLS, or `None`.
+            t1_token_mask: `(batch, num_t1_tokens)`, all zero for a subject without T1; `None` means all valid.
+
+        Every subject needs at least one valid token. While training, `config.modality_dropout` hides one modality
+        of subjects that have both.
+
+        Returns:
+            `BaseModelOutputWithPooling` with `last_hidden_state` `(batch, 1 + num_hub_tokens, hidden_size)`
+            = `[CLS, hub tokens]` (after the final LayerNorm when the model has one), `pooler_output`
+            `(batch, hidden_size)` = mean of the hub tokens, and `hidden_states` / `attentions` over the computed
+            sequence `[CLS, valid latent tokens packed to the front, hub tokens]`.
+        """
+        latents, token_mask = combine_modalities(self.config, fmri_latents, fmri_token_mask, t1_latents, t1_token_mask)
+        if self.training and self.config.modality_dropout > 0:
+            token_mask = hide_one_modality(token_mask, self.config.num_fmri_tokens, self.config.modality_dropout)
+
+        hidden_states, attention_mask = self.embeddings(latents, token_mask)
+        attention_mask = create_bidirectional_mask(
+            config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
+        )
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, attention_mask, **kwargs)
+
+        output_tokens = torch.cat([hidden_states[:, :1], hidden_states[:, -self.config.num_hub_tokens :]], dim=1)
+        if self.layernorm is not None:
+            output_tokens = self.layernorm(output_tokens)
+        return BaseModelOutputWithPooling(last_hidden_state=output_tokens, pooler_output=output_tokens[:, 1:].mean(1))
+
+
+class HarmonizerForPreTraining(HarmonizerPreTrainedModel):
+    """Harmonizer with the reconstruction decoder: every latent token is predicted back from `[CLS, hub tokens]`.
+
+    Loss: MSE between the reconstruction and the per-token standardised input latents
+    (`(t - mean) / sqrt(var + 1e-6)` over the features), over valid tokens (or, with
+    `config.include_padded_fmri_in_loss`, also over padded fMRI tokens of subjects with fMRI). The loss is a plain
+    mean over the batch's counted tokens, so Trainer divides it for gradient accumulation.
+    """
+
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: HarmonizerConfig):
+        super().__init__(config)
+        self.harmonizer = HarmonizerModel(config)
+        self.decoder = HarmonizerDecoder(config)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        fmri_latents: torch.Tensor | None = None,
+        fmri_token_mask: torch.Tensor | None = None,
+        t1_latents: torch.Tensor | None = None,
+        t1_token_mask: torch.Tensor | None = None,
+        return_loss: bool = True,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> HarmonizerForPreTrainingOutput:
+        r"""
+        Args:
+            fmri_latents, fmri_token_mask, t1_latents, t1_token_mask: as in [`HarmonizerModel.forward`].
+            return_loss: compute the reconstruction loss. Tokens hidden by modality dropout still count: the model
+                learns to reconstruct the hidden modality from the other one.
+
+        Returns:
+            [`HarmonizerForPreTrainingOutput`].
+        """
+        outputs = self.harmonizer(fmri_latents, fmri_token_mask, t1_latents, t1_token_mask, **kwargs)
+        reconstruction = self.decoder(outputs.last_hidden_state)
+
+        loss = None
+        if return_loss:
+            latents, token_mask = combine_modalities(
+                self.config, fmri_latents, fmri_token_mask, t1_latents, t1_token_mask
+            )
+            loss_mask = reconstruction_loss_mask(
+                token_mask, self.config.num_fmri_tokens, self.config.include_padded_fmri_in_loss
+            )
+            loss = standardised_reconstruction_loss(reconstruction, latents, loss_mask)
+
+        return HarmonizerForPreTrainingOutput(
+            loss=loss,
+            reconstruction=reconstruction,
+            last_hidden_state=outputs.last_hidden_state,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+def standardised_reconstruction_loss(
+    reconstruction: torch.Tensor, latents: torch.Tensor, loss_mask: torch.Tensor
+) -> torch.Tensor:
+    """Mean squared error to per-token standardised targets over the tokens `loss_mask` counts.
+
+    Args:
+        reconstruction: `(batch, num_tokens, latent_size)`.
+        latents: `(batch, num_tokens, latent_size)` targets before standardisation (variance with Bessel's
+            correction, as MAE's normalised-pixel loss).
+        loss_mask: `(batch, num_tokens)` float, 1 for counted tokens.
+    """
+    target = latents.float()
+    target = (target - target.mean(dim=-1, keepdim=True)) / (target.var(dim=-1, keepdim=True) + TARGET_NORM_EPS).sqrt()
+    per_token = (reconstruction.float() - target).pow(2).mean(dim=-1)
+    return (per_token * loss_mask).sum() / loss_mask.sum()
+
+
+class HarmonizerForSequenceClassification(HarmonizerPreTrainedModel):
+    """Harmonizer encoder (without its final LayerNorm) + mean of the hub tokens + LayerNorm + Linear.
+
+    `config.num_labels` outputs; `config.problem_type` selects the loss as in transformers' sequence classification
+    heads (`num_labels == 1` -> regression / MSE, integer labels -> cross-entropy, float multi-hot -> BCE). The loss is
+    a plain batch mean, so Trainer divides it for gradient accumulation (use `TrainingArguments.label_smoothing_factor`
+    for label smoothing). `config.drop_path_rate` sets the encoder's stochastic depth.
+    """
+
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: HarmonizerConfig):
+        super().__init__(config)
+        self.harmonizer = HarmonizerModel(config, add_final_layernorm=False)
+        self.classifier_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        fmri_latents: torch.Tensor | None = None,
+        fmri_token_mask: torch.Tensor | None = None,
+        t1_latents: torch.Tensor | None = None,
+        t1_token_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> SequenceClassifierOutput:
+        r"""
+        Args:
+            fmri_latents, fmri_token_mask, t1_latents, t1_token_mask: as in [`HarmonizerModel.forward`].
+            labels: `(batch,)` class indices, `(batch, num_labels)` multi-hot floats, or `(batch,)` /
+                `(batch, 1)` regression targets.
+
+        Returns:
+            `SequenceClassifierOutput` with `logits` `(batch, num_labels)`.
+        """
+        outputs = self.harmonizer(fmri_latents, fmri_token_mask, t1_latents, t1_token_mask, **kwargs)
+        logits = self.classifier(self.classifier_norm(outputs.pooler_output))
+
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(labels, logits, self.config)
+
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+__all__ = [
+    "HarmonizerForPreTraining",
+    "HarmonizerForPreTrainingOutput",
+    "HarmonizerForSequenceClassification",
+    "HarmonizerModel",
+    "HarmonizerPreTrainedModel",
+]
