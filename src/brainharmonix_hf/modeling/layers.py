@@ -181,7 +181,11 @@ def build_layers(
     drop_path_rate: float = 0.0,
 ) -> nn.ModuleList:
     """A stack of `num_layers` `TransformerLayer`s with stochastic depth rising linearly from 0 to `drop_path_rate`."""
-    rates = torch.linspace(0, drop_path_rate, num_layers).tolist() if num_layers > 1 else [drop_path_rate] * num_layers
+    # Plain Python, not torch.linspace: models are also built under `torch.device("meta")`, where tensors hold no data.
+    if num_layers > 1:
+        rates = [drop_path_rate * index / (num_layers - 1) for index in range(num_layers)]
+    else:
+        rates = [drop_path_rate] * num_layers
     return nn.ModuleList(
         TransformerLayer(config, hidden_size, num_attention_heads, intermediate_size, rate) for rate in rates
     )
