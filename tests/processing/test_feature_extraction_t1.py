@@ -1,0 +1,233 @@
+"""T1 volume processor on nilearn's 1 mm MNI152 template and nibabel's real 2 mm anatomical image."""
+
+import tempfile
+import unittest
+from pathlib import Path
+from typing import ClassVar
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from hf_common.upstream.test_feature_extraction_common import FeatureExtractionSavingTestMixin
+from nibabel.testing import data_path
+from nilearn.datasets import load_mni152_template
+
+from brainharmonix_hf.processing.feature_extraction_t1 import T1VolumeFeatureExtractor, centre_pad_or_crop
+from brainharmonix_hf.processing.nifti_io import NiftiInputError
+
+ANATOMICAL = Path(data_path) / "anatomical.nii"  # real T1, 33 x 41 x 25, 2 mm
+MNI_SHAPE = (197, 233, 189)
+MNI_PADDED_SHAPE = (197 + 15, 233 + 6, 189 + 22)
+
+
+class T1VolumeFeatureExtractorSavingTest(FeatureExtractionSavingTestMixin, unittest.TestCase):
+    feature_extraction_class = T1VolumeFeatureExtractor
+    feat_extract_dict: ClassVar[dict] = {
+        "volume_size": [32, 48, 40],
+        "target_spacing": 2.0,
+        "resample": True,
+        "spacing_tolerance": 0.05,
+        "reference_padding": [[1, 2], [0, 0], [3, 0]],
+        "normalization": "brain",
+    }
+
+
+@pytest.fixture(scope="module")
+def mni():
+    template = load_mni152_template(resolution=1)
+    assert template.shape == MNI_SHAPE and nib.aff2axcodes(template.affine) == ("R", "A", "S")
+    return template
+
+
+@pytest.fixture(scope="module")
+def mni_voxels(mni):
+    return mni.get_fdata(dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def mni_pixel_values(mni):
+    return T1VolumeFeatureExtractor()(mni)["pixel_values"]
+
+
+def test_mni_template_matches_pad_zscore_crop_by_hand(mni_voxels, mni_pixel_values):
+    assert mni_pixel_values.shape == (1, 1, 160, 192, 160)
+    assert mni_pixel_values.dtype == np.float32
+    padded = np.pad(mni_voxels.astype(np.float64), ((6, 9), (2, 4), (0, 22)))
+    assert padded.shape == MNI_PADDED_SHAPE
+    # Centre crop 212 x 239 x 211 -> 160 x 192 x 160 starts at floor(excess / 2) = (26, 23, 25).
+    expected = (padded[26:186, 23:215, 25:185] - padded.mean()) / (padded.std() + 1e-9)
+    np.testing.assert_allclose(mni_pixel_values[0, 0], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("normalization", ["whole_volume", "brain"])
+def test_zscore_statistics_without_cropping(mni, mni_voxels, normalization):
+    extractor = T1VolumeFeatureExtractor(volume_size=MNI_PADDED_SHAPE, normalization=normalization)
+    pixel_values = extractor(mni)["pixel_values"][0, 0].astype(np.float64)
+    padded_brain = np.pad(mni_voxels, ((6, 9), (2, 4), (0, 22))) != 0
+    normalised = pixel_values if normalization == "whole_volume" else pixel_values[padded_brain]
+    assert normalised.mean() == pytest.approx(0.0, abs=1e-5)
+    assert normalised.std() == pytest.approx(1.0, abs=1e-5)
+    # Background (raw 0) goes through the same map: it sits at -mean/std, below every brain voxel.
+    background = pixel_values[~padded_brain]
+    assert background.max() == background.min() < pixel_values[padded_brain].min()
+
+
+def test_no_normalization_keeps_intensities(mni, mni_voxels):
+    pixel_values = T1VolumeFeatureExtractor(normalization="none")(mni)["pixel_values"][0, 0]
+    np.testing.assert_array_equal(pixel_values, np.pad(mni_voxels, ((6, 9), (2, 4), (0, 22)))[26:186, 23:215, 25:185])
+
+
+def _reoriented(image: nib.Nifti1Image, permutation: tuple[int, int, int], flips: tuple[bool, bool, bool]):
+    """The same voxels in another array order: permute and flip the array, and move the affine with it."""
+    data = image.get_fdata(dtype=np.float32).transpose(permutation)
+    affine = image.affine.copy()
+    affine[:, :3] = affine[:, list(permutation)]
+    for axis, flip in enumerate(flips):
+        if flip:
+            data = np.flip(data, axis)
+            affine[:, 3] += affine[:, axis] * (data.shape[axis] - 1)
+            affine[:, axis] *= -1
+    return nib.Nifti1Image(np.ascontiguousarray(data), affine)
+
+
+@pytest.mark.parametrize(
+    ("permutation", "flips", "axcodes"),
+    [((0, 1, 2), (True, False, False), ("L", "A", "S")), ((2, 0, 1), (False, True, True), ("S", "L", "P"))],
+)
+def test_other_orientations_give_the_same_output(mni, mni_pixel_values, permutation, flips, axcodes):
+    reoriented = _reoriented(mni, permutation, flips)
+    assert nib.aff2axcodes(reoriented.affine) == axcodes
+    np.testing.assert_array_equal(T1VolumeFeatureExtractor()(reoriented)["pixel_values"], mni_pixel_values)
+
+
+def test_files_arrays_and_batches_agree(tmp_path, mni, mni_voxels, mni_pixel_values):
+    paths = [tmp_path / "mni.nii", tmp_path / "mni.nii.gz"]
+    for path in paths:
+        nib.save(mni, path)
+    extractor = T1VolumeFeatureExtractor()
+    batch = extractor([paths[0], str(paths[1]), mni_voxels], affine=[None, None, mni.affine], return_tensors="pt")
+    pixel_values = batch["pixel_values"]
+    assert isinstance(pixel_values, torch.Tensor) and pixel_values.dtype == torch.float32
+    assert pixel_values.shape == (3, 1, 160, 192, 160)
+    # Files store the template as uint8 with a scale factor; reading it back rounds differently in the last bit.
+    for index in range(3):
+        np.testing.assert_allclose(pixel_values[index].numpy(), mni_pixel_values[0], rtol=0, atol=1e-6)
+
+
+def test_one_affine_is_shared_by_every_array(mni, mni_voxels, mni_pixel_values):
+    pixel_values = T1VolumeFeatureExtractor()([mni_voxels, mni_voxels], affine=mni.affine)["pixel_values"]
+    np.testing.assert_array_equal(pixel_values, np.concatenate([mni_pixel_values] * 2))
+
+
+def test_affine_list_of_the_wrong_length_is_refused(mni_voxels):
+    with pytest.raises(ValueError, match="Got 1 affines for 2 volumes"):
+        T1VolumeFeatureExtractor()([mni_voxels, mni_voxels], affine=[np.eye(4)])
+
+
+def test_array_without_affine_is_refused(mni_voxels):
+    with pytest.raises(NiftiInputError, match="pass its `affine=`"):
+        T1VolumeFeatureExtractor()(mni_voxels)
+
+
+def test_trailing_singleton_dimension_is_squeezed(mni, mni_voxels, mni_pixel_values):
+    pixel_values = T1VolumeFeatureExtractor()(mni_voxels[..., None], affine=mni.affine)["pixel_values"]
+    np.testing.assert_array_equal(pixel_values, mni_pixel_values)
+
+
+def test_several_volumes_are_refused(mni):
+    series = nib.Nifti1Image(np.zeros((*MNI_SHAPE[:2], 4, 2), dtype=np.float32), mni.affine)
+    with pytest.raises(NiftiInputError, match=r"4D with 2 volumes .* single 3D volume"):
+        T1VolumeFeatureExtractor()(series)
+
+
+def test_2mm_image_is_refused_without_resampling():
+    with pytest.raises(NiftiInputError, match=r"voxel size is \(2\.0, 2\.0, 2\.0\) mm.*Pass `resample=True`"):
+        T1VolumeFeatureExtractor()(ANATOMICAL)
+
+
+def test_2mm_image_is_resampled_to_1mm():
+    pixel_values = T1VolumeFeatureExtractor(resample=True, normalization="none")(ANATOMICAL)["pixel_values"][0, 0]
+    assert pixel_values.shape == (160, 192, 160)
+    # Every voxel of the 33 x 41 x 25 image is nonzero; at 1 mm it spans (2n - 1) voxels per axis, centred.
+    nonzero = np.argwhere(pixel_values != 0)
+    extent = nonzero.max(axis=0) - nonzero.min(axis=0) + 1
+    assert tuple(extent) == (65, 81, 49)
+    # Trilinear resampling keeps the original voxel values at the original voxel centres.
+    original = nib.as_closest_canonical(nib.load(ANATOMICAL)).get_fdata(dtype=np.float32)
+    start = nonzero.min(axis=0)
+    np.testing.assert_allclose(pixel_values[start[0] :: 2, start[1] :: 2, start[2] :: 2][:33, :41, :25], original)
+
+
+def test_voxel_size_within_tolerance_is_accepted(mni, mni_voxels):
+    affine = mni.affine @ np.diag([1.05, 0.95, 1.0, 1.0])
+    assert T1VolumeFeatureExtractor()(mni_voxels, affine=affine)["pixel_values"].shape == (1, 1, 160, 192, 160)
+    with pytest.raises(NiftiInputError, match=r"voxel size is \(1\.2, 1\.0, 1\.0\) mm"):
+        T1VolumeFeatureExtractor()(mni_voxels, affine=mni.affine @ np.diag([1.2, 1.0, 1.0, 1.0]))
+
+
+def test_constant_volume_is_refused():
+    with pytest.raises(NiftiInputError, match=r"The volume has a single value \(3\.0\)"):
+        T1VolumeFeatureExtractor()(np.full((20, 20, 20), 3.0), affine=np.eye(4))
+
+
+def test_binary_mask_is_refused_for_brain_normalization():
+    mask = np.zeros((20, 20, 20))
+    mask[5:15, 5:15, 5:15] = 1.0
+    with pytest.raises(NiftiInputError, match=r"nonzero \(brain\) part of the volume has a single value"):
+        T1VolumeFeatureExtractor(normalization="brain")(mask, affine=np.eye(4))
+
+
+def test_non_finite_voxels_are_refused_with_the_batch_index(mni_voxels):
+    damaged = mni_voxels.copy()
+    damaged[100, 100, 100] = np.nan
+    with pytest.raises(NiftiInputError, match="Volume 1 of the batch: The array has 1 NaN/Inf voxels"):
+        T1VolumeFeatureExtractor()([mni_voxels, damaged], affine=np.eye(4))
+
+
+def test_damaged_file_is_refused(tmp_path, mni):
+    path = tmp_path / "truncated.nii.gz"
+    nib.save(mni, path)
+    path.write_bytes(path.read_bytes()[:-5000])
+    with pytest.raises(NiftiInputError, match=r"truncated\.nii\.gz: the file is truncated or corrupt"):
+        T1VolumeFeatureExtractor()(path)
+
+
+@pytest.mark.parametrize(
+    ("length", "target", "kept", "padding"),
+    [(10, 6, (2, 8), (0, 0)), (11, 6, (2, 8), (0, 0)), (6, 6, (0, 6), (0, 0)), (4, 7, (0, 4), (1, 2))],
+)
+def test_centre_pad_or_crop_per_axis(length, target, kept, padding):
+    volume = np.arange(1, length + 1, dtype=np.float32)[:, None, None] * np.ones((1, 3, 5), dtype=np.float32)
+    result = centre_pad_or_crop(volume, [target, 3, 5])
+    assert result.shape == (target, 3, 5)
+    expected = np.pad(np.arange(kept[0] + 1, kept[1] + 1, dtype=np.float32), padding)
+    np.testing.assert_array_equal(result[:, 1, 2], expected)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"normalization": "minmax"}, "`normalization` must be one of"),
+        ({"volume_size": [160, 192]}, "`volume_size` must be three positive sizes"),
+        ({"target_spacing": 0}, "`target_spacing` must be positive"),
+        ({"reference_padding": [[6, 9], [2, 4]]}, "`reference_padding` must be three non-negative"),
+    ],
+)
+def test_invalid_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        T1VolumeFeatureExtractor(**kwargs)
+
+
+def test_saved_settings_reload_and_can_be_overridden():
+    extractor = T1VolumeFeatureExtractor(volume_size=[64, 64, 64], normalization="brain")
+    with tempfile.TemporaryDirectory() as directory:
+        extractor.save_pretrained(directory)
+        reloaded = T1VolumeFeatureExtractor.from_pretrained(directory)
+        resampling = T1VolumeFeatureExtractor.from_pretrained(directory, resample=True)
+    assert reloaded.to_dict() == extractor.to_dict()
+    assert resampling.resample and resampling.volume_size == [64, 64, 64]
+    volume = np.random.default_rng(0).normal(size=(50, 70, 60)).astype(np.float32)
+    np.testing.assert_array_equal(
+        reloaded(volume, affine=np.eye(4))["pixel_values"], extractor(volume, affine=np.eye(4))["pixel_values"]
+    )
