@@ -31,7 +31,7 @@ STUB_MODULES = {
         '    "architectures": ["BertModel"],\n'
         '    "id2label": {0: "label"},\n'
         '    "label2id": {"label": "0"},\n'
-        '    "problem_type": "single_label_classification",\n'
+        '    "problem_type": "regression",\n'
         "}\n"
     ),
 }
