@@ -6,7 +6,13 @@ Importing the package registers every config, model and processor with the trans
 
 __version__ = "0.1.0"
 
-from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, AutoModelForSequenceClassification
+from transformers import (
+    AutoConfig,
+    AutoFeatureExtractor,
+    AutoModel,
+    AutoModelForPreTraining,
+    AutoModelForSequenceClassification,
+)
 
 from .modeling.configuration_harmonizer import HarmonizerConfig
 from .modeling.configuration_structure_mae import StructureMAEConfig
@@ -21,10 +27,12 @@ from .modeling.modeling_structure_mae import (
     StructureMAEModel,
     StructureMAEPreTrainedModel,
 )
+from .processing.feature_extraction_t1 import T1VolumeFeatureExtractor
 
 AutoConfig.register(StructureMAEConfig.model_type, StructureMAEConfig)
 AutoModel.register(StructureMAEConfig, StructureMAEModel)
 AutoModelForPreTraining.register(StructureMAEConfig, StructureMAEForPreTraining)
+AutoFeatureExtractor.register(StructureMAEConfig, T1VolumeFeatureExtractor)
 
 AutoConfig.register(HarmonizerConfig.model_type, HarmonizerConfig)
 AutoModel.register(HarmonizerConfig, HarmonizerModel)

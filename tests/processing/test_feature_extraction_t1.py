@@ -1,5 +1,6 @@
 """T1 volume processor on nilearn's 1 mm MNI152 template and nibabel's real 2 mm anatomical image."""
 
+import json
 import tempfile
 import unittest
 from pathlib import Path
@@ -12,7 +13,9 @@ import torch
 from hf_common.upstream.test_feature_extraction_common import FeatureExtractionSavingTestMixin
 from nibabel.testing import data_path
 from nilearn.datasets import load_mni152_template
+from transformers import AutoFeatureExtractor
 
+from brainharmonix_hf import StructureMAEConfig
 from brainharmonix_hf.processing.feature_extraction_t1 import T1VolumeFeatureExtractor, centre_pad_or_crop
 from brainharmonix_hf.processing.nifti_io import NiftiInputError
 
@@ -231,3 +234,17 @@ def test_saved_settings_reload_and_can_be_overridden():
     np.testing.assert_array_equal(
         reloaded(volume, affine=np.eye(4))["pixel_values"], extractor(volume, affine=np.eye(4))["pixel_values"]
     )
+
+
+def test_auto_feature_extractor_loads_it_next_to_a_structure_config():
+    extractor = T1VolumeFeatureExtractor(normalization="brain", resample=True)
+    with tempfile.TemporaryDirectory() as directory:
+        StructureMAEConfig().save_pretrained(directory)
+        saved = Path(extractor.save_pretrained(directory)[0])
+        # Without the class name in the file, the class must come from the registration for the config's model type.
+        settings = json.loads(saved.read_text())
+        del settings["feature_extractor_type"]
+        saved.write_text(json.dumps(settings))
+        loaded = AutoFeatureExtractor.from_pretrained(directory)
+    assert type(loaded) is T1VolumeFeatureExtractor
+    assert loaded.to_dict() == extractor.to_dict()
