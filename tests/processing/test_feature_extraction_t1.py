@@ -128,6 +128,11 @@ def test_affine_list_of_the_wrong_length_is_refused(mni_voxels):
         T1VolumeFeatureExtractor()([mni_voxels, mni_voxels], affine=[np.eye(4)])
 
 
+def test_empty_batch_is_refused():
+    with pytest.raises(ValueError, match="empty list of volumes"):
+        T1VolumeFeatureExtractor()([])
+
+
 def test_array_without_affine_is_refused(mni_voxels):
     with pytest.raises(NiftiInputError, match="pass its `affine=`"):
         T1VolumeFeatureExtractor()(mni_voxels)

@@ -98,6 +98,8 @@ class T1VolumeFeatureExtractor(FeatureExtractionMixin):
         """
         is_batched = isinstance(volumes, (list, tuple))
         sources = list(volumes) if is_batched else [volumes]
+        if not sources:
+            raise ValueError("Got an empty list of volumes. Pass one volume, or a list with at least one.")
         affines = _affines_for_batch(affine, len(sources))
         processed = []
         for index, (source, source_affine) in enumerate(zip(sources, affines)):
