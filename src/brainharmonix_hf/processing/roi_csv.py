@@ -35,7 +35,7 @@ def read_roi_csv(path: str | os.PathLike, has_header: bool = True) -> tuple[np.n
     try:
         values = np.array([[float(value) for value in row[1:]] for row in rows], dtype=np.float64)
     except ValueError as error:
-        hint = " If the file has no header row, pass has_header=False." if not has_header else ""
+        hint = "" if has_header else " If the first line holds column names, pass has_header=True."
         raise ValueError(
             f"{path} holds a non-numeric value after the label column ({error}). Expected rows = ROIs, first column "
             f"= ROI labels, then numbers.{hint}"
