@@ -205,7 +205,7 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
             labels (`Sequence[int]`, *optional*): atlas labels in model ROI order; default `1..num_rois`.
             call_kwargs: `return_tensors`, `return_attention_mask` (see `__call__`).
         """
-        vertex_data = [vertex_data] if np.ndim(vertex_data) == 2 else list(vertex_data)
+        vertex_data = list(vertex_data) if isinstance(vertex_data, (list, tuple)) else [vertex_data]
         labels = self._atlas_labels(labels)
         series = [parcellate_surface(data, vertex_labels, labels)[0] for data in vertex_data]
         repetition_times = [
