@@ -14,8 +14,14 @@ from transformers import (
     AutoModelForSequenceClassification,
 )
 
+from .modeling.configuration_function_jepa import FunctionJEPAConfig
 from .modeling.configuration_harmonizer import HarmonizerConfig
 from .modeling.configuration_structure_mae import StructureMAEConfig
+from .modeling.modeling_function_jepa import (
+    FunctionJEPAForPreTraining,
+    FunctionJEPAModel,
+    FunctionJEPAPreTrainedModel,
+)
 from .modeling.modeling_harmonizer import (
     HarmonizerForPreTraining,
     HarmonizerForSequenceClassification,
@@ -28,6 +34,8 @@ from .modeling.modeling_structure_mae import (
     StructureMAEPreTrainedModel,
 )
 from .processing.feature_extraction_t1 import T1VolumeFeatureExtractor
+from .training.masking import JEPAMasks, SpatiotemporalMaskSampler
+from .training.schedules import ema_momentum
 
 AutoConfig.register(StructureMAEConfig.model_type, StructureMAEConfig)
 AutoModel.register(StructureMAEConfig, StructureMAEModel)
@@ -38,3 +46,7 @@ AutoConfig.register(HarmonizerConfig.model_type, HarmonizerConfig)
 AutoModel.register(HarmonizerConfig, HarmonizerModel)
 AutoModelForPreTraining.register(HarmonizerConfig, HarmonizerForPreTraining)
 AutoModelForSequenceClassification.register(HarmonizerConfig, HarmonizerForSequenceClassification)
+
+AutoConfig.register(FunctionJEPAConfig.model_type, FunctionJEPAConfig)
+AutoModel.register(FunctionJEPAConfig, FunctionJEPAModel)
+AutoModelForPreTraining.register(FunctionJEPAConfig, FunctionJEPAForPreTraining)

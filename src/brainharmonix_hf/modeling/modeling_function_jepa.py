@@ -1,0 +1,454 @@
+# Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
+"""FunctionJEPA (BrainHarmonix-F): a JEPA encoder of ROI × time fMRI at any repetition time.
+
+A `(batch, num_rois, num_timepoints)` series becomes a `num_rois × num_time_patches` grid of tokens (token
+`n = roi * W + t`, ROI-major, no CLS): TAPE embeds each ROI's series in windows of `round(τ / TR)` frames, positions
+`[time sin-cos | ROI embedding]` are added, and a pre-norm ViT encoder with a final LayerNorm runs over the tokens that
+hold real frames only: padded tokens are dropped before the encoder (token packing), not computed and masked, and come
+back as zeros.
+
+`FunctionJEPAForPreTraining` adds JEPA pretraining: a context encoder sees the context tokens, a predictor fills the
+target positions with a mask token and predicts their features, and the targets are the layer-normalised outputs of a
+target encoder, an exponential moving average (EMA) of the context encoder that sees the whole series. The EMA update
+is an explicit call, `update_target_encoder(momentum)`, made by the training loop after each optimizer step, with
+`momentum = ema_momentum(step, total_steps, ...)`.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers.modeling_utils import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .._compat import (
+    TransformersKwargs,
+    Unpack,
+    can_return_tuple,
+    capture_outputs,
+    create_bidirectional_mask,
+    init,
+    merge_with_config_defaults,
+)
+from ..training.masking import SpatiotemporalMaskSampler
+from .configuration_function_jepa import FunctionJEPAConfig
+from .layers import BrainSelfAttention, TransformerLayer, build_layers
+from .roi_position_embedding import RoiPositionEmbedding, grid_positions, initial_roi_tables, time_sincos_table
+from .tape import TAPEPatchEmbedding
+from .token_packing import pack_tokens, unpack_tokens
+
+
+@dataclass
+class FunctionJEPAModelOutput(ModelOutput):
+    """Output of [`FunctionJEPAModel`].
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch, num_tokens, hidden_size)`):
+            Tokens after the final LayerNorm, ROI-major (`num_tokens = num_rois * num_time_patches`, 7200 by
+            default); zeros at padded tokens. With `token_indices`, the encoded tokens only, in that order.
+        token_mask (`torch.LongTensor` of shape `(batch, num_tokens)`):
+            1 for a token holding real frames, 0 for a padded one (aligned with `last_hidden_state`).
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+            Input of every layer and output of the last one (before the final LayerNorm), on the packed sequence:
+            `(batch, max_valid_tokens, hidden_size)`, each series' real tokens first in grid order.
+        attentions (`tuple(torch.FloatTensor)`, *optional*):
+            Attention weights of every layer on the packed sequence, `(batch, num_heads, max_valid, max_valid)`.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    token_mask: torch.LongTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class FunctionJEPAForPreTrainingOutput(ModelOutput):
+    """Output of [`FunctionJEPAForPreTraining`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*):
+            Smooth-L1 (β = 1) between predictions and targets, averaged over features, then over each series' real
+            target tokens, then over the batch (returned when `return_loss=True`).
+        predictions (`torch.FloatTensor` of shape `(batch, num_targets, hidden_size)`):
+            Predictor outputs at the target tokens.
+        targets (`torch.FloatTensor` of shape `(batch, num_targets, hidden_size)`):
+            Target-encoder features at the target tokens, layer-normalised without affine parameters.
+        context_mask (`torch.LongTensor` of shape `(batch, num_context)`):
+            Token indices the context encoder saw (as passed, or as sampled).
+        target_mask (`torch.LongTensor` of shape `(batch, num_targets)`):
+            Token indices that were predicted.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+            Context-encoder hidden states, as in [`FunctionJEPAModelOutput`].
+        attentions (`tuple(torch.FloatTensor)`, *optional*):
+            Context-encoder attention weights, as in [`FunctionJEPAModelOutput`].
+    """
+
+    loss: torch.FloatTensor | None = None
+    predictions: torch.FloatTensor | None = None
+    targets: torch.FloatTensor | None = None
+    context_mask: torch.LongTensor | None = None
+    target_mask: torch.LongTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+def gather_tokens(tokens: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """`(batch, num_tokens, ...)` tokens at `(batch, k)` indices -> `(batch, k, ...)`."""
+    index = indices.reshape(*indices.shape, *(1,) * (tokens.ndim - 2)).expand(-1, -1, *tokens.shape[2:])
+    return torch.gather(tokens, 1, index)
+
+
+def check_token_indices(indices: torch.Tensor, name: str, batch_size: int, num_tokens: int) -> None:
+    """Raise a `ValueError` unless `indices` is a `(batch, k)` integer tensor of grid positions."""
+    if indices.ndim != 2 or indices.shape[0] != batch_size or indices.dtype.is_floating_point:
+        raise ValueError(
+            f"{name} must be a (batch, k) integer tensor of token indices for a batch of {batch_size}, got "
+            f"{tuple(indices.shape)} {indices.dtype}; build it with SpatiotemporalMaskSampler."
+        )
+    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= num_tokens):
+        raise ValueError(f"{name} holds indices outside [0, {num_tokens}) (num_rois * num_time_patches).")
+
+
+def jepa_loss(predictions: torch.Tensor, targets: torch.Tensor, target_valid: torch.Tensor) -> torch.Tensor:
+    """Smooth-L1 (β = 1) averaged over features, then over each series' valid targets, then over the batch.
+
+    Args:
+        predictions, targets: `(batch, num_targets, hidden_size)`.
+        target_valid: `(batch, num_targets)`, 1 for a target holding real frames.
+    """
+    per_token = nn.functional.smooth_l1_loss(predictions.float(), targets.float(), reduction="none", beta=1.0)
+    per_token = per_token.mean(dim=-1)
+    valid = target_valid.to(per_token.dtype)
+    return ((per_token * valid).sum(dim=1) / valid.sum(dim=1).clamp_min(1)).mean()
+
+
+def mark_residual_projections(layers: nn.ModuleList) -> None:
+    """Tag the residual-branch outputs (attention `proj`, MLP `fc2`) of layer l with `residual_depth = l`.
+
+    `_init_weights` draws their weights with std `initializer_range / sqrt(2l)`, so deep stacks start with small
+    residual updates. (Init runs per module, and a Linear cannot see its depth otherwise.)
+    """
+    for depth, layer in enumerate(layers, start=1):
+        layer.attention.proj.residual_depth = depth
+        layer.mlp.fc2.residual_depth = depth
+
+
+def sync_unloaded_encoder(encoder: nn.Module, target_encoder: nn.Module) -> None:
+    """Give both encoders the same weights: a loaded side is copied to an unloaded one (context to target otherwise)."""
+    for context_param, target_param in zip(encoder.parameters(), target_encoder.parameters(), strict=True):
+        target_loaded = getattr(target_param, "_is_hf_initialized", False)
+        if target_loaded and not getattr(context_param, "_is_hf_initialized", False):
+            init.copy_(context_param, target_param)
+        else:
+            init.copy_(target_param, context_param)
+
+
+class FunctionJEPAPredictor(nn.Module):
+    """JEPA predictor: context features + mask tokens at the target positions -> predicted target features.
+
+    Context tokens are projected to the predictor width and get the predictor positions of their grid cells; each
+    target is the learned mask token plus its position. Predictor positions are `[time sin-cos (Dp/2) | Linear(ROI
+    half of the encoder positions, detached) (Dp/2)]`. After the layers and a LayerNorm, the target tokens are
+    projected back to the encoder width.
+    """
+
+    def __init__(self, config: FunctionJEPAConfig):
+        super().__init__()
+        self.config = config
+        width = config.predictor_hidden_size
+        self.embed = nn.Linear(config.hidden_size, width)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.position_projection = nn.Linear(config.hidden_size // 2, width // 2)
+        self.register_buffer("time_embedding", time_sincos_table(width // 2, config.num_time_patches), persistent=False)
+        self.layers = build_layers(
+            config,
+            config.predictor_num_hidden_layers,
+            width,
+            config.predictor_num_attention_heads,
+            config.predictor_intermediate_size,
+            config.drop_path_rate,
+        )
+        mark_residual_projections(self.layers)
+        self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.proj = nn.Linear(width, config.hidden_size)
+
+    def positions(self, roi_embedding: torch.Tensor) -> torch.Tensor:
+        """`(num_rois, hidden_size / 2)` encoder ROI half -> `(num_tokens, predictor_hidden_size)` positions."""
+        roi_half = self.position_projection(roi_embedding.detach())
+        return grid_positions(self.time_embedding.to(roi_half.dtype), roi_half)
+
+    def forward(
+        self,
+        context_features: torch.Tensor,
+        roi_embedding: torch.Tensor,
+        context_mask: torch.Tensor,
+        target_mask: torch.Tensor,
+        context_valid: torch.Tensor,
+        target_valid: torch.Tensor,
+    ) -> torch.Tensor:
+        """
+        Args:
+            context_features: `(batch, num_context, hidden_size)` context-encoder outputs.
+            roi_embedding: `(num_rois, hidden_size / 2)` ROI half of the context encoder's positions.
+            context_mask, target_mask: `(batch, num_context)` / `(batch, num_targets)` token indices.
+            context_valid, target_valid: same shapes, 1 for tokens holding real frames.
+
+        Returns:
+            `(batch, num_targets, hidden_size)` predictions.
+        """
+        positions = self.positions(roi_embedding)
+        context = self.embed(context_features) + positions[context_mask]
+        targets = self.mask_token.to(context.dtype) + positions[target_mask]
+        hidden_states = torch.cat([context, targets], dim=1)
+        attention_mask = create_bidirectional_mask(
+            config=self.config,
+            inputs_embeds=hidden_states,
+            attention_mask=torch.cat([context_valid, target_valid], dim=1),
+        )
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, attention_mask)
+        return self.proj(self.norm(hidden_states[:, context.shape[1] :]))
+
+
+class FunctionJEPAPreTrainedModel(PreTrainedModel):
+    """Weight initialisation, class attributes and ROI-table handling shared by the FunctionJEPA models.
+
+    The target (EMA) encoder is the base model (`base_model_prefix = "target_encoder"`): loading
+    [`FunctionJEPAModel`] from a [`FunctionJEPAForPreTraining`] checkpoint takes the target-encoder weights, the ones
+    used for inference.
+    """
+
+    config: FunctionJEPAConfig
+    base_model_prefix = "target_encoder"
+    main_input_name = "fmri_values"
+    input_modalities = ("time",)
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["TransformerLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    _can_record_outputs = {"hidden_states": TransformerLayer, "attentions": BrainSelfAttention}
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """Truncated-normal linears and patch kernel (std / sqrt(2l) for the residual outputs of layer l, see
+        `mark_residual_projections`), truncated-normal mask token, fixed tables recomputed."""
+        super()._init_weights(module)
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            depth = getattr(module, "residual_depth", None)
+            init.trunc_normal_(module.weight, std=std if depth is None else std / math.sqrt(2.0 * depth))
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, RoiPositionEmbedding):
+            geometric_harmonics, functional_gradients = initial_roi_tables(self.config)
+            init.copy_(module.geometric_harmonics, geometric_harmonics)
+            init.copy_(module.functional_gradients, functional_gradients)
+            init.copy_(module.time_embedding, time_sincos_table(module.time_embedding.shape[1], self.config.num_time_patches))
+        elif isinstance(module, FunctionJEPAPredictor):
+            init.trunc_normal_(module.mask_token, std=std)
+            init.copy_(module.time_embedding, time_sincos_table(module.time_embedding.shape[1], self.config.num_time_patches))
+
+    def set_roi_tables(self, geometric_harmonics: torch.Tensor, functional_gradients: torch.Tensor) -> None:
+        """Replace the ROI tables of every encoder in the model (they are saved with it).
+
+        Args:
+            geometric_harmonics: `(num_rois, num_geometric_modes)` per-ROI geometric eigenmodes.
+            functional_gradients: `(num_rois, num_gradient_components)` per-ROI functional gradients.
+            Rows must follow the ROI order of the inputs (`config.roi_order`).
+        """
+        for module in self.modules():
+            if isinstance(module, RoiPositionEmbedding):
+                module.set_tables(geometric_harmonics, functional_gradients)
+
+
+class FunctionJEPAModel(FunctionJEPAPreTrainedModel):
+    """The FunctionJEPA encoder: fMRI series at any TR -> `(batch, num_rois * num_time_patches, hidden_size)` tokens.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from brainharmonix_hf import FunctionJEPAConfig, FunctionJEPAModel
+
+    >>> model = FunctionJEPAModel(FunctionJEPAConfig(num_hidden_layers=2)).eval()
+    >>> fmri_values = torch.randn(1, 400, 150)  # 5 minutes at TR 2 s
+    >>> with torch.no_grad():
+    ...     outputs = model(fmri_values, repetition_time=torch.tensor([2.0]))
+    >>> outputs.last_hidden_state.shape, int(outputs.token_mask.sum())  # 9 of 18 time patches hold frames
+    (torch.Size([1, 7200, 768]), 3600)
+    ```
+    """
+
+    _keys_to_ignore_on_load_unexpected = [r"^encoder\.", r"^predictor\."]
+
+    def __init__(self, config: FunctionJEPAConfig):
+        super().__init__(config)
+        self.patch_embedding = TAPEPatchEmbedding(
+            config.hidden_size, config.num_time_patches, config.base_patch_length, config.window_seconds
+        )
+        self.roi_positions = RoiPositionEmbedding(config)
+        self.layers = build_layers(
+            config,
+            config.num_hidden_layers,
+            config.hidden_size,
+            config.num_attention_heads,
+            config.intermediate_size,
+            config.drop_path_rate,
+        )
+        mark_residual_projections(self.layers)
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_init()
+
+    @merge_with_config_defaults
+    @capture_outputs(tie_last_hidden_states=False)
+    def forward(
+        self,
+        fmri_values: torch.Tensor,
+        repetition_time: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_indices: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> FunctionJEPAModelOutput:
+        r"""
+        Args:
+            fmri_values (`torch.FloatTensor` of shape `(batch, num_rois, num_timepoints)`):
+                ROI series (see `FMRIFeatureExtractor`), zero-padded to the longest in the batch. Series longer than
+                `num_time_patches` windows are cropped (with a warning).
+            repetition_time (`torch.FloatTensor` of shape `(batch,)`):
+                TR of each series in seconds; a batch may mix TRs.
+            attention_mask (`torch.LongTensor` of shape `(batch, num_timepoints)`, *optional*):
+                Frame mask, 1 for a real frame (real frames first). Every frame is real when `None`.
+            token_indices (`torch.LongTensor` of shape `(batch, k)`, *optional*):
+                Encode only these tokens (grid indices `roi * num_time_patches + t`), as the JEPA context encoder
+                does; every token otherwise.
+        """
+        embedded = self.patch_embedding(fmri_values, repetition_time, attention_mask)
+        hidden_states = embedded.embeddings + self.roi_positions().to(embedded.embeddings.dtype)
+        token_mask = embedded.token_mask
+        if token_indices is not None:
+            check_token_indices(token_indices, "token_indices", *token_mask.shape)
+            hidden_states = gather_tokens(hidden_states, token_indices)
+            token_mask = gather_tokens(token_mask, token_indices)
+        packed = pack_tokens(hidden_states, token_mask)
+        attention_mask = create_bidirectional_mask(
+            config=self.config, inputs_embeds=packed.hidden_states, attention_mask=packed.mask
+        )
+        hidden_states = packed.hidden_states
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, attention_mask, **kwargs)
+        return FunctionJEPAModelOutput(
+            last_hidden_state=unpack_tokens(packed, self.layernorm(hidden_states)), token_mask=token_mask
+        )
+
+
+class FunctionJEPAForPreTraining(FunctionJEPAPreTrainedModel):
+    """Context encoder + EMA target encoder + predictor for JEPA pretraining on fMRI.
+
+    The forward pass needs no labels: give `context_mask` / `target_mask` token indices (e.g. from a
+    `SpatiotemporalMaskSampler` in the data collator, the reproducible way), or leave both out and the model samples
+    them with the sampler its config describes, drawing from the global torch RNG. After each optimizer step call
+    `update_target_encoder(ema_momentum(step, total_steps))`; the target encoder never receives gradients.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from brainharmonix_hf import FunctionJEPAConfig, FunctionJEPAForPreTraining, ema_momentum
+
+    >>> config = FunctionJEPAConfig(num_hidden_layers=2, predictor_num_hidden_layers=1)
+    >>> model = FunctionJEPAForPreTraining(config)
+    >>> outputs = model(torch.randn(2, 400, 300), repetition_time=torch.tensor([2.0, 2.0]))
+    >>> outputs.loss.backward()
+    >>> model.update_target_encoder(ema_momentum(step=1, total_steps=1000))
+    ```
+    """
+
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: FunctionJEPAConfig):
+        super().__init__(config)
+        self.encoder = FunctionJEPAModel(config)
+        self.target_encoder = FunctionJEPAModel(config)
+        self.target_encoder.requires_grad_(False)
+        self.predictor = FunctionJEPAPredictor(config)
+        self.mask_sampler = SpatiotemporalMaskSampler.from_config(config)
+        self.post_init()
+
+    def initialize_weights(self) -> None:
+        """Initialise missing weights as usual, then give both encoders the same weights (see `sync_unloaded_encoder`)."""
+        super().initialize_weights()
+        sync_unloaded_encoder(self.encoder, self.target_encoder)
+
+    @torch.no_grad()
+    def update_target_encoder(self, momentum: float) -> None:
+        """EMA step: `target ← momentum · target + (1 - momentum) · context`, for every parameter."""
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"EMA momentum must be in [0, 1], got {momentum}.")
+        for context_param, target_param in zip(self.encoder.parameters(), self.target_encoder.parameters(), strict=True):
+            target_param.lerp_(context_param.to(target_param.dtype), 1.0 - momentum)
+
+    def num_valid_time_patches(self, token_mask: torch.Tensor) -> torch.Tensor:
+        """`(batch, num_tokens)` token mask -> `(batch,)` valid time patches (those of the first ROI)."""
+        return token_mask.view(token_mask.shape[0], self.config.num_rois, self.config.num_time_patches)[:, 0].sum(-1)
+
+    @can_return_tuple
+    def forward(
+        self,
+        fmri_values: torch.Tensor,
+        repetition_time: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
+        target_mask: torch.Tensor | None = None,
+        return_loss: bool = True,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> FunctionJEPAForPreTrainingOutput:
+        r"""
+        Args:
+            fmri_values, repetition_time, attention_mask:
+                As in [`FunctionJEPAModel.forward`].
+            context_mask (`torch.LongTensor` of shape `(batch, num_context)`, *optional*):
+                Token indices the context encoder sees.
+            target_mask (`torch.LongTensor` of shape `(batch, num_targets)`, *optional*):
+                Token indices to predict. Give both masks or neither (then they are sampled).
+            return_loss (`bool`, defaults to `True`):
+                Compute the JEPA loss.
+        """
+        if (context_mask is None) != (target_mask is None):
+            raise ValueError("Pass both context_mask and target_mask, or neither to sample them with the mask sampler.")
+        with torch.no_grad():
+            target_outputs = self.target_encoder(fmri_values, repetition_time, attention_mask)
+        token_mask = target_outputs.token_mask
+        if context_mask is None:
+            masks = self.mask_sampler(self.num_valid_time_patches(token_mask))
+            context_mask, target_mask = masks.context_mask, masks.target_mask
+        check_token_indices(target_mask, "target_mask", *token_mask.shape)
+
+        context_outputs = self.encoder(
+            fmri_values, repetition_time, attention_mask, token_indices=context_mask, **kwargs
+        )
+        target_valid = gather_tokens(token_mask, target_mask)
+        predictions = self.predictor(
+            context_outputs.last_hidden_state,
+            self.encoder.roi_positions.roi_embedding(),
+            context_mask,
+            target_mask,
+            context_outputs.token_mask,
+            target_valid,
+        )
+        target_features = gather_tokens(target_outputs.last_hidden_state, target_mask)
+        targets = nn.functional.layer_norm(target_features, target_features.shape[-1:])
+        return FunctionJEPAForPreTrainingOutput(
+            loss=jepa_loss(predictions, targets, target_valid) if return_loss else None,
+            predictions=predictions,
+            targets=targets,
+            context_mask=context_mask,
+            target_mask=target_mask,
+            hidden_states=context_outputs.hidden_states,
+            attentions=context_outputs.attentions,
+        )
+
+
+__all__ = ["FunctionJEPAForPreTraining", "FunctionJEPAModel", "FunctionJEPAPreTrainedModel"]

@@ -1,0 +1,222 @@
+# Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
+"""TAPE: temporal adaptive patch embedding, one patch kernel for every repetition time (TR).
+
+A token covers a fixed stretch of time, the canonical window τ (35.28 s = 48 frames at TR 0.735 s), so a scan at
+TR covers a token with `p = round(τ / TR)` frames. The patch kernel is stored for `p0 = 48` frames; for another `p`
+it is resized with the pseudo-inverse ("PI-resize") rule: if `B` (p × p0) resizes a length-p0 signal to length p
+(bicubic with antialiasing, applied to each basis vector), the resized kernel `pinv(Bᵀ) · w` gives the same token
+for a resized signal as `w` gives for the original one. The resize matrix depends only on `(p0, p)`, so it is cached;
+the resized kernel itself is a small matmul recomputed each forward so gradients always reach the stored weights.
+
+Every sample keeps the same token grid `num_rois × num_time_patches` whatever its TR, so a batch may mix TRs.
+"""
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+from torch import nn
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+# Cropping is reported once per process: every encoder of a model sees the same series.
+_crop_reported = False
+
+
+def patch_length_for_tr(repetition_time: float | torch.Tensor, window_seconds: float = 35.28) -> int | torch.Tensor:
+    """Frames per token, `round(window_seconds / repetition_time)` (half to even, like Python's `round`).
+
+    Args:
+        repetition_time: TR in seconds, a number or a `(batch,)` tensor.
+        window_seconds: seconds of signal per token (τ).
+
+    Returns:
+        An int for a number, a `(batch,)` long tensor for a tensor. E.g. TR 0.735 → 48, 2.0 → 18, 3.0 → 12.
+    """
+    if isinstance(repetition_time, torch.Tensor):
+        if not bool((repetition_time > 0).all()):
+            raise ValueError(f"repetition_time must be positive seconds, got {repetition_time.tolist()}.")
+        lengths = torch.round(window_seconds / repetition_time.to(torch.float64)).long()
+        if not bool((lengths >= 1).all()):
+            raise ValueError(
+                f"repetition_time {repetition_time.max().item():g} s is longer than twice the {window_seconds} s "
+                "token window, so a token would hold no frame: check that TR is in seconds."
+            )
+        return lengths
+    if repetition_time <= 0:
+        raise ValueError(f"repetition_time must be positive seconds, got {repetition_time}.")
+    length = round(window_seconds / repetition_time)
+    if length < 1:
+        raise ValueError(
+            f"repetition_time {repetition_time:g} s is longer than twice the {window_seconds} s token window, so a "
+            "token would hold no frame: check that TR is in seconds."
+        )
+    return length
+
+
+def valid_time_patches(num_frames: torch.Tensor, patch_length: torch.Tensor, num_time_patches: int) -> torch.Tensor:
+    """Time patches holding real frames, `ceil(num_frames / patch_length)` clipped to `[1, num_time_patches]`.
+
+    The last valid patch may be partly zero-padded; a series shorter than one patch still fills one patch.
+
+    Args:
+        num_frames: `(batch,)` real frames per series.
+        patch_length: `(batch,)` frames per token.
+        num_time_patches: time patches in the token grid (W).
+
+    Returns:
+        `(batch,)` long.
+    """
+    if bool((num_frames < 1).any()):
+        raise ValueError("Every fMRI series needs at least one real frame; drop empty series from the batch.")
+    ceil_patches = torch.div(num_frames + patch_length - 1, patch_length, rounding_mode="floor")
+    return ceil_patches.clamp(max=num_time_patches).long()
+
+
+def token_mask_for(num_valid_time_patches: torch.Tensor, num_rois: int, num_time_patches: int) -> torch.Tensor:
+    """ROI-major token mask `(batch, num_rois * num_time_patches)`: token `roi * W + t` is real when `t < n`."""
+    time_index = torch.arange(num_time_patches, device=num_valid_time_patches.device)
+    per_time = (time_index.unsqueeze(0) < num_valid_time_patches.unsqueeze(1)).long()
+    return per_time.repeat(1, num_rois)
+
+
+@lru_cache(maxsize=64)
+def pi_resize_matrix(base_length: int, new_length: int) -> torch.Tensor:
+    """`pinv(Bᵀ)` (new_length × base_length, float64) mapping a length-`base_length` kernel to length `new_length`.
+
+    Column i of `B` (new_length × base_length) is the one-hot vector `e_i` resized to `new_length` with bicubic,
+    antialiased interpolation. For `new_length == base_length` this is the identity.
+    """
+    if new_length == base_length:
+        return torch.eye(base_length, dtype=torch.float64)
+    basis = torch.eye(base_length, dtype=torch.float64).reshape(base_length, 1, 1, base_length)
+    resized = nn.functional.interpolate(basis, size=(1, new_length), mode="bicubic", antialias=True, align_corners=False)
+    resize_transposed = resized.reshape(base_length, new_length)  # row i = resize(e_i), i.e. Bᵀ
+    return torch.linalg.pinv(resize_transposed)
+
+
+@dataclass
+class PatchEmbeddingOutput:
+    """Tokens of a batch of ROI time series.
+
+    Attributes:
+        embeddings: `(batch, num_rois * num_time_patches, hidden_size)`, ROI-major (token `roi * W + t`).
+        token_mask: `(batch, num_rois * num_time_patches)` long, 1 for a token holding real frames.
+        num_valid_time_patches: `(batch,)` long, valid time patches per series.
+    """
+
+    embeddings: torch.Tensor
+    token_mask: torch.Tensor
+    num_valid_time_patches: torch.Tensor
+
+
+class TAPEPatchEmbedding(nn.Module):
+    """Embed `(batch, num_rois, num_timepoints)` series into a `num_rois × num_time_patches` token grid at any TR.
+
+    The kernel is stored as `proj`, a `Conv2d(1, hidden_size, kernel_size=(1, base_patch_length))`, so reference
+    weights of shape `(hidden_size, 1, 1, 48)` load unchanged.
+
+    Args:
+        hidden_size: token width.
+        num_time_patches: time patches per ROI (W); series are zero-padded or cropped to `W · p` frames.
+        base_patch_length: frames per token the kernel is stored for (p0).
+        window_seconds: seconds per token (τ).
+    """
+
+    def __init__(self, hidden_size: int, num_time_patches: int, base_patch_length: int, window_seconds: float):
+        super().__init__()
+        self.num_time_patches = num_time_patches
+        self.base_patch_length = base_patch_length
+        self.window_seconds = window_seconds
+        self.proj = nn.Conv2d(1, hidden_size, kernel_size=(1, base_patch_length), stride=(1, base_patch_length))
+
+    def resized_kernel(self, patch_length: int) -> torch.Tensor:
+        """The kernel for `patch_length` frames, `(hidden_size, 1, 1, patch_length)`; differentiable in `proj.weight`."""
+        weight = self.proj.weight
+        if patch_length == self.base_patch_length:
+            return weight
+        resize = pi_resize_matrix(self.base_patch_length, patch_length).to(device=weight.device, dtype=weight.dtype)
+        return torch.einsum("pk,ocrk->ocrp", resize, weight)
+
+    def forward(
+        self,
+        fmri_values: torch.Tensor,
+        repetition_time: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+    ) -> PatchEmbeddingOutput:
+        """
+        Args:
+            fmri_values: `(batch, num_rois, num_timepoints)` series, right-padded to the longest in the batch.
+            repetition_time: `(batch,)` TR in seconds; samples may differ.
+            attention_mask: `(batch, num_timepoints)` frame mask, 1 for a real frame (real frames first); `None`
+                means every frame is real.
+        """
+        if fmri_values.ndim != 3:
+            raise ValueError(
+                f"fmri_values must be (batch, num_rois, num_timepoints), got shape {tuple(fmri_values.shape)}; "
+                "add a batch axis with `fmri_values[None]` for a single series."
+            )
+        batch_size, num_rois, num_timepoints = fmri_values.shape
+        repetition_time = torch.as_tensor(repetition_time, device=fmri_values.device).reshape(-1)
+        if repetition_time.numel() == 1:
+            repetition_time = repetition_time.expand(batch_size)
+        if repetition_time.numel() != batch_size:
+            raise ValueError(
+                f"repetition_time has {repetition_time.numel()} values for a batch of {batch_size}: pass one TR per "
+                "series (or one for all)."
+            )
+        if attention_mask is None:
+            attention_mask = torch.ones(batch_size, num_timepoints, dtype=torch.long, device=fmri_values.device)
+            num_frames = torch.full((batch_size,), num_timepoints, device=fmri_values.device)
+        else:
+            num_frames = attention_mask.sum(dim=1)
+        # Frames past the real ones are zero whatever the caller padded with.
+        fmri_values = fmri_values * attention_mask[:, None, :].to(fmri_values.dtype)
+
+        patch_lengths = patch_length_for_tr(repetition_time, self.window_seconds)
+        num_valid = valid_time_patches(num_frames, patch_lengths, self.num_time_patches)
+        self._report_crop(num_frames, patch_lengths, repetition_time)
+
+        embeddings = fmri_values.new_empty(batch_size, num_rois * self.num_time_patches, self.proj.out_channels)
+        for patch_length in patch_lengths.unique().tolist():
+            samples = (patch_lengths == patch_length).nonzero().squeeze(1)
+            embeddings[samples] = self._embed_one_length(fmri_values[samples], patch_length)
+        return PatchEmbeddingOutput(
+            embeddings=embeddings,
+            token_mask=token_mask_for(num_valid, num_rois, self.num_time_patches),
+            num_valid_time_patches=num_valid,
+        )
+
+    def _embed_one_length(self, fmri_values: torch.Tensor, patch_length: int) -> torch.Tensor:
+        """`(n, num_rois, T)` series sharing one patch length -> `(n, num_rois * W, hidden_size)` tokens."""
+        window_frames = self.num_time_patches * patch_length
+        num_timepoints = fmri_values.shape[-1]
+        if num_timepoints < window_frames:
+            fmri_values = nn.functional.pad(fmri_values, (0, window_frames - num_timepoints))
+        series = fmri_values[..., :window_frames].unsqueeze(1).to(self.proj.weight.dtype)
+        kernel = self.resized_kernel(patch_length)
+        tokens = nn.functional.conv2d(series, kernel, self.proj.bias, stride=(1, patch_length))  # (n, D, R, W)
+        return tokens.flatten(2).transpose(1, 2)
+
+    def _report_crop(self, num_frames: torch.Tensor, patch_lengths: torch.Tensor, repetition_time: torch.Tensor):
+        """Warn (once per process) when a series has more frames than `num_time_patches` windows hold."""
+        global _crop_reported
+        if _crop_reported:
+            return
+        excess_frames = num_frames - self.num_time_patches * patch_lengths
+        if not bool((excess_frames > 0).any()):
+            return
+        dropped_seconds = (excess_frames.clamp(min=0) * repetition_time).max().item()
+        window = self.num_time_patches * self.window_seconds
+        logger.warning(
+            f"fMRI series longer than the {self.num_time_patches}-patch window (about {window:.0f} s) were cropped: "
+            f"up to {dropped_seconds:.1f} s were dropped from the end of a series. Split long scans into windows "
+            "(or raise num_time_patches) to keep them. This warning is shown once."
+        )
+        _crop_reported = True
+
+
+__all__ = ["PatchEmbeddingOutput", "TAPEPatchEmbedding", "patch_length_for_tr", "pi_resize_matrix",
+           "token_mask_for", "valid_time_patches"]
