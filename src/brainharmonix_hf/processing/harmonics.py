@@ -41,9 +41,7 @@ def laplace_beltrami_eigenmodes(
     if not 0 < num_modes < num_vertices:
         raise ValueError(f"`num_modes` must be between 1 and {num_vertices - 1} for this mesh; got {num_modes}.")
     start = np.random.default_rng(0).uniform(-1.0, 1.0, num_vertices)
-    eigenvalues, modes = eigsh(
-        stiffness, k=num_modes, M=mass, sigma=_SHIFT, which="LM", v0=start, tol=tolerance
-    )
+    eigenvalues, modes = eigsh(stiffness, k=num_modes, M=mass, sigma=_SHIFT, which="LM", v0=start, tol=tolerance)
     order = np.argsort(eigenvalues)
     return eigenvalues[order], orient_columns(modes[:, order])
 
