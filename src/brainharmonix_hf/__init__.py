@@ -33,7 +33,10 @@ from .modeling.modeling_structure_mae import (
     StructureMAEModel,
     StructureMAEPreTrainedModel,
 )
+from .modeling.roi_tables import RoiTables, load_roi_tables
 from .processing.feature_extraction_t1 import T1VolumeFeatureExtractor
+from .processing.gradients import compute_gradients
+from .processing.harmonics import compute_geometric_harmonics
 from .training.masking import JEPAMasks, SpatiotemporalMaskSampler
 from .training.schedules import ema_momentum
 
