@@ -34,6 +34,7 @@ from .modeling.modeling_structure_mae import (
     StructureMAEPreTrainedModel,
 )
 from .modeling.roi_tables import RoiTables, load_roi_tables
+from .processing.feature_extraction_fmri import FMRIFeatureExtractor
 from .processing.feature_extraction_t1 import T1VolumeFeatureExtractor
 from .processing.gradients import compute_gradients
 from .processing.harmonics import compute_geometric_harmonics
@@ -53,3 +54,4 @@ AutoModelForSequenceClassification.register(HarmonizerConfig, HarmonizerForSeque
 AutoConfig.register(FunctionJEPAConfig.model_type, FunctionJEPAConfig)
 AutoModel.register(FunctionJEPAConfig, FunctionJEPAModel)
 AutoModelForPreTraining.register(FunctionJEPAConfig, FunctionJEPAForPreTraining)
+AutoFeatureExtractor.register(FunctionJEPAConfig, FMRIFeatureExtractor)

@@ -10,7 +10,9 @@ import torch
 from hf_common.upstream.test_sequence_feature_extraction_common import SequenceFeatureExtractionTestMixin
 from nibabel.testing import data_path
 from nilearn.maskers import NiftiLabelsMasker
+from transformers import AutoFeatureExtractor
 
+from brainharmonix_hf import FunctionJEPAConfig, FunctionJEPAModel
 from brainharmonix_hf.processing.feature_extraction_fmri import FMRIFeatureExtractor
 
 NUM_ROIS = 6
@@ -172,9 +174,23 @@ def test_robust_statistics_fit_save_load_round_trip(tmp_path):
     fitted.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
     assert saved["robust_median"] == median.tolist() and saved["normalization"] == "robust"
-    reloaded = FMRIFeatureExtractor.from_pretrained(tmp_path)
+    reloaded = AutoFeatureExtractor.from_pretrained(tmp_path)
+    assert type(reloaded) is FMRIFeatureExtractor
     reloaded_out = reloaded(new_subject, repetition_time=1.4, layout="rois_first", return_tensors="np")
     np.testing.assert_array_equal(reloaded_out["fmri_values"], out["fmri_values"])
+
+
+def test_auto_feature_extractor_resolves_the_fmri_extractor_from_the_model_type(tmp_path):
+    FunctionJEPAConfig(num_hidden_layers=1).save_pretrained(tmp_path)
+    saved = extractor(normalization="zscore", zscore_scope="global")
+    saved.save_pretrained(tmp_path)
+    settings_path = tmp_path / "preprocessor_config.json"
+    settings = json.loads(settings_path.read_text())
+    del settings["feature_extractor_type"]
+    settings_path.write_text(json.dumps(settings))
+    loaded = AutoFeatureExtractor.from_pretrained(tmp_path)
+    assert type(loaded) is FMRIFeatureExtractor
+    assert loaded.to_dict() == saved.to_dict()
 
 
 def test_robust_normalization_needs_statistics():
@@ -268,3 +284,27 @@ def test_lemon_rest_run_through_the_processor(lemon_run, lemon_schaefer400, scha
     assert out["attention_mask"].sum().item() == 450
     torch.testing.assert_close(out["fmri_values"][0], torch.from_numpy(lemon_schaefer400[:, :450]))
     assert torch.isfinite(out["fmri_values"]).all() and out["fmri_values"][0].std(dim=1).min() > 0
+
+
+def test_lemon_rest_run_through_a_small_function_jepa(lemon_run, schaefer400_fsaverage5):
+    vertex_data, _ = lemon_run
+    # The full run at its TR, and every other frame of its first 120 (TR 2.8 s, 13-frame patches) as a second TR.
+    with pytest.warns(UserWarning, match="are dropped"):
+        inputs = FMRIFeatureExtractor().process_surface(
+            [vertex_data, vertex_data[:, :120:2]],
+            schaefer400_fsaverage5,
+            repetition_time=[1.4, 2.8],
+            return_tensors="pt",
+        )
+    assert inputs["attention_mask"].sum(-1).tolist() == [450, 60]
+    config = FunctionJEPAConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    torch.manual_seed(0)
+    model = FunctionJEPAModel(config).eval()
+    with torch.no_grad():
+        outputs = model(**inputs)
+    # 400 ROIs x 18 patches for the full run; 400 x ceil(60 / 13) = 400 x 5 for the second series.
+    assert outputs.last_hidden_state.shape == (2, 7200, 32)
+    assert outputs.token_mask.sum(-1).tolist() == [7200, 2000]
+    real = outputs.token_mask.bool()
+    assert torch.isfinite(outputs.last_hidden_state).all()
+    assert outputs.last_hidden_state[~real].abs().max() == 0 and outputs.last_hidden_state[real].std() > 0.5

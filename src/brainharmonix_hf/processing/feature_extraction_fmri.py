@@ -11,6 +11,7 @@ import numpy as np
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import TensorType, to_numpy
 
+from ..modeling.tape import patch_length_for_tr
 from .fmri_normalization import NORMALIZATIONS, ZSCORE_SCOPES, fit_robust_statistics, robust_scale, zscore
 from .nifti_io import load_image
 from .nifti_io import repetition_time as header_repetition_time
@@ -108,8 +109,8 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
         self.robust_median, self.robust_iqr = median.tolist(), iqr.tolist()
 
     def patch_length(self, repetition_time: float) -> int:
-        """Frames per time patch at this TR: `round(window_seconds / repetition_time)`, at least 1."""
-        return max(1, round(self.window_seconds / repetition_time))
+        """Frames per time patch at this TR, as the model computes it: `round(window_seconds / repetition_time)`."""
+        return patch_length_for_tr(repetition_time, self.window_seconds)
 
     def fit_robust_statistics(self, fmri, layout: str) -> "FMRIFeatureExtractor":
         """Fit per-ROI robust statistics (median and IQR over subjects of their temporal mean) on a cohort and store
