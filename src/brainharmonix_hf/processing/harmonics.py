@@ -18,19 +18,18 @@ _SHIFT = -0.01
 
 
 def laplace_beltrami_eigenmodes(
-    vertices: np.ndarray, faces: np.ndarray, num_modes: int, tolerance: float = 0.0
+    vertices: np.ndarray, faces: np.ndarray, num_modes: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Smallest `num_modes` eigenpairs of the Laplace–Beltrami operator (linear FEM, consistent mass).
 
-    Solved with shift-invert Lanczos on the sparse generalised problem; the start vector is fixed, so repeated
-    calls give identical results.
+    Solved to machine precision with shift-invert Lanczos on the sparse generalised problem; the start vector is
+    fixed, so repeated calls give identical results.
 
     Args:
         vertices: `(num_vertices, 3)` coordinates of one connected surface (e.g. one hemisphere without the
             medial wall).
         faces: `(num_faces, 3)` vertex indices; every vertex must belong to a triangle.
         num_modes: number of modes, including the constant one.
-        tolerance: relative accuracy handed to the solver (0 = machine precision).
 
     Returns:
         `(eigenvalues, modes)`: `(num_modes,)` ascending and `(num_vertices, num_modes)` float64, M-orthonormal,
@@ -41,7 +40,7 @@ def laplace_beltrami_eigenmodes(
     if not 0 < num_modes < num_vertices:
         raise ValueError(f"`num_modes` must be between 1 and {num_vertices - 1} for this mesh; got {num_modes}.")
     start = np.random.default_rng(0).uniform(-1.0, 1.0, num_vertices)
-    eigenvalues, modes = eigsh(stiffness, k=num_modes, M=mass, sigma=_SHIFT, which="LM", v0=start, tol=tolerance)
+    eigenvalues, modes = eigsh(stiffness, k=num_modes, M=mass, sigma=_SHIFT, which="LM", v0=start)
     order = np.argsort(eigenvalues)
     return eigenvalues[order], orient_columns(modes[:, order])
 
