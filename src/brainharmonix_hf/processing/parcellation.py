@@ -66,10 +66,12 @@ def average_by_label(unit_series: np.ndarray, unit_labels: np.ndarray, labels: S
     label_order = np.argsort(labels)
     rows = label_order[np.searchsorted(labels[label_order], unit_labels[units])]
     counts = np.bincount(rows, minlength=labels.size)
-    weights = 1.0 / counts[rows]
-    averaging = sparse.csr_matrix((weights, (rows, np.arange(units.size))), shape=(labels.size, units.size))
-    series = averaging @ np.asarray(unit_series[units], dtype=np.float64)
-    return series.astype(np.float32), labels
+    # Columns span every unit (unlabelled ones stay empty), so the series are read in place, never gathered.
+    averaging = sparse.csr_matrix(
+        ((1.0 / counts[rows]).astype(np.float32), (rows, units)), shape=(labels.size, len(unit_labels))
+    )
+    series = averaging @ np.asarray(unit_series, dtype=np.float32)
+    return series, labels
 
 
 def parcellate_volume(img_4d, label_img, labels: Sequence[int] | None = None):
@@ -85,10 +87,8 @@ def parcellate_volume(img_4d, label_img, labels: Sequence[int] | None = None):
     """
     image = require_4d(load_image(img_4d), name="The 4D image")
     atlas = check_labels_on_grid(load_image(label_img), image)
-    voxel_labels = _integer_labels(np.asarray(atlas.dataobj).reshape(-1), "label image")
-    labelled = voxel_labels != 0
-    data = np.asarray(image.dataobj, dtype=np.float32).reshape(-1, image.shape[3])
-    return average_by_label(data[labelled], voxel_labels[labelled], labels)
+    voxel_series = np.asarray(image.dataobj, dtype=np.float32).reshape(-1, image.shape[3])
+    return average_by_label(voxel_series, np.asarray(atlas.dataobj).reshape(-1), labels)
 
 
 def parcellate_surface(vertex_data: np.ndarray, vertex_labels: np.ndarray, labels: Sequence[int] | None = None):
