@@ -168,9 +168,7 @@ class StructureMAEEmbeddings(nn.Module):
         self.config = config
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
         self.patch_embeddings = StructureMAEPatchEmbeddings(config)
-        self.register_buffer(
-            "position_embeddings", sincos_3d(config.hidden_size, config.grid_size), persistent=False
-        )
+        self.register_buffer("position_embeddings", sincos_3d(config.hidden_size, config.grid_size), persistent=False)
 
     def forward(
         self, pixel_values: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None
@@ -247,7 +245,7 @@ class StructureMAEPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """Xavier-uniform linears and patch kernel (as a `(hidden, voxels)` matrix), N(0, 0.02) tokens, sin-cos tables."""
+        """Xavier-uniform linears and patch kernel (as a `(hidden, voxels)` matrix), normal tokens, sin-cos tables."""
         super()._init_weights(module)
         std = self.config.initializer_range
         if isinstance(module, nn.Linear):
