@@ -1,10 +1,12 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
 """The Harmonizer: fuses fMRI and T1 encoder latents into a CLS token and K hub tokens.
 
-Sequence seen by the encoder: `[CLS, fMRI latents, T1 latents, hub tokens]` with a fixed 1D sin-cos position over the
-`1 + num_fmri_tokens + num_t1_tokens` leading positions (CLS at index 0 gets the zero row) and learned positions on the
-hub tokens. Padded fMRI tokens and missing modalities are dropped before the transformer (token packing), so their
-cost is never paid; CLS and hub tokens are always kept. Output: `[CLS, hub tokens]`.
+Tokens seen by the encoder: CLS, the fMRI latents, the T1 latents and the hub tokens, with a fixed 1D sin-cos position
+over `[CLS, fMRI latents, T1 latents]` (CLS at index 0 gets the zero row) and learned positions on the hub tokens.
+Padded fMRI tokens and missing modalities are dropped before the transformer (token packing), so their cost is never
+paid; CLS and hub tokens are always kept. The computed sequence is laid out `[CLS, hub tokens, valid latent tokens]`
+(attention does not depend on the order; positions are in the embeddings), so the output tokens and every hidden
+state's leading `1 + num_hub_tokens` rows sit at the same place whatever the batch. Output: `[CLS, hub tokens]`.
 """
 
 from dataclasses import dataclass
@@ -43,7 +45,7 @@ class HarmonizerForPreTrainingOutput(ModelOutput):
         reconstruction: `(batch, num_fmri_tokens + num_t1_tokens, latent_size)` predicted standardised latents.
         last_hidden_state: `(batch, 1 + num_hub_tokens, hidden_size)` encoder output `[CLS, hub tokens]`.
         hidden_states, attentions: encoder layers' outputs over the computed sequence
-            `[CLS, valid latent tokens packed to the front, hub tokens]`.
+            `[CLS, hub tokens, valid latent tokens]`.
     """
 
     loss: torch.Tensor | None = None
@@ -54,7 +56,7 @@ class HarmonizerForPreTrainingOutput(ModelOutput):
 
 
 class HarmonizerEmbeddings(nn.Module):
-    """Builds the encoder sequence `[CLS, valid latent tokens, hub tokens]` and its 2D attention mask."""
+    """Builds the encoder sequence `[CLS, hub tokens, valid latent tokens]` and its 2D attention mask."""
 
     def __init__(self, config: HarmonizerConfig):
         super().__init__()
@@ -80,8 +82,9 @@ class HarmonizerEmbeddings(nn.Module):
             token_mask: `(batch, num_latent_tokens)`, nonzero for tokens to compute.
 
         Returns:
-            embeddings `(batch, 1 + max_valid + num_hub_tokens, hidden_size)` and the long 2D attention mask of the
-            same length (1 = real), where `max_valid` is the largest valid-token count in the batch.
+            embeddings `(batch, 1 + num_hub_tokens + max_valid, hidden_size)` and the long 2D attention mask of the
+            same length (1 = real), where `max_valid` is the largest valid-token count in the batch. A subject's
+            valid tokens keep their order; rows past its valid count are masked.
         """
         packed = pack_tokens(latents, token_mask)
         dtype = self.hub_tokens.dtype
@@ -90,9 +93,9 @@ class HarmonizerEmbeddings(nn.Module):
         batch_size = latents.shape[0]
         cls = (self.cls_token + positions[:1]).expand(batch_size, -1, -1)
         hub = (self.hub_tokens + self.hub_position_embeddings).expand(batch_size, -1, -1)
-        embeddings = torch.cat([cls, tokens, hub], dim=1)
+        embeddings = torch.cat([cls, hub, tokens], dim=1)
         always_on = packed.mask.new_ones(batch_size, 1 + self.config.num_hub_tokens)
-        attention_mask = torch.cat([always_on[:, :1], packed.mask, always_on[:, 1:]], dim=1)
+        attention_mask = torch.cat([always_on, packed.mask], dim=1)
         return embeddings, attention_mask
 
 
@@ -232,7 +235,7 @@ class HarmonizerModel(HarmonizerPreTrainedModel):
             `BaseModelOutputWithPooling` with `last_hidden_state` `(batch, 1 + num_hub_tokens, hidden_size)`
             = `[CLS, hub tokens]` (after the final LayerNorm when the model has one), `pooler_output`
             `(batch, hidden_size)` = mean of the hub tokens, and `hidden_states` / `attentions` over the computed
-            sequence `[CLS, valid latent tokens packed to the front, hub tokens]`.
+            sequence `[CLS, hub tokens, valid latent tokens]` (see the module docstring).
         """
         latents, token_mask = combine_modalities(self.config, fmri_latents, fmri_token_mask, t1_latents, t1_token_mask)
         if self.training and self.config.modality_dropout > 0:
@@ -245,7 +248,7 @@ class HarmonizerModel(HarmonizerPreTrainedModel):
         for layer in self.layers:
             hidden_states = layer(hidden_states, attention_mask, **kwargs)
 
-        output_tokens = torch.cat([hidden_states[:, :1], hidden_states[:, -self.config.num_hub_tokens :]], dim=1)
+        output_tokens = hidden_states[:, : 1 + self.config.num_hub_tokens]
         if self.layernorm is not None:
             output_tokens = self.layernorm(output_tokens)
         return BaseModelOutputWithPooling(last_hidden_state=output_tokens, pooler_output=output_tokens[:, 1:].mean(1))
