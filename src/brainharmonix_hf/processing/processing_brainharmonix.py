@@ -1,0 +1,171 @@
+# Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
+"""One processor for both modalities: T1 volumes and fMRI series of a batch of subjects, either may be missing."""
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from transformers import BatchFeature, ProcessorMixin
+
+from .feature_extraction_fmri import FMRIFeatureExtractor
+from .feature_extraction_t1 import T1VolumeFeatureExtractor
+
+ROI_CSV_SUFFIXES = (".csv", ".csv.gz")
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+class BrainHarmonixProcessor(ProcessorMixin):
+    r"""Joins a `T1VolumeFeatureExtractor` and an `FMRIFeatureExtractor` into the inputs of `BrainHarmonixModel`.
+
+    A batch may mix complete and incomplete subjects: put `None` in place of a subject's missing T1 or fMRI. The
+    missing entries are zero-filled and flagged in `has_t1` / `has_fmri`, which the model uses to mask that modality.
+
+    Args:
+        t1_feature_extractor (`T1VolumeFeatureExtractor`): prepares T1 volumes.
+        fmri_feature_extractor (`FMRIFeatureExtractor`): prepares ROI time series.
+    """
+
+    def __init__(self, t1_feature_extractor: T1VolumeFeatureExtractor, fmri_feature_extractor: FMRIFeatureExtractor):
+        super().__init__(t1_feature_extractor, fmri_feature_extractor)
+
+    @staticmethod
+    def get_possibly_dynamic_module(module_name: str):
+        # Our sub-processors live in this package, not in transformers: resolve them before transformers' own lookup
+        # (which also fails without the optional vision/video backends).
+        own = {cls.__name__: cls for cls in (T1VolumeFeatureExtractor, FMRIFeatureExtractor)}
+        if module_name in own:
+            return own[module_name]
+        return ProcessorMixin.get_possibly_dynamic_module(module_name)
+
+    def __call__(
+        self,
+        t1=None,
+        fmri=None,
+        *,
+        repetition_time: float | Sequence[float | None] | None = None,
+        layout: str = "rois_first",
+        affine: np.ndarray | None = None,
+        fmri_atlas_image=None,
+        return_tensors: str | None = None,
+    ) -> BatchFeature:
+        """Prepare one subject or a batch.
+
+        Args:
+            t1: a T1 volume (`.nii`/`.nii.gz` path, nibabel image, or array with `affine`), or a list with one entry
+                per subject, `None` for a subject without T1.
+            fmri: a series per subject: a 2D array (axis order given by `layout`), an ROI CSV path (`.csv`/`.csv.gz`,
+                rows = ROIs), or a 4D NIfTI path or image (needs `fmri_atlas_image`); a list with one entry per
+                subject, `None` for a subject without fMRI.
+            repetition_time: TR in seconds, one for all subjects or one per subject (`None` where fMRI is missing);
+                optional for NIfTI runs whose header has it.
+            layout (`str`, *optional*, defaults to `"rois_first"`): axis order of array series, `"rois_first"`
+                `(num_rois, num_timepoints)` or `"time_first"`.
+            affine (`np.ndarray`, *optional*): `(4, 4)` affine of array T1 volumes.
+            fmri_atlas_image: the label NIfTI on the grid of 4D NIfTI runs.
+            return_tensors (`str`, *optional*): `"pt"` or `"np"`.
+
+        Returns:
+            `BatchFeature` with, for each modality given, its model inputs (`pixel_values`; `fmri_values`,
+            `repetition_time`, `attention_mask`) and a `(batch,)` boolean `has_t1` / `has_fmri`.
+        """
+        if t1 is None and fmri is None:
+            raise ValueError("Pass at least one modality: `t1=` (T1 volumes) and/or `fmri=` (fMRI series).")
+        batched = isinstance(t1, (list, tuple)) or isinstance(fmri, (list, tuple))
+        t1_list = _as_subject_list(t1, "t1") if t1 is not None else None
+        fmri_list = _as_subject_list(fmri, "fmri") if fmri is not None else None
+        if t1_list is not None and fmri_list is not None and len(t1_list) != len(fmri_list):
+            raise ValueError(
+                f"Got {len(t1_list)} T1 entries and {len(fmri_list)} fMRI entries; pass one entry per subject in "
+                "both lists, with None where a subject lacks that modality."
+            )
+        if not batched and fmri is not None and np.ndim(repetition_time) > 0:
+            raise ValueError("One fMRI series was given with several repetition times; pass one TR for it.")
+        data = {}
+        if t1_list is not None:
+            data.update(self._t1_features(t1_list, affine))
+        if fmri_list is not None:
+            data.update(self._fmri_features(fmri_list, repetition_time, layout, fmri_atlas_image))
+        return BatchFeature(data, tensor_type=return_tensors)
+
+    def _t1_features(self, volumes: list, affine: np.ndarray | None) -> dict:
+        present = np.array([volume is not None for volume in volumes])
+        pixel_values = np.zeros((len(volumes), 1, *self.t1_feature_extractor.volume_size), dtype=np.float32)
+        if present.any():
+            given = [volume for volume in volumes if volume is not None]
+            pixel_values[present] = self.t1_feature_extractor(given, affine=affine, return_tensors="np")["pixel_values"]
+        return {"pixel_values": pixel_values, "has_t1": present}
+
+    def _fmri_features(self, series: list, repetition_time, layout: str, atlas_image) -> dict:
+        present = np.array([entry is not None for entry in series])
+        if np.ndim(repetition_time) == 0:
+            repetition_times = [repetition_time] * len(series)
+        elif len(repetition_time) != len(series):
+            raise ValueError(
+                f"repetition_time has {len(repetition_time)} values for {len(series)} subjects; pass one per subject "
+                "(None where fMRI is missing) or a single value for all."
+            )
+        else:
+            repetition_times = list(repetition_time)
+        given = [(entry, tr) for entry, tr in zip(series, repetition_times) if entry is not None]
+        if not given:
+            raise ValueError("Every fMRI entry is None; leave out `fmri=` when no subject has fMRI.")
+        features = self._prepare_fmri([entry for entry, _ in given], [tr for _, tr in given], layout, atlas_image)
+        num_timepoints = features["fmri_values"].shape[-1]
+        fmri_values = np.zeros((len(series), self.fmri_feature_extractor.num_rois, num_timepoints), dtype=np.float32)
+        attention_mask = np.zeros((len(series), num_timepoints), dtype=features["attention_mask"].dtype)
+        repetition_times = np.full(len(series), np.nan, dtype=np.float32)
+        fmri_values[present] = features["fmri_values"]
+        attention_mask[present] = features["attention_mask"]
+        repetition_times[present] = features["repetition_time"]
+        return {
+            "fmri_values": fmri_values,
+            "repetition_time": repetition_times,
+            "attention_mask": attention_mask,
+            "has_fmri": present,
+        }
+
+    def _prepare_fmri(self, entries: list, repetition_times: list, layout: str, atlas_image) -> BatchFeature:
+        extractor = self.fmri_feature_extractor
+        kinds = {_fmri_kind(entry) for entry in entries}
+        if len(kinds) > 1:
+            raise ValueError(
+                f"fMRI entries of one batch must be of one kind, got {sorted(kinds)}; process each kind separately."
+            )
+        kind = kinds.pop()
+        if kind == "roi_csv":
+            return extractor.process_roi_csv(entries, repetition_time=repetition_times, return_tensors="np")
+        if kind == "nifti":
+            if atlas_image is None:
+                raise ValueError(
+                    "4D NIfTI fMRI runs need their atlas: pass `fmri_atlas_image=` (a label NIfTI on the runs' grid), "
+                    "or parcellate the runs yourself and pass ROI time series."
+                )
+            explicit = None if all(tr is None for tr in repetition_times) else repetition_times
+            return extractor.process_nifti(entries, atlas_image, repetition_time=explicit, return_tensors="np")
+        return extractor(entries, repetition_time=repetition_times, layout=layout, return_tensors="np")
+
+
+def _as_subject_list(value, name: str) -> list:
+    """One entry per subject: a list as given, or a single subject wrapped in a list."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"`{name}` is an empty list; pass one entry per subject.")
+        return list(value)
+    return [value]
+
+
+def _fmri_kind(entry) -> str:
+    """`"roi_csv"` or `"nifti"` for paths and NIfTI images, `"array"` for anything else."""
+    if isinstance(entry, (str, os.PathLike)):
+        path = str(entry).lower()
+        if path.endswith(ROI_CSV_SUFFIXES):
+            return "roi_csv"
+        if path.endswith(NIFTI_SUFFIXES):
+            return "nifti"
+        raise ValueError(
+            f"Cannot tell what the fMRI file {entry} holds from its name: use an ROI CSV (.csv/.csv.gz, rows = ROIs) "
+            "or a 4D NIfTI (.nii/.nii.gz), or load it and pass the ROI time series as an array."
+        )
+    if hasattr(entry, "affine") and hasattr(entry, "header"):
+        return "nifti"
+    return "array"
