@@ -3,13 +3,21 @@
 
 import unittest
 
+import numpy as np
 import pytest
 import torch
+from datasets import Dataset
 from hf_common.upstream.test_configuration_common import ConfigTester
-from huggingface_hub.errors import StrictDataclassClassValidationError
 from hf_common.upstream.test_modeling_common import ModelTesterMixin, floats_tensor
-
-from transformers import AutoConfig, AutoModelForPreTraining, AutoModelForSequenceClassification
+from huggingface_hub.errors import StrictDataclassClassValidationError
+from transformers import (
+    AutoConfig,
+    AutoModelForPreTraining,
+    AutoModelForSequenceClassification,
+    EvalPrediction,
+    Trainer,
+    TrainingArguments,
+)
 
 from brainharmonix_hf import (
     HarmonizerConfig,
@@ -22,20 +30,20 @@ from brainharmonix_hf.modeling.harmonizer_tokens import hide_one_modality
 
 def tiny_harmonizer_config(**overrides) -> HarmonizerConfig:
     """12 fMRI + 8 T1 tokens of width 16, a 2-layer 32-wide encoder, 4 hub tokens, a 1-layer 16-wide decoder."""
-    fields = dict(
-        num_fmri_tokens=12,
-        num_t1_tokens=8,
-        latent_size=16,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        num_hub_tokens=4,
-        decoder_hidden_size=16,
-        decoder_num_hidden_layers=1,
-        decoder_num_attention_heads=2,
-        decoder_intermediate_size=32,
-    )
+    fields = {
+        "num_fmri_tokens": 12,
+        "num_t1_tokens": 8,
+        "latent_size": 16,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 64,
+        "num_hub_tokens": 4,
+        "decoder_hidden_size": 16,
+        "decoder_num_hidden_layers": 1,
+        "decoder_num_attention_heads": 2,
+        "decoder_intermediate_size": 32,
+    }
     return HarmonizerConfig(**(fields | overrides))
 
 
@@ -97,7 +105,10 @@ class HarmonizerCommonTest(ModelTesterMixin, unittest.TestCase):
     def _loss_of_each_head(self, configure_model=None):
         config, inputs = self.model_tester.prepare_config_and_inputs_for_common()
         labels = torch.tensor([0, 1, 1])
-        for model_class, extra in ((HarmonizerForPreTraining, {}), (HarmonizerForSequenceClassification, {"labels": labels})):
+        for model_class, extra in (
+            (HarmonizerForPreTraining, {}),
+            (HarmonizerForSequenceClassification, {"labels": labels}),
+        ):
             model = model_class(config).train()
             if configure_model is not None:
                 configure_model(model)
@@ -396,7 +407,14 @@ def test_drop_path_rate_rises_over_encoder_layers_only():
             r"batch index \[1\].*remove them",
         ),
     ],
-    ids=["no_inputs", "wrong_token_count", "mask_without_latents", "wrong_mask_shape", "batch_mismatch", "empty_subject"],
+    ids=[
+        "no_inputs",
+        "wrong_token_count",
+        "mask_without_latents",
+        "wrong_mask_shape",
+        "batch_mismatch",
+        "empty_subject",
+    ],
 )
 def test_bad_inputs_raise_clear_errors(inputs, message):
     with pytest.raises(ValueError, match=message):
@@ -416,3 +434,85 @@ def test_bad_inputs_raise_clear_errors(inputs, message):
 def test_config_rejects_inconsistent_fields(overrides, message):
     with pytest.raises(StrictDataclassClassValidationError, match=message):
         tiny_harmonizer_config(**overrides)
+
+
+# Training through a real transformers.Trainer on cached-latent datasets.
+
+
+def latent_dataset(num_subjects: int, seed: int) -> Dataset:
+    """Random latents whose fMRI part is shifted by the binary label (so it is learnable); every third subject has
+    4 padded fMRI tokens."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(num_subjects) % 2
+    fmri_token_mask = np.ones((num_subjects, 12), dtype=np.int64)
+    fmri_token_mask[::3, 8:] = 0
+    columns = {
+        "fmri_latents": rng.normal(size=(num_subjects, 12, 16)).astype(np.float32) + 0.5 * labels[:, None, None],
+        "fmri_token_mask": fmri_token_mask,
+        "t1_latents": rng.normal(size=(num_subjects, 8, 16)).astype(np.float32),
+        "labels": labels,
+    }
+    return Dataset.from_dict(columns).with_format("torch")
+
+
+def accuracy(prediction: EvalPrediction) -> dict:
+    return {"accuracy": float((prediction.predictions.argmax(-1) == prediction.label_ids).mean())}
+
+
+def fine_tune(output_dir, per_device_batch_size: int, gradient_accumulation_steps: int):
+    torch.manual_seed(0)
+    model = HarmonizerForSequenceClassification(tiny_harmonizer_config())
+    arguments = TrainingArguments(
+        output_dir=output_dir,
+        use_cpu=True,
+        report_to=[],
+        per_device_train_batch_size=per_device_batch_size,
+        gradient_accumulation_steps=gradient_accumulation_steps,
+        per_device_eval_batch_size=8,
+        num_train_epochs=6,
+        learning_rate=2e-3,
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=model,
+        args=arguments,
+        train_dataset=latent_dataset(16, seed=0),
+        eval_dataset=latent_dataset(8, seed=1),
+        compute_metrics=accuracy,
+    )
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    return trainer, model, losses
+
+
+def test_trainer_fine_tuning_with_gradient_accumulation_matches_full_batches(tmp_path):
+    trainer, model, losses = fine_tune(tmp_path / "full", per_device_batch_size=8, gradient_accumulation_steps=1)
+    _, accumulated_model, accumulated_losses = fine_tune(
+        tmp_path / "accumulated", per_device_batch_size=4, gradient_accumulation_steps=2
+    )
+    assert len(losses) == 12
+    assert losses[-1] < 0.85 * losses[0], losses
+    # Same effective batch: same logged losses (Trainer divides the plain-mean loss by the accumulation steps) and
+    # the same weights up to float rounding.
+    np.testing.assert_allclose(accumulated_losses, losses, rtol=1e-5)
+    for (name, parameter), accumulated in zip(model.named_parameters(), accumulated_model.parameters()):
+        torch.testing.assert_close(accumulated, parameter, atol=1e-3, rtol=0, msg=name)
+
+    metrics = trainer.evaluate()
+    assert set(metrics) >= {"eval_loss", "eval_accuracy"}
+    assert 0.0 <= metrics["eval_accuracy"] <= 1.0
+
+
+@torch.no_grad()
+def test_trainer_evaluate_reports_pretraining_loss(tmp_path):
+    model = build(HarmonizerForPreTraining)
+    evaluation_set = latent_dataset(6, seed=2).remove_columns("labels")
+    arguments = TrainingArguments(
+        output_dir=tmp_path, use_cpu=True, report_to=[], per_device_eval_batch_size=6, prediction_loss_only=True
+    )
+    metrics = Trainer(model=model, args=arguments, eval_dataset=evaluation_set).evaluate()
+    expected = model(**evaluation_set[:]).loss
+    assert metrics["eval_loss"] == pytest.approx(expected.item(), rel=1e-5)

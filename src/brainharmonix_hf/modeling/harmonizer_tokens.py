@@ -116,9 +116,7 @@ def hide_one_modality(token_mask: torch.Tensor, num_fmri_tokens: int, probabilit
     return token_mask * (~hidden).long()
 
 
-def reconstruction_loss_mask(
-    token_mask: torch.Tensor, num_fmri_tokens: int, include_padded_fmri: bool
-) -> torch.Tensor:
+def reconstruction_loss_mask(token_mask: torch.Tensor, num_fmri_tokens: int, include_padded_fmri: bool) -> torch.Tensor:
     """Tokens the pretraining loss counts, `(batch, num_fmri_tokens + num_t1_tokens)` float.
 
     Valid tokens only, or, with `include_padded_fmri` (reference behaviour), every fMRI token of subjects that have

@@ -63,7 +63,9 @@ class HarmonizerEmbeddings(nn.Module):
         self.config = config
         # The pretrained ViT-B Harmonizer reads 768-d latents at 768-d width and has no projection.
         self.input_projection = (
-            nn.Identity() if config.latent_size == config.hidden_size else nn.Linear(config.latent_size, config.hidden_size)
+            nn.Identity()
+            if config.latent_size == config.hidden_size
+            else nn.Linear(config.latent_size, config.hidden_size)
         )
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
         self.hub_tokens = nn.Parameter(torch.zeros(config.num_hub_tokens, config.hidden_size))
@@ -108,7 +110,6 @@ class HarmonizerDecoder(nn.Module):
 
     def __init__(self, config: HarmonizerConfig):
         super().__init__()
-        self.config = config
         self.embed = nn.Linear(config.hidden_size, config.decoder_hidden_size)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_hidden_size))
         self.hub_position_embeddings = nn.Parameter(torch.zeros(config.num_hub_tokens, config.decoder_hidden_size))
