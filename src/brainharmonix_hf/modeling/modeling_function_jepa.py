@@ -372,15 +372,16 @@ class FunctionJEPAForPreTraining(FunctionJEPAPreTrainedModel):
         super().__init__(config)
         self.encoder = FunctionJEPAModel(config)
         self.target_encoder = FunctionJEPAModel(config)
-        self.target_encoder.requires_grad_(False)
         self.predictor = FunctionJEPAPredictor(config)
         self.mask_sampler = SpatiotemporalMaskSampler.from_config(config)
         self.post_init()
 
     def initialize_weights(self) -> None:
-        """Initialise missing weights as usual, then give both encoders the same weights (see `sync_unloaded_encoder`)."""
+        """Initialise missing weights as usual, give both encoders the same weights (see `sync_unloaded_encoder`), and
+        freeze the target encoder (it runs at construction and after loading, which builds fresh parameters)."""
         super().initialize_weights()
         sync_unloaded_encoder(self.encoder, self.target_encoder)
+        self.target_encoder.requires_grad_(False)
 
     @torch.no_grad()
     def update_target_encoder(self, momentum: float) -> None:
