@@ -1,0 +1,193 @@
+# Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
+"""TAPE: patch length per TR, the pseudo-inverse kernel resize, token grids and masks, mixed-TR batches."""
+
+import math
+
+import pytest
+import torch
+from transformers.testing_utils import CaptureLogger
+
+from brainharmonix_hf.modeling import tape
+from brainharmonix_hf.modeling.tape import (
+    TAPEPatchEmbedding,
+    patch_length_for_tr,
+    pi_resize_matrix,
+    valid_time_patches,
+)
+
+WINDOW_SECONDS = 35.28
+NUM_TIME_PATCHES = 18
+
+
+def bicubic_resize_matrix(base_length: int, new_length: int) -> torch.Tensor:
+    """`B` (new_length × base_length): column i is the one-hot e_i resized to new_length (bicubic, antialiased)."""
+    basis = torch.eye(base_length, dtype=torch.float64).reshape(base_length, 1, 1, base_length)
+    resized = torch.nn.functional.interpolate(basis, size=(1, new_length), mode="bicubic", antialias=True)
+    return resized.reshape(base_length, new_length).T
+
+
+def embedding(hidden_size: int = 64, seed: int = 0) -> TAPEPatchEmbedding:
+    torch.manual_seed(seed)
+    module = TAPEPatchEmbedding(hidden_size, NUM_TIME_PATCHES, 48, WINDOW_SECONDS)
+    torch.nn.init.trunc_normal_(module.proj.weight, std=0.02)
+    torch.nn.init.normal_(module.proj.bias, std=0.02)
+    return module.eval()
+
+
+def slow_oscillations(times: torch.Tensor, num_rois: int, seed: int) -> torch.Tensor:
+    """`(num_rois, len(times))` sums of five 0.01–0.1 Hz sinusoids (BOLD-like) with random phases and amplitudes."""
+    generator = torch.Generator().manual_seed(seed)
+    frequency = 0.01 + 0.09 * torch.rand(num_rois, 5, 1, generator=generator, dtype=torch.float64)
+    phase = 2 * math.pi * torch.rand(num_rois, 5, 1, generator=generator, dtype=torch.float64)
+    amplitude = torch.randn(num_rois, 5, 1, generator=generator, dtype=torch.float64)
+    return (amplitude * torch.sin(2 * math.pi * frequency * times.double() + phase)).sum(1).float()
+
+
+@pytest.mark.parametrize(
+    ("repetition_time", "patch_length"),
+    [(0.735, 48), (1.47, 24), (2.0, 18), (2.205, 16), (2.5, 14), (3.0, 12), (0.72, 49), (0.8, 44), (1.4, 25)],
+)
+def test_patch_length_is_the_rounded_window_over_tr(repetition_time, patch_length):
+    assert patch_length_for_tr(repetition_time) == patch_length
+    assert patch_length_for_tr(torch.tensor([repetition_time])).tolist() == [patch_length]
+
+
+def test_patch_length_refuses_bad_trs():
+    with pytest.raises(ValueError, match="positive"):
+        patch_length_for_tr(0.0)
+    with pytest.raises(ValueError, match="check that TR is in seconds"):
+        patch_length_for_tr(torch.tensor([2.0, 2000.0]))
+
+
+def test_valid_patches_round_up_and_clip():
+    frames = torch.tensor([150, 1, 17, 18, 19, 1000])
+    lengths = torch.full_like(frames, 18)
+    assert valid_time_patches(frames, lengths, NUM_TIME_PATCHES).tolist() == [9, 1, 1, 1, 2, 18]
+    with pytest.raises(ValueError, match="at least one real frame"):
+        valid_time_patches(torch.tensor([0]), torch.tensor([18]), NUM_TIME_PATCHES)
+
+
+def test_base_patch_length_is_the_identity():
+    torch.testing.assert_close(pi_resize_matrix(48, 48), torch.eye(48, dtype=torch.float64))
+    module = embedding()
+    series = torch.randn(2, 5, 48 * NUM_TIME_PATCHES)
+    with torch.no_grad():
+        tokens = module(series, torch.tensor([0.735, 0.735])).embeddings
+        expected = module.proj(series.unsqueeze(1)).flatten(2).transpose(1, 2)
+    assert torch.equal(tokens, expected)
+
+
+def test_resize_matrix_is_the_pseudo_inverse_of_the_bicubic_resize():
+    resize = bicubic_resize_matrix(48, 24)
+    expected = torch.linalg.pinv(resize.T)
+    torch.testing.assert_close(pi_resize_matrix(48, 24), expected)
+    # Upsampling keeps every inner product exactly: <B x, pinv(Bᵀ) w> = <x, w>.
+    generator = torch.Generator().manual_seed(0)
+    signal, kernel = torch.randn(48, generator=generator, dtype=torch.float64), torch.randn(48, generator=generator, dtype=torch.float64)
+    upsampled = bicubic_resize_matrix(48, 96) @ signal
+    torch.testing.assert_close(upsampled @ (pi_resize_matrix(48, 96) @ kernel), signal @ kernel)
+
+
+def test_same_signal_at_tr_and_twice_tr_gives_close_tokens():
+    module = embedding()
+    duration = 6 * WINDOW_SECONDS  # six full windows
+    fine_times = torch.arange(round(duration / 0.735)) * 0.735
+    coarse_times = torch.arange(round(duration / 1.47)) * 1.47
+    fine = slow_oscillations(fine_times, num_rois=10, seed=1)
+    coarse = slow_oscillations(coarse_times, num_rois=10, seed=1)  # the same oscillations, every other frame
+    unrelated = slow_oscillations(fine_times, num_rois=10, seed=2)
+    with torch.no_grad():
+        fine_tokens, coarse_tokens, unrelated_tokens = (
+            module(series[None], torch.tensor([tr])).embeddings[0].view(10, NUM_TIME_PATCHES, -1)[:, :6]
+            for series, tr in ((fine, 0.735), (coarse, 1.47), (unrelated, 0.735))
+        )
+    same = torch.nn.functional.cosine_similarity(fine_tokens, coarse_tokens, dim=-1)
+    different = torch.nn.functional.cosine_similarity(fine_tokens, unrelated_tokens, dim=-1).abs()
+    assert same.mean() > 0.98 and same.min() > 0.95, same
+    assert different.mean() < 0.5, different
+    assert same.mean() - different.mean() > 0.5
+
+
+@pytest.mark.parametrize(
+    ("repetition_time", "patch_length"), [(0.72, 49), (0.8, 44), (1.4, 25), (2.0, 18), (2.5, 14), (3.0, 12)]
+)
+def test_token_grid_and_mask_at_common_trs(repetition_time, patch_length):
+    num_frames = round(300 / repetition_time)  # five minutes
+    module = embedding(hidden_size=16)
+    with torch.no_grad():
+        outputs = module(torch.randn(2, 7, num_frames), torch.tensor([repetition_time] * 2))
+    num_valid = math.ceil(num_frames / patch_length)
+    assert outputs.embeddings.shape == (2, 7 * NUM_TIME_PATCHES, 16)
+    assert outputs.num_valid_time_patches.tolist() == [num_valid, num_valid]
+    expected_mask = (torch.arange(NUM_TIME_PATCHES) < num_valid).long().repeat(7)
+    assert torch.equal(outputs.token_mask, expected_mask.expand(2, -1))
+
+
+def test_mixed_trs_in_one_batch_equal_per_tr_batches():
+    module = embedding()
+    series = torch.randn(4, 5, 400)
+    repetition_time = torch.tensor([2.0, 0.8, 2.0, 3.0])
+    attention_mask = torch.ones(4, 400, dtype=torch.long)
+    attention_mask[0, 150:] = 0
+    attention_mask[3, 100:] = 0
+    with torch.no_grad():
+        mixed = module(series, repetition_time, attention_mask)
+        for tr in (2.0, 0.8, 3.0):
+            rows = (repetition_time == tr).nonzero().squeeze(1)
+            alone = module(series[rows], repetition_time[rows], attention_mask[rows])
+            torch.testing.assert_close(mixed.embeddings[rows], alone.embeddings, atol=1e-6, rtol=1e-6)
+            assert torch.equal(mixed.token_mask[rows], alone.token_mask)
+    assert mixed.num_valid_time_patches.tolist() == [9, 10, 18, 9]  # 150 / 18, 400 / 44, 400 / 18 → 18, 100 / 12
+
+
+def test_frames_past_the_mask_do_not_change_tokens():
+    module = embedding()
+    series = torch.randn(1, 5, 200)
+    attention_mask = torch.ones(1, 200, dtype=torch.long)
+    attention_mask[0, 150:] = 0
+    noisy = series.clone()
+    noisy[..., 150:] = 1e3
+    with torch.no_grad():
+        torch.testing.assert_close(
+            module(series, torch.tensor([2.0]), attention_mask).embeddings,
+            module(noisy, torch.tensor([2.0]), attention_mask).embeddings,
+        )
+
+
+def test_series_shorter_than_one_patch_gives_one_valid_patch():
+    module = embedding(hidden_size=8)
+    with torch.no_grad():
+        outputs = module(torch.randn(1, 3, 5), torch.tensor([2.0]))
+    assert outputs.num_valid_time_patches.tolist() == [1]
+    assert outputs.token_mask.view(3, NUM_TIME_PATCHES)[:, 0].tolist() == [1, 1, 1]
+    assert int(outputs.token_mask.sum()) == 3
+
+
+def test_long_series_are_cropped_with_one_warning_naming_the_seconds(monkeypatch):
+    monkeypatch.setattr(tape, "_crop_reported", False)
+    module = embedding(hidden_size=8)
+    long_series = torch.randn(1, 3, 18 * 18 + 10)  # 10 frames (20 s at TR 2) past the 18-patch window
+    logger = tape.logger
+    with CaptureLogger(logger) as first:
+        cropped = module(long_series, torch.tensor([2.0])).embeddings
+    with CaptureLogger(logger) as second:
+        module(long_series, torch.tensor([2.0]))
+    assert "20.0 s were dropped" in first.out
+    assert second.out == ""
+    with torch.no_grad():
+        torch.testing.assert_close(cropped, module(long_series[..., : 18 * 18], torch.tensor([2.0])).embeddings)
+
+
+def test_resized_kernel_passes_gradients_to_the_stored_kernel():
+    module = embedding().train()
+    tokens = module(torch.randn(2, 3, 200), torch.tensor([2.0, 1.47])).embeddings
+    tokens.square().sum().backward()
+    assert module.proj.weight.grad is not None and module.proj.weight.grad.abs().sum() > 0
+
+
+def test_bad_inputs_are_refused_with_the_fix():
+    module = embedding(hidden_size=8)
+    with pytest.raises(ValueError, match=r"fmri_values\[None\]"):
+        module(torch.randn(3, 100), torch.tensor([2.0]))
+    with pytest.raises(ValueError, match="one TR per series"):
+        module(torch.randn(3, 4, 100), torch.tensor([2.0, 2.0]))
