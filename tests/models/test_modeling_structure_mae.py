@@ -246,6 +246,21 @@ def test_patches_are_row_major_in_the_grid_and_patchify_inverts():
     torch.testing.assert_close(model.unpatchify(model.patchify(batch)), batch, rtol=0, atol=0)
 
 
+def test_patch_embedding_equals_the_strided_convolution():
+    # Two channels and an anisotropic patch, so channel and axis orders inside a patch are both exercised.
+    config = tiny_config(num_channels=2, patch_size=[8, 4, 8])
+    model = StructureMAEForPreTraining(config).eval()
+    patch_embeddings = model.structure.embeddings.patch_embeddings
+    volume = random_volume(config)
+    with torch.no_grad():
+        expected = torch.nn.functional.conv3d(
+            volume, patch_embeddings.proj.weight, patch_embeddings.proj.bias, stride=config.patch_shape
+        )
+        actual = patch_embeddings(volume)
+    torch.testing.assert_close(actual, expected.flatten(2).transpose(1, 2), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.unpatchify(model.patchify(volume)), volume, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("norm_pix_loss", [False, True])
 def test_loss_is_the_mean_squared_error_on_masked_patches(norm_pix_loss):
     config = tiny_config(norm_pix_loss=norm_pix_loss)

@@ -100,6 +100,34 @@ def check_pixel_values(pixel_values: torch.Tensor, config: StructureMAEConfig) -
         )
 
 
+def volume_to_patches(pixel_values: torch.Tensor, config: StructureMAEConfig) -> torch.Tensor:
+    """`(batch, channels, d0, d1, d2)` -> `(batch, num_patches, channels * p0 * p1 * p2)`.
+
+    Patches are row-major over the grid (token `n = (i * g1 + j) * g2 + k`); voxels inside a patch are ordered
+    `(channel, p0, p1, p2)`, the layout of a flattened Conv3d kernel.
+    """
+    check_pixel_values(pixel_values, config)
+    batch_size, channels = pixel_values.shape[:2]
+    (g0, g1, g2), (p0, p1, p2) = config.grid_size, config.patch_shape
+    patches = pixel_values.reshape(batch_size, channels, g0, p0, g1, p1, g2, p2)
+    patches = patches.permute(0, 2, 4, 6, 1, 3, 5, 7)
+    return patches.reshape(batch_size, g0 * g1 * g2, channels * p0 * p1 * p2)
+
+
+def patches_to_volume(patches: torch.Tensor, config: StructureMAEConfig) -> torch.Tensor:
+    """Inverse of `volume_to_patches`: `(batch, num_patches, voxels)` -> `(batch, channels, d0, d1, d2)`."""
+    (g0, g1, g2), (p0, p1, p2) = config.grid_size, config.patch_shape
+    channels = config.num_channels
+    expected = (config.num_patches, channels * p0 * p1 * p2)
+    if patches.ndim != 3 or tuple(patches.shape[1:]) != expected:
+        raise ValueError(
+            f"patches must have shape (batch, {expected[0]}, {expected[1]}) for this config, got {tuple(patches.shape)}."
+        )
+    volume = patches.reshape(patches.shape[0], g0, g1, g2, channels, p0, p1, p2)
+    volume = volume.permute(0, 4, 1, 5, 2, 6, 3, 7)
+    return volume.reshape(patches.shape[0], channels, *config.image_size)
+
+
 def padded_sincos_3d(embed_dim: int, grid_size: tuple[int, int, int]) -> torch.Tensor:
     """`sincos_3d` for any width: the largest multiple of 6 carries positions, the last `embed_dim % 6` columns are 0.
 
@@ -145,7 +173,12 @@ def random_masking(
 
 
 class StructureMAEPatchEmbeddings(nn.Module):
-    """Strided Conv3d: `(batch, channels, d0, d1, d2)` -> `(batch, num_patches, hidden_size)`, row-major patches."""
+    """Patch embedding `(batch, channels, d0, d1, d2)` -> `(batch, num_patches, hidden_size)`, row-major patches.
+
+    The weights live in a Conv3d (`proj`, kernel = stride = patch size). Because the patches do not overlap, the
+    convolution equals one matrix product of the flattened patches with the flattened kernel, which is what `forward`
+    computes: on CPU it is several times faster than the Conv3d kernel in bfloat16.
+    """
 
     def __init__(self, config: StructureMAEConfig):
         super().__init__()
@@ -155,9 +188,8 @@ class StructureMAEPatchEmbeddings(nn.Module):
         )
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        check_pixel_values(pixel_values, self.config)
-        patches = self.proj(pixel_values.to(self.proj.weight.dtype))
-        return patches.flatten(2).transpose(1, 2)
+        patches = volume_to_patches(pixel_values.to(self.proj.weight.dtype), self.config)
+        return nn.functional.linear(patches, self.proj.weight.flatten(1), self.proj.bias)
 
 
 class StructureMAEEmbeddings(nn.Module):
@@ -358,31 +390,16 @@ class StructureMAEForPreTraining(StructureMAEPreTrainedModel):
         self.post_init()
 
     def patchify(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """`(batch, channels, d0, d1, d2)` -> `(batch, num_patches, p0 * p1 * p2 * channels)`.
+        """`(batch, channels, d0, d1, d2)` -> `(batch, num_patches, channels * p0 * p1 * p2)`, the layout of `logits`.
 
         Patches are row-major over the grid (the encoder's token order); voxels inside a patch are ordered
-        `(p0, p1, p2, channel)`.
+        `(channel, p0, p1, p2)`.
         """
-        check_pixel_values(pixel_values, self.config)
-        batch_size, channels = pixel_values.shape[:2]
-        (g0, g1, g2), (p0, p1, p2) = self.config.grid_size, self.config.patch_shape
-        patches = pixel_values.reshape(batch_size, channels, g0, p0, g1, p1, g2, p2)
-        patches = patches.permute(0, 2, 4, 6, 3, 5, 7, 1)
-        return patches.reshape(batch_size, g0 * g1 * g2, p0 * p1 * p2 * channels)
+        return volume_to_patches(pixel_values, self.config)
 
     def unpatchify(self, patches: torch.Tensor) -> torch.Tensor:
         """Inverse of [`patchify`]: `(batch, num_patches, voxels)` -> `(batch, channels, d0, d1, d2)`."""
-        (g0, g1, g2), (p0, p1, p2) = self.config.grid_size, self.config.patch_shape
-        channels = self.config.num_channels
-        expected = (self.config.num_patches, p0 * p1 * p2 * channels)
-        if patches.ndim != 3 or tuple(patches.shape[1:]) != expected:
-            raise ValueError(
-                f"patches must have shape (batch, {expected[0]}, {expected[1]}) for this config, "
-                f"got {tuple(patches.shape)}."
-            )
-        volume = patches.reshape(patches.shape[0], g0, g1, g2, p0, p1, p2, channels)
-        volume = volume.permute(0, 7, 1, 4, 2, 5, 3, 6)
-        return volume.reshape(patches.shape[0], channels, *self.config.image_size)
+        return patches_to_volume(patches, self.config)
 
     def reconstruction_loss(self, pixel_values: torch.Tensor, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean over masked patches of the per-patch voxel MSE (targets standardised per patch if `norm_pix_loss`)."""
