@@ -65,6 +65,7 @@ class StructureMAEConfig(PreTrainedConfig):
     >>> config.grid_size, config.num_patches
     ((10, 12, 10), 1200)
     >>> model = StructureMAEModel(config)
+
     ```
     """
 

@@ -314,6 +314,7 @@ class StructureMAEModel(StructureMAEPreTrainedModel):
     ...     tokens = model(torch.randn(1, 1, 160, 192, 160)).last_hidden_state
     >>> tokens.shape
     torch.Size([1, 1200, 768])
+
     ```
     """
 
@@ -378,6 +379,7 @@ class StructureMAEForPreTraining(StructureMAEPreTrainedModel):
     >>> outputs.loss.backward()
     >>> outputs.logits.shape, int(outputs.mask.sum(dim=1)[0])
     (torch.Size([2, 1200, 4096]), 900)
+
     ```
     """
 
