@@ -12,11 +12,18 @@ from transformers import (
     AutoModel,
     AutoModelForPreTraining,
     AutoModelForSequenceClassification,
+    AutoProcessor,
 )
 
+from .modeling.configuration_brainharmonix import BrainHarmonixConfig
 from .modeling.configuration_function_jepa import FunctionJEPAConfig
 from .modeling.configuration_harmonizer import HarmonizerConfig
 from .modeling.configuration_structure_mae import StructureMAEConfig
+from .modeling.modeling_brainharmonix import (
+    BrainHarmonixForSequenceClassification,
+    BrainHarmonixModel,
+    BrainHarmonixPreTrainedModel,
+)
 from .modeling.modeling_function_jepa import (
     FunctionJEPAForPreTraining,
     FunctionJEPAModel,
@@ -38,6 +45,7 @@ from .processing.feature_extraction_fmri import FMRIFeatureExtractor
 from .processing.feature_extraction_t1 import T1VolumeFeatureExtractor
 from .processing.gradients import compute_gradients
 from .processing.harmonics import compute_geometric_harmonics
+from .processing.processing_brainharmonix import BrainHarmonixProcessor
 from .training.masking import JEPAMasks, SpatiotemporalMaskSampler
 from .training.schedules import ema_momentum
 
@@ -46,12 +54,47 @@ AutoModel.register(StructureMAEConfig, StructureMAEModel)
 AutoModelForPreTraining.register(StructureMAEConfig, StructureMAEForPreTraining)
 AutoFeatureExtractor.register(StructureMAEConfig, T1VolumeFeatureExtractor)
 
+AutoConfig.register(FunctionJEPAConfig.model_type, FunctionJEPAConfig)
+AutoModel.register(FunctionJEPAConfig, FunctionJEPAModel)
+AutoModelForPreTraining.register(FunctionJEPAConfig, FunctionJEPAForPreTraining)
+AutoFeatureExtractor.register(FunctionJEPAConfig, FMRIFeatureExtractor)
+
 AutoConfig.register(HarmonizerConfig.model_type, HarmonizerConfig)
 AutoModel.register(HarmonizerConfig, HarmonizerModel)
 AutoModelForPreTraining.register(HarmonizerConfig, HarmonizerForPreTraining)
 AutoModelForSequenceClassification.register(HarmonizerConfig, HarmonizerForSequenceClassification)
 
-AutoConfig.register(FunctionJEPAConfig.model_type, FunctionJEPAConfig)
-AutoModel.register(FunctionJEPAConfig, FunctionJEPAModel)
-AutoModelForPreTraining.register(FunctionJEPAConfig, FunctionJEPAForPreTraining)
-AutoFeatureExtractor.register(FunctionJEPAConfig, FMRIFeatureExtractor)
+AutoConfig.register(BrainHarmonixConfig.model_type, BrainHarmonixConfig)
+AutoModel.register(BrainHarmonixConfig, BrainHarmonixModel)
+AutoModelForSequenceClassification.register(BrainHarmonixConfig, BrainHarmonixForSequenceClassification)
+AutoProcessor.register(BrainHarmonixConfig, BrainHarmonixProcessor)
+
+__all__ = [
+    "BrainHarmonixConfig",
+    "BrainHarmonixForSequenceClassification",
+    "BrainHarmonixModel",
+    "BrainHarmonixPreTrainedModel",
+    "BrainHarmonixProcessor",
+    "FMRIFeatureExtractor",
+    "FunctionJEPAConfig",
+    "FunctionJEPAForPreTraining",
+    "FunctionJEPAModel",
+    "FunctionJEPAPreTrainedModel",
+    "HarmonizerConfig",
+    "HarmonizerForPreTraining",
+    "HarmonizerForSequenceClassification",
+    "HarmonizerModel",
+    "HarmonizerPreTrainedModel",
+    "JEPAMasks",
+    "RoiTables",
+    "SpatiotemporalMaskSampler",
+    "StructureMAEConfig",
+    "StructureMAEForPreTraining",
+    "StructureMAEModel",
+    "StructureMAEPreTrainedModel",
+    "T1VolumeFeatureExtractor",
+    "compute_geometric_harmonics",
+    "compute_gradients",
+    "ema_momentum",
+    "load_roi_tables",
+]

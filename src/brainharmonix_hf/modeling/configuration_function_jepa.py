@@ -96,6 +96,7 @@ class FunctionJEPAConfig(PreTrainedConfig):
     """
 
     model_type = "brainharmonix_function_jepa"
+    base_config_key = "function_config"
 
     num_rois: int = 400
     atlas: str = "schaefer400_7networks"

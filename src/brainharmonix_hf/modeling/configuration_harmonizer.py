@@ -55,6 +55,7 @@ class HarmonizerConfig(PreTrainedConfig):
     """
 
     model_type = "brainharmonix_harmonizer"
+    base_config_key = "harmonizer_config"
 
     num_fmri_tokens: int = 7200
     num_t1_tokens: int = 1200

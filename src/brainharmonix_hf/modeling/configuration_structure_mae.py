@@ -70,6 +70,7 @@ class StructureMAEConfig(PreTrainedConfig):
     """
 
     model_type = "brainharmonix_structure_mae"
+    base_config_key = "structure_config"
 
     image_size: list[int] | tuple[int, int, int] = (160, 192, 160)
     patch_size: int | list[int] | tuple[int, int, int] = 16
