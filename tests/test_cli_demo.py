@@ -1,20 +1,35 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
-"""`brainharmonix demo`, run in-process with a small StructureMAE config on the real MNI152 template."""
+"""`brainharmonix demo`, run in-process with a small config on the bundled T1 and fMRI samples."""
 
+import importlib.util
 import re
 
 import pytest
 
-from brainharmonix_hf import StructureMAEConfig
+from brainharmonix_hf import BrainHarmonixConfig
 from brainharmonix_hf.cli import main
 
-SMALL = {"image_size": [32, 48, 32], "hidden_size": 24, "num_hidden_layers": 1, "num_attention_heads": 2}
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("brainspace") is None,
+    reason="the fMRI sample ships in brainspace (`pip install --no-deps brainspace`)",
+)
+
+LAYER = {"num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 48, "hidden_size": 24}
+DECODER = {"decoder_num_hidden_layers": 1, "decoder_num_attention_heads": 2}
 
 
 @pytest.fixture(scope="module")
 def config_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("small_structure_mae")
-    StructureMAEConfig(**SMALL, intermediate_size=48).save_pretrained(folder)
+    """Full-size inputs (400 ROIs × 18 time patches), a 32 × 48 × 32 T1 crop (12 tokens), 24-wide one-layer stages."""
+    folder = tmp_path_factory.mktemp("small_brainharmonix")
+    BrainHarmonixConfig(
+        structure_config=LAYER | DECODER | {"image_size": [32, 48, 32], "decoder_hidden_size": 24,
+                                            "decoder_intermediate_size": 48},
+        function_config=LAYER | {"predictor_hidden_size": 16, "predictor_num_hidden_layers": 1,
+                                 "predictor_num_attention_heads": 2, "predictor_intermediate_size": 32},
+        harmonizer_config=LAYER | DECODER | {"num_t1_tokens": 12, "latent_size": 24, "num_hub_tokens": 4,
+                                             "decoder_hidden_size": 16, "decoder_intermediate_size": 32},
+    ).save_pretrained(folder)
     return str(folder)
 
 
@@ -23,14 +38,26 @@ def run_demo(capsys, *arguments: str) -> list[str]:
     return capsys.readouterr().out.strip().splitlines()
 
 
-def test_demo_prints_the_token_shape_and_a_seeded_checksum(capsys, config_folder):
-    first = run_demo(capsys, "--config", config_folder, "--seed", "3")
-    assert first[0].startswith("StructureMAE on nilearn's MNI152 T1 template: image [32, 48, 32], grid (2, 3, 2)")
-    match = re.fullmatch(r"tokens \(1, 12, 24\)  mean \|x\| (\d+\.\d+)  token mean\[:4\] \[(.+)\]", first[1])
-    assert match is not None, first[1]
-    assert 0.1 < float(match.group(1)) < 2.0  # LayerNorm output of a real volume: order-one values
-    assert run_demo(capsys, "--config", config_folder, "--seed", "3") == first
-    assert run_demo(capsys, "--config", config_folder, "--seed", "4")[1] != first[1]
+def checksum(lines: list[str]) -> str:
+    return next(line for line in lines if line.startswith("checksum:"))
+
+
+def test_demo_embeds_the_bundled_subject(capsys, config_folder):
+    lines = run_demo(capsys, "--config", config_folder, "--seed", "3")
+    assert "T1   pixel_values (1, 1, 32, 48, 32)" in lines
+    # 652 frames at TR 1.4 s: 18 patches of round(35.28 / 1.4) = 25 frames keep 450, the rest is dropped (noted).
+    assert "fMRI fmri_values (1, 400, 450), 450 frames at TR 1.4 s" in lines
+    assert any(line.startswith("note:") and "202 frames (282.8 s) are dropped" in line for line in lines)
+    assert "hub tokens (1, 5, 24)  embedding (1, 24)" in lines
+    match = re.fullmatch(r"checksum: mean \|hub tokens\| (\d+\.\d+)  embedding\[:4\] \[(.+)\]", checksum(lines))
+    assert match is not None
+    assert 0.1 < float(match.group(1)) < 2.0  # LayerNorm outputs: order-one values
+
+
+def test_demo_checksum_follows_the_seed(capsys, config_folder):
+    first = checksum(run_demo(capsys, "--config", config_folder, "--seed", "3"))
+    assert checksum(run_demo(capsys, "--config", config_folder, "--seed", "3")) == first
+    assert checksum(run_demo(capsys, "--config", config_folder, "--seed", "4")) != first
 
 
 def test_cli_requires_a_subcommand(capsys):

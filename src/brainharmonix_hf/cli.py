@@ -4,28 +4,29 @@
 import argparse
 from collections.abc import Sequence
 
-from .demo import describe_tokens, embed_mni152_template
-from .modeling.configuration_structure_mae import StructureMAEConfig
+from .demo import describe, embed_sample_subject
+from .modeling.configuration_brainharmonix import BrainHarmonixConfig
 
 
 def run_demo(args: argparse.Namespace) -> None:
-    config = StructureMAEConfig() if args.config is None else StructureMAEConfig.from_pretrained(args.config)
+    config = BrainHarmonixConfig() if args.config is None else BrainHarmonixConfig.from_pretrained(args.config)
     print(
-        f"StructureMAE on nilearn's MNI152 T1 template: image {list(config.image_size)}, "
-        f"grid {config.grid_size}, random weights (seed {args.seed})"
+        "BrainHarmonix on bundled sample data (nilearn's MNI152 T1 template; a LEMON resting-state run in "
+        f"Schaefer-400), random weights (seed {args.seed})"
     )
-    print(describe_tokens(embed_mni152_template(config, seed=args.seed)))
+    for line in describe(embed_sample_subject(config, seed=args.seed)):
+        print(line)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brainharmonix", description="BrainHarmonix models for T1 MRI and fMRI.")
     subcommands = parser.add_subparsers(dest="command", required=True)
     demo = subcommands.add_parser(
-        "demo", help="Embed the MNI152 T1 template with a randomly initialised StructureMAE (offline)."
+        "demo", help="Embed a bundled subject (T1 + fMRI) with a randomly initialised BrainHarmonix model (offline)."
     )
     demo.add_argument("--seed", type=int, default=0, help="Seed of the random weights (default 0).")
     demo.add_argument(
-        "--config", default=None, help="StructureMAE config.json or model folder (default: the BrainHarmonix-S size)."
+        "--config", default=None, help="BrainHarmonix config.json or model folder (default: the published sizes)."
     )
     demo.set_defaults(run=run_demo)
     return parser

@@ -28,6 +28,21 @@ class BrainHarmonixProcessor(ProcessorMixin):
     def __init__(self, t1_feature_extractor: T1VolumeFeatureExtractor, fmri_feature_extractor: FMRIFeatureExtractor):
         super().__init__(t1_feature_extractor, fmri_feature_extractor)
 
+    @classmethod
+    def for_config(cls, config) -> "BrainHarmonixProcessor":
+        """A processor whose defaults fit a `BrainHarmonixConfig`: T1 volumes cropped to the structure encoder's
+        `image_size`, fMRI series checked against the function encoder's ROIs and cut into its time window."""
+        structure, function = config.structure_config, config.function_config
+        return cls(
+            T1VolumeFeatureExtractor(volume_size=list(structure.image_size)),
+            FMRIFeatureExtractor(
+                num_rois=function.num_rois,
+                atlas=function.atlas,
+                num_time_patches=function.num_time_patches,
+                window_seconds=function.window_seconds,
+            ),
+        )
+
     @staticmethod
     def get_possibly_dynamic_module(module_name: str):
         # Our sub-processors live in this package, not in transformers: resolve them before transformers' own lookup

@@ -1,0 +1,97 @@
+# Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
+"""Real sample data that registry packages ship, for the demo, the tests and quick experiments (no network).
+
+- T1: nilearn's 1 mm MNI152 (2009) T1 template.
+- fMRI: one LEMON resting-state run (652 frames, TR 1.4 s) that brainspace ships on fsaverage5 vertices, parcellated
+  to Schaefer-400 (7-network order): brainspace's fs_LR Schaefer-400 labels are carried to fsaverage5 by nearest
+  neighbour between the two midthickness surfaces (fsaverage5's is the mean of nilearn's pial and white surfaces).
+
+brainspace hard-requires vtk (~640 MB) although only its data files are read here: install it with
+`pip install --no-deps brainspace` (the Makefile does). It is never imported.
+"""
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from .processing.parcellation import parcellate_surface, transfer_labels
+
+LEMON_RUN = "sub-010188_ses-02_task-rest_acq-AP_run-01.fsa5.{hemi}.mgz"
+# The run's true TR; the files' headers say 1.0 s.
+LEMON_REPETITION_TIME = 1.4
+SCHAEFER400_ATLAS = "schaefer400_7networks"
+
+
+@dataclass(frozen=True)
+class FMRISample:
+    """A parcellated fMRI run.
+
+    Attributes:
+        series: `(num_rois, num_timepoints)` float32 ROI time series, ROI-first.
+        repetition_time: seconds per frame.
+        atlas: atlas name and ROI order of the rows.
+    """
+
+    series: np.ndarray
+    repetition_time: float
+    atlas: str
+
+
+def load_t1_sample() -> nib.Nifti1Image:
+    """nilearn's MNI152 T1 template at 1 mm (197 × 233 × 189), as a NIfTI image."""
+    from nilearn.datasets import load_mni152_template
+
+    return load_mni152_template(resolution=1)
+
+
+def brainspace_data_folder() -> Path:
+    """The `datasets` folder inside the installed brainspace package (found without importing brainspace)."""
+    spec = importlib.util.find_spec("brainspace")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(
+            "The fMRI sample ships inside the brainspace package, which is not installed. Install its files without "
+            "its heavy dependencies: `pip install --no-deps brainspace`."
+        )
+    return Path(spec.origin).parent / "datasets"
+
+
+def load_lemon_vertex_run() -> tuple[np.ndarray, float]:
+    """The LEMON run on fsaverage5: `(20484 vertices, 652 frames)` float32, left then right hemisphere, and the TR
+    its headers record (1.0 s, which is wrong: the true TR is `LEMON_REPETITION_TIME`)."""
+    from .processing.nifti_io import repetition_time
+
+    folder = brainspace_data_folder() / "preprocessing"
+    images = [nib.load(folder / LEMON_RUN.format(hemi=hemi)) for hemi in ("lh", "rh")]
+    vertex_data = np.concatenate(
+        [np.asarray(image.dataobj, dtype=np.float32).reshape(image.shape[0], -1) for image in images]
+    )
+    return vertex_data, repetition_time(images[0])
+
+
+def schaefer400_fsaverage5_labels() -> np.ndarray:
+    """Schaefer-400 labels (1-200 left, 201-400 right, 0 = medial wall) on the 2 × 10242 fsaverage5 vertices."""
+    from nilearn.datasets import load_fsaverage
+
+    folder = brainspace_data_folder()
+    fsaverage5 = load_fsaverage("fsaverage5")
+    conte69_labels = np.loadtxt(folder / "parcellations" / "schaefer_400_conte69.csv").astype(np.int64)
+    hemispheres, offset = [], 0
+    for hemi, part in (("lh", "left"), ("rh", "right")):
+        source = nib.load(folder / "surfaces" / f"conte69_32k_{hemi}.gii").darrays[0].data
+        source_labels = conte69_labels[offset : offset + len(source)]
+        offset += len(source)
+        midthickness = (
+            fsaverage5["pial"].parts[part].coordinates + fsaverage5["white_matter"].parts[part].coordinates
+        ) / 2
+        hemispheres.append(transfer_labels(source, source_labels, midthickness))
+    return np.concatenate(hemispheres)
+
+
+def load_fmri_sample() -> FMRISample:
+    """The LEMON run parcellated to Schaefer-400: `(400, 652)` ROI series at TR 1.4 s."""
+    vertex_data, _ = load_lemon_vertex_run()
+    series, _ = parcellate_surface(vertex_data, schaefer400_fsaverage5_labels(), labels=np.arange(1, 401))
+    return FMRISample(series=series, repetition_time=LEMON_REPETITION_TIME, atlas=SCHAEFER400_ATLAS)
