@@ -287,7 +287,7 @@ def test_classification_head_loads_the_composite_and_computes_losses(model, tmp_
     assert outputs.logits.shape == (3, 3)
     torch.testing.assert_close(outputs.loss, torch.nn.functional.cross_entropy(outputs.logits, labels))
     # The head is initialised near zero (std 2e-5), so untrained logits are tiny.
-    assert classifier.classifier.weight.std().item() < 1e-4
+    assert classifier.classifier.dense.weight.std().item() < 1e-4
 
     regressor = AutoModelForSequenceClassification.from_pretrained(tmp_path, num_labels=1).eval()
     targets = torch.tensor([0.5, -1.0, 2.0])

@@ -335,12 +335,12 @@ def test_classification_and_regression_losses(num_labels, problem_type, labels, 
 def test_classification_head_pools_hub_tokens_without_final_layernorm():
     model = build(HarmonizerForSequenceClassification)
     assert model.harmonizer.layernorm is None
-    assert model.classifier.weight.std() < 1e-4 and torch.count_nonzero(model.classifier.bias) == 0
-    model.classifier.weight.normal_()  # make the logits large enough to compare meaningfully
+    assert model.classifier.dense.weight.std() < 1e-4 and torch.count_nonzero(model.classifier.dense.bias) == 0
+    model.classifier.dense.weight.normal_()  # make the logits large enough to compare meaningfully
 
     output = model(**mixed_batch(), output_hidden_states=True)
     last_layer = output.hidden_states[-1]  # [CLS, 4 hub tokens, valid latent tokens], before any LayerNorm
-    expected = model.classifier(model.classifier_norm(last_layer[:, 1:5].mean(dim=1)))
+    expected = model.classifier.dense(model.classifier.norm(last_layer[:, 1:5].mean(dim=1)))
     torch.testing.assert_close(output.logits, expected)
 
 

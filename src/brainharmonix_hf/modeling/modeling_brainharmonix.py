@@ -13,10 +13,10 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.modeling_utils import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .._compat import TransformersKwargs, Unpack, can_return_tuple, init
+from .._compat import TransformersKwargs, Unpack, can_return_tuple
 from .configuration_brainharmonix import BrainHarmonixConfig
 from .modeling_function_jepa import FunctionJEPAModel
-from .modeling_harmonizer import HarmonizerModel
+from .modeling_harmonizer import HarmonizerModel, HubTokenClassifier, init_classifier_output
 from .modeling_structure_mae import StructureMAEModel
 
 
@@ -69,9 +69,7 @@ class BrainHarmonixPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         # The three stages are PreTrainedModels and initialise themselves; only the task head is ours.
         super()._init_weights(module)
-        if isinstance(module, nn.Linear) and module is getattr(self, "classifier", None):
-            init.trunc_normal_(module.weight, std=self.config.harmonizer_config.classifier_initializer_range)
-            init.zeros_(module.bias)
+        init_classifier_output(module)
 
 
 class BrainHarmonixModel(BrainHarmonixPreTrainedModel):
@@ -224,10 +222,11 @@ class BrainHarmonixForSequenceClassification(BrainHarmonixPreTrainedModel):
 
     def __init__(self, config: BrainHarmonixConfig):
         super().__init__(config)
-        hidden_size = config.harmonizer_config.hidden_size
+        harmonizer = config.harmonizer_config
         self.brainharmonix = BrainHarmonixModel(config, add_final_layernorm=False)
-        self.classifier_norm = nn.LayerNorm(hidden_size, eps=config.harmonizer_config.layer_norm_eps)
-        self.classifier = nn.Linear(hidden_size, config.num_labels)
+        self.classifier = HubTokenClassifier(
+            harmonizer.hidden_size, config.num_labels, harmonizer.layer_norm_eps, harmonizer.classifier_initializer_range
+        )
         self.post_init()
 
     @can_return_tuple
@@ -254,7 +253,7 @@ class BrainHarmonixForSequenceClassification(BrainHarmonixPreTrainedModel):
         outputs = self.brainharmonix(
             pixel_values, fmri_values, repetition_time, attention_mask, has_t1, has_fmri, **kwargs
         )
-        logits = self.classifier(self.classifier_norm(outputs.pooler_output))
+        logits = self.classifier(outputs.pooler_output)
         loss = self.loss_function(labels, logits, self.config) if labels is not None else None
         return SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions

@@ -149,6 +149,33 @@ class HarmonizerDecoder(nn.Module):
         return hidden_states[:, 1 : 1 + num_latent_tokens]
 
 
+class HubTokenClassifier(nn.Module):
+    """Task head on the pooled hub tokens: LayerNorm then Linear, `(batch, hidden_size)` -> `(batch, num_labels)`.
+
+    The Linear starts near zero (truncated normal with std `initializer_range`, 2e-5 by default): its weights carry
+    `initializer_range` for `_init_weights`.
+    """
+
+    def __init__(self, hidden_size: int, num_labels: int, layer_norm_eps: float, initializer_range: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.dense = nn.Linear(hidden_size, num_labels)
+        self.dense.head_initializer_range = initializer_range
+
+    def forward(self, pooled_hub_tokens: torch.Tensor) -> torch.Tensor:
+        return self.dense(self.norm(pooled_hub_tokens))
+
+
+def init_classifier_output(module: nn.Module) -> bool:
+    """Initialise `module` if it is the output Linear of a `HubTokenClassifier`; returns whether it was."""
+    initializer_range = getattr(module, "head_initializer_range", None)
+    if initializer_range is None:
+        return False
+    init.trunc_normal_(module.weight, std=initializer_range)
+    init.zeros_(module.bias)
+    return True
+
+
 class HarmonizerPreTrainedModel(PreTrainedModel):
     config: HarmonizerConfig
     base_model_prefix = "harmonizer"
@@ -168,10 +195,9 @@ class HarmonizerPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
         std = self.config.initializer_range
-        if isinstance(module, nn.Linear) and module is getattr(self, "classifier", None):
-            init.trunc_normal_(module.weight, std=self.config.classifier_initializer_range)
-            init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear):
+        if init_classifier_output(module):
+            return
+        if isinstance(module, nn.Linear):
             # MAE-style init of every other Linear, as the reference pretraining.
             init.xavier_uniform_(module.weight)
             if module.bias is not None:
@@ -344,8 +370,9 @@ class HarmonizerForSequenceClassification(HarmonizerPreTrainedModel):
     def __init__(self, config: HarmonizerConfig):
         super().__init__(config)
         self.harmonizer = HarmonizerModel(config, add_final_layernorm=False)
-        self.classifier_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier = HubTokenClassifier(
+            config.hidden_size, config.num_labels, config.layer_norm_eps, config.classifier_initializer_range
+        )
         self.post_init()
 
     @can_return_tuple
@@ -368,7 +395,7 @@ class HarmonizerForSequenceClassification(HarmonizerPreTrainedModel):
             `SequenceClassifierOutput` with `logits` `(batch, num_labels)`.
         """
         outputs = self.harmonizer(fmri_latents, fmri_token_mask, t1_latents, t1_token_mask, **kwargs)
-        logits = self.classifier(self.classifier_norm(outputs.pooler_output))
+        logits = self.classifier(outputs.pooler_output)
 
         loss = None
         if labels is not None:
