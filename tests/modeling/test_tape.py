@@ -140,6 +140,20 @@ def test_mixed_trs_in_one_batch_equal_per_tr_batches():
     assert mixed.num_valid_time_patches.tolist() == [9, 10, 18, 9]  # 150 / 18, 400 / 44, 400 / 18 → 18, 100 / 12
 
 
+def test_tokens_take_the_weights_dtype_for_float32_inputs_and_under_autocast():
+    module = embedding()
+    series = torch.randn(2, 5, 400)
+    repetition_time = torch.tensor([2.0, 0.8])  # two patch lengths: two conv outputs written into one tensor
+    with torch.no_grad():
+        reference = module(series, repetition_time).embeddings
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            autocast = module(series, repetition_time).embeddings
+        bfloat16 = module.to(torch.bfloat16)(series, repetition_time).embeddings
+    assert autocast.dtype == torch.float32 and bfloat16.dtype == torch.bfloat16
+    torch.testing.assert_close(autocast, reference, atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(bfloat16.float(), reference, atol=2e-2, rtol=2e-2)
+
+
 def test_frames_past_the_mask_do_not_change_tokens():
     module = embedding()
     series = torch.randn(1, 5, 200)

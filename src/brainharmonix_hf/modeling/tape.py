@@ -179,10 +179,13 @@ class TAPEPatchEmbedding(nn.Module):
         num_valid = valid_time_patches(num_frames, patch_lengths, self.num_time_patches)
         self._report_crop(num_frames, patch_lengths, repetition_time)
 
-        embeddings = fmri_values.new_empty(batch_size, num_rois * self.num_time_patches, self.proj.out_channels)
+        # Tokens take the weights' dtype, whatever the inputs' dtype or an autocast region makes of the convolution.
+        embeddings = fmri_values.new_empty(
+            batch_size, num_rois * self.num_time_patches, self.proj.out_channels, dtype=self.proj.weight.dtype
+        )
         for patch_length in patch_lengths.unique().tolist():
             samples = (patch_lengths == patch_length).nonzero().squeeze(1)
-            embeddings[samples] = self._embed_one_length(fmri_values[samples], patch_length)
+            embeddings[samples] = self._embed_one_length(fmri_values[samples], patch_length).to(embeddings.dtype)
         return PatchEmbeddingOutput(
             embeddings=embeddings,
             token_mask=token_mask_for(num_valid, num_rois, self.num_time_patches),
