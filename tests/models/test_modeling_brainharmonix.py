@@ -139,8 +139,8 @@ class BrainHarmonixCommonTest(ModelTesterMixin, unittest.TestCase):
 
     def check_training_gradient_checkpointing(self, gradient_checkpointing_kwargs=None):
         def enable(model):
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
-            self.assertTrue(model.is_gradient_checkpointing)
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=gradient_checkpointing_kwargs)
+            self.assertTrue(model.is_activation_checkpointing)
 
         self._check_head_trains(enable)
 

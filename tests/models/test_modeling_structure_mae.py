@@ -106,8 +106,8 @@ class StructureMAECommonTest(ModelTesterMixin, unittest.TestCase):
     def check_training_gradient_checkpointing(self, gradient_checkpointing_kwargs=None):
         config, inputs = self.model_tester.prepare_config_and_inputs_for_common()
         model = StructureMAEForPreTraining(config).train()
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
-        self.assertTrue(model.is_gradient_checkpointing)
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=gradient_checkpointing_kwargs)
+        self.assertTrue(model.is_activation_checkpointing)
         model(**inputs).loss.backward()
         self.assertTrue(all(p.grad is not None for p in model.parameters() if p.requires_grad))
 
@@ -197,7 +197,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         return {name: param.grad.clone() for name, param in model.named_parameters()}
 
     plain = gradients()
-    model.gradient_checkpointing_enable()
+    model.activation_checkpointing_enable()
     checkpointed = gradients()
     assert plain.keys() == checkpointed.keys()
     for name in plain:
