@@ -11,7 +11,8 @@ over 7200 tokens takes over a minute there); pass `--layers 12` for the full mod
 2. Mixed TRs. One batch holding a TR 2.0 s and a TR 0.8 s scan against the same two scans in per-TR batches: the
    grid is the same for every TR, so the ratio should be about 1.0 (and the outputs equal).
 
-Each figure is the best of `--repeats` interleaved timings after one warm-up forward. Prints a table of seconds and ratios.
+Each figure is the best of `--repeats` interleaved timings after one warm-up forward. Prints a table of seconds and
+ratios.
 """
 
 import argparse
@@ -83,16 +84,22 @@ def main() -> None:
     per_tr_output = torch.cat([outputs["full"], outputs["fast"]])
     max_difference = (outputs["mixed"] - per_tr_output).abs().max().item()
 
-    print(f"FunctionJEPAModel, width {config.hidden_size}, {args.layers} layers, {NUM_ROIS} ROIs × "
-          f"{config.num_time_patches} patches, SDPA, float32, {torch.get_num_threads()} threads, best of "
-          f"{args.repeats}")
+    print(
+        f"FunctionJEPAModel, width {config.hidden_size}, {args.layers} layers, {NUM_ROIS} ROIs × "
+        f"{config.num_time_patches} patches, SDPA, float32, {torch.get_num_threads()} threads, best of "
+        f"{args.repeats}"
+    )
     print(f"{'case':<52}{'seconds':>10}{'ratio':>9}{'target':>10}")
     print(f"{'full scan, TR 2.0 s, 18/18 patches (7200 tokens)':<52}{full_seconds:>10.2f}{'1.00':>9}{'':>10}")
-    print(f"{'5-min scan, TR 2.0 s, 9/18 patches (3600 tokens)':<52}{short_seconds:>10.2f}"
-          f"{short_seconds / full_seconds:>9.2f}{'<= 0.6':>10}")
+    print(
+        f"{'5-min scan, TR 2.0 s, 9/18 patches (3600 tokens)':<52}{short_seconds:>10.2f}"
+        f"{short_seconds / full_seconds:>9.2f}{'<= 0.6':>10}"
+    )
     print(f"{'per-TR batches: TR 2.0 s + TR 0.8 s (1 + 1 scans)':<52}{per_tr_seconds:>10.2f}{'1.00':>9}{'':>10}")
-    print(f"{'one mixed-TR batch: TR 2.0 s and TR 0.8 s (2 scans)':<52}{mixed_seconds:>10.2f}"
-          f"{mixed_seconds / per_tr_seconds:>9.2f}{'~ 1.0':>10}")
+    print(
+        f"{'one mixed-TR batch: TR 2.0 s and TR 0.8 s (2 scans)':<52}{mixed_seconds:>10.2f}"
+        f"{mixed_seconds / per_tr_seconds:>9.2f}{'~ 1.0':>10}"
+    )
     print(f"mixed-TR batch vs per-TR batches, largest output difference: {max_difference:.2e}")
 
 

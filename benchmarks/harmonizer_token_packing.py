@@ -22,7 +22,7 @@ def best_times(functions: list, repeats: int) -> list[float]:
     """Best wall time of each function, measured in alternation so background load hits both alike."""
     times = [[] for _ in functions]
     for _ in range(repeats):
-        for function, measured in zip(functions, times):
+        for function, measured in zip(functions, times, strict=True):
             start = time.perf_counter()
             function()
             measured.append(time.perf_counter() - start)

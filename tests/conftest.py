@@ -3,7 +3,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hf_common.fetch import ensure_upstream  # noqa: E402
+from hf_common.fetch import ensure_upstream
 
 ensure_upstream()
 

@@ -23,12 +23,25 @@ def config_folder(tmp_path_factory):
     """Full-size inputs (400 ROIs × 18 time patches), a 32 × 48 × 32 T1 crop (12 tokens), 24-wide one-layer stages."""
     folder = tmp_path_factory.mktemp("small_brainharmonix")
     BrainHarmonixConfig(
-        structure_config=LAYER | DECODER | {"image_size": [32, 48, 32], "decoder_hidden_size": 24,
-                                            "decoder_intermediate_size": 48},
-        function_config=LAYER | {"predictor_hidden_size": 16, "predictor_num_hidden_layers": 1,
-                                 "predictor_num_attention_heads": 2, "predictor_intermediate_size": 32},
-        harmonizer_config=LAYER | DECODER | {"num_t1_tokens": 12, "latent_size": 24, "num_hub_tokens": 4,
-                                             "decoder_hidden_size": 16, "decoder_intermediate_size": 32},
+        structure_config=LAYER
+        | DECODER
+        | {"image_size": [32, 48, 32], "decoder_hidden_size": 24, "decoder_intermediate_size": 48},
+        function_config=LAYER
+        | {
+            "predictor_hidden_size": 16,
+            "predictor_num_hidden_layers": 1,
+            "predictor_num_attention_heads": 2,
+            "predictor_intermediate_size": 32,
+        },
+        harmonizer_config=LAYER
+        | DECODER
+        | {
+            "num_t1_tokens": 12,
+            "latent_size": 24,
+            "num_hub_tokens": 4,
+            "decoder_hidden_size": 16,
+            "decoder_intermediate_size": 32,
+        },
     ).save_pretrained(folder)
     return str(folder)
 

@@ -30,10 +30,16 @@ def small_config() -> BrainHarmonixConfig:
     """Real input sizes for the fMRI side (400 ROIs × 18 patches), the default T1 crop, 24-wide one-layer stages."""
     return BrainHarmonixConfig(
         structure_config=LAYER | DECODER | {"decoder_hidden_size": 24, "decoder_intermediate_size": 48},
-        function_config=LAYER | {"predictor_hidden_size": 16, "predictor_num_hidden_layers": 1,
-                                 "predictor_num_attention_heads": 2, "predictor_intermediate_size": 32},
-        harmonizer_config=LAYER | DECODER | {"latent_size": 24, "num_hub_tokens": 4, "decoder_hidden_size": 16,
-                                             "decoder_intermediate_size": 32},
+        function_config=LAYER
+        | {
+            "predictor_hidden_size": 16,
+            "predictor_num_hidden_layers": 1,
+            "predictor_num_attention_heads": 2,
+            "predictor_intermediate_size": 32,
+        },
+        harmonizer_config=LAYER
+        | DECODER
+        | {"latent_size": 24, "num_hub_tokens": 4, "decoder_hidden_size": 16, "decoder_intermediate_size": 32},
     )
 
 

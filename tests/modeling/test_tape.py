@@ -83,7 +83,10 @@ def test_resize_matrix_is_the_pseudo_inverse_of_the_bicubic_resize():
     torch.testing.assert_close(pi_resize_matrix(48, 24), expected)
     # Upsampling keeps every inner product exactly: <B x, pinv(Bᵀ) w> = <x, w>.
     generator = torch.Generator().manual_seed(0)
-    signal, kernel = torch.randn(48, generator=generator, dtype=torch.float64), torch.randn(48, generator=generator, dtype=torch.float64)
+    signal, kernel = (
+        torch.randn(48, generator=generator, dtype=torch.float64),
+        torch.randn(48, generator=generator, dtype=torch.float64),
+    )
     upsampled = bicubic_resize_matrix(48, 96) @ signal
     torch.testing.assert_close(upsampled @ (pi_resize_matrix(48, 96) @ kernel), signal @ kernel)
 

@@ -128,8 +128,11 @@ class BrainHarmonixCommonTest(ModelTesterMixin, unittest.TestCase):
             configure_model(model)
         model(**inputs, labels=torch.tensor([0, 1, 1])).loss.backward()
         trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-        self.assertTrue(trainable and all(not name.startswith(("brainharmonix.structure", "brainharmonix.function"))
-                                          for name in trainable), "encoders must be frozen")
+        self.assertTrue(
+            trainable
+            and all(not name.startswith(("brainharmonix.structure", "brainharmonix.function")) for name in trainable),
+            "encoders must be frozen",
+        )
         self.assertEqual([name for name, p in model.named_parameters() if p.requires_grad and p.grad is None], [])
 
     # The mixin decides which classes have a loss from transformers' own base-model names; our registered base
@@ -258,7 +261,9 @@ def test_save_and_load_round_trip(model, tmp_path):
     assert not any(p.requires_grad for p in loaded.structure.parameters())
     # Weights are bit-identical; outputs agree to float32 rounding (memory-mapped tensors are not 64-byte aligned,
     # so BLAS may take a different vector path).
-    torch.testing.assert_close(hub_tokens(loaded, **tiny_inputs()), hub_tokens(model, **tiny_inputs()), rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        hub_tokens(loaded, **tiny_inputs()), hub_tokens(model, **tiny_inputs()), rtol=0, atol=1e-6
+    )
     # Each stage's config can be read from the composite folder.
     assert AutoConfig.from_pretrained(tmp_path).harmonizer_config.num_hub_tokens == 4
     assert StructureMAEConfig.from_pretrained(tmp_path).image_size == [32, 32, 32]
@@ -273,15 +278,18 @@ def test_assembled_from_separately_saved_stages(model, tmp_path):
         HarmonizerModel.from_pretrained(tmp_path / "harmonizer"),
     )
     assembled = BrainHarmonixModel.from_stages(*stages).eval()
-    torch.testing.assert_close(hub_tokens(assembled, **tiny_inputs()), hub_tokens(model, **tiny_inputs()), rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        hub_tokens(assembled, **tiny_inputs()), hub_tokens(model, **tiny_inputs()), rtol=0, atol=1e-6
+    )
 
 
 def test_classification_head_loads_the_composite_and_computes_losses(model, tmp_path):
     model.save_pretrained(tmp_path)
     classifier = AutoModelForSequenceClassification.from_pretrained(tmp_path, num_labels=3).eval()
     assert isinstance(classifier, BrainHarmonixForSequenceClassification)
-    torch.testing.assert_close(classifier.brainharmonix.harmonizer.layers[0].mlp.fc1.weight,
-                               model.harmonizer.layers[0].mlp.fc1.weight)
+    torch.testing.assert_close(
+        classifier.brainharmonix.harmonizer.layers[0].mlp.fc1.weight, model.harmonizer.layers[0].mlp.fc1.weight
+    )
     labels = torch.tensor([0, 2, 1])
     outputs = classifier(**tiny_inputs(), labels=labels)
     assert outputs.logits.shape == (3, 3)

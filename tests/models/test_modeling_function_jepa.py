@@ -5,7 +5,6 @@ The common tests run in two classes, one per model class, because only the pretr
 `target_mask` (fixed index tensors here, so its forward pass is deterministic).
 """
 
-import tempfile
 import unittest
 
 import pytest
@@ -210,8 +209,13 @@ def test_eager_and_sdpa_agree_on_padded_mixed_tr_batch():
 
 def test_shipped_atlas_tables_are_loaded_and_saved_with_the_model(tmp_path):
     tables = load_roi_tables("schaefer400_7networks")
-    config = tiny_config(atlas="schaefer400_7networks", num_rois=400, num_geometric_modes=200,
-                         num_gradient_components=30, num_hidden_layers=1)
+    config = tiny_config(
+        atlas="schaefer400_7networks",
+        num_rois=400,
+        num_geometric_modes=200,
+        num_gradient_components=30,
+        num_hidden_layers=1,
+    )
     assert config.roi_order == tables.roi_order
     model = FunctionJEPAModel(config)
     assert torch.equal(model.roi_positions.geometric_harmonics, tables.geometric_harmonics)
@@ -298,7 +302,8 @@ def test_update_target_encoder_moves_weights_by_one_minus_momentum():
     model.update_target_encoder(1.0)
     torch.testing.assert_close(next(model.target_encoder.parameters()), 0.75 * before[0] + 0.25 * context[0])
     model.update_target_encoder(0.0)
-    assert all(torch.equal(new, source) for new, source in zip(model.target_encoder.parameters(), context))
+    target = model.target_encoder.parameters()
+    assert all(torch.equal(new, source) for new, source in zip(target, context, strict=True))
     with pytest.raises(ValueError, match="momentum must be in"):
         model.update_target_encoder(1.5)
 
@@ -353,7 +358,9 @@ def test_targets_are_layer_normalised_target_encoder_features():
     with torch.no_grad():
         outputs = model(**batch)
         features = model.target_encoder(**padded_batch()).last_hidden_state[:, TARGET_TOKENS]
-    expected = (features - features.mean(-1, keepdim=True)) / torch.sqrt(features.var(-1, unbiased=False, keepdim=True) + 1e-5)
+    expected = (features - features.mean(-1, keepdim=True)) / torch.sqrt(
+        features.var(-1, unbiased=False, keepdim=True) + 1e-5
+    )
     torch.testing.assert_close(outputs.targets, expected, atol=1e-5, rtol=1e-5)
     loss = torch.nn.functional.smooth_l1_loss(outputs.predictions, expected)
     torch.testing.assert_close(outputs.loss, loss)  # every fixed target is a real token: the plain mean

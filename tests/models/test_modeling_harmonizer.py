@@ -498,7 +498,7 @@ def test_trainer_fine_tuning_with_gradient_accumulation_matches_full_batches(tmp
     # Same effective batch: same logged losses (Trainer divides the plain-mean loss by the accumulation steps) and
     # the same weights up to float rounding.
     np.testing.assert_allclose(accumulated_losses, losses, rtol=1e-5)
-    for (name, parameter), accumulated in zip(model.named_parameters(), accumulated_model.parameters()):
+    for (name, parameter), accumulated in zip(model.named_parameters(), accumulated_model.parameters(), strict=True):
         torch.testing.assert_close(accumulated, parameter, atol=1e-3, rtol=0, msg=name)
 
     metrics = trainer.evaluate()

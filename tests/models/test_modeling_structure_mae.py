@@ -302,7 +302,7 @@ def test_bad_inputs_raise_errors_naming_the_fix():
         model(torch.zeros(1, 1, 16, 16, 16))
     with pytest.raises(ValueError, match=r"noise must have shape \(batch, num_patches\) = \(2, 16\)"):
         model(random_volume(config), noise=torch.rand(2, 8))
-    with pytest.raises(ValueError, match="hides none of the 16 patches.*StructureMAEModel"):
+    with pytest.raises(ValueError, match=r"hides none of the 16 patches.*StructureMAEModel"):
         model(random_volume(config), mask_ratio=0.0)
 
 

@@ -13,7 +13,6 @@ from brainharmonix_hf import sample_data
 from brainharmonix_hf.processing.parcellation import parcellate_surface
 
 
-
 @pytest.fixture(scope="session")
 def brainspace_data():
     if importlib.util.find_spec("brainspace") is None:

@@ -79,7 +79,7 @@ def test_declared_layouts_agree_and_layout_is_required():
     rois_first = extractor()(data, repetition_time=2.0, layout="rois_first", return_tensors="np")
     time_first = extractor()(torch.from_numpy(data.T), repetition_time=2.0, layout="time_first", return_tensors="np")
     np.testing.assert_array_equal(rois_first["fmri_values"], time_first["fmri_values"])
-    with pytest.raises(ValueError, match="layout must be declared.*never guessed"):
+    with pytest.raises(ValueError, match=r"layout must be declared.*never guessed"):
         extractor()(data, repetition_time=2.0)
 
 
@@ -213,7 +213,7 @@ def test_roi_csv_files_match_the_array_path(tmp_path, compressed):
     from_csv = extractor().process_roi_csv([path, path], repetition_time=2.5, return_tensors="np")
     from_array = extractor()([data, data], repetition_time=2.5, layout="rois_first", return_tensors="np")
     np.testing.assert_array_equal(from_csv["fmri_values"], from_array["fmri_values"])
-    with pytest.raises(ValueError, match="non-numeric value.*pass has_header=True"):
+    with pytest.raises(ValueError, match=r"non-numeric value.*pass has_header=True"):
         extractor().process_roi_csv(path, repetition_time=2.5, has_header=False)
 
 
@@ -248,7 +248,7 @@ def test_nifti_with_an_absurd_header_tr():
     # example4d.nii.gz: 2 frames, and a header TR of 2000 with the unit set to seconds.
     image = nibabel_image("example4d.nii.gz")
     atlas = atlas_on_grid(image)
-    with pytest.raises(ValueError, match="header TR of image 0.* is 2000 s.*looks like milliseconds"):
+    with pytest.raises(ValueError, match=r"header TR of image 0.* is 2000 s.*looks like milliseconds"):
         extractor().process_nifti(image, atlas)
     with pytest.warns(UserWarning) as caught:
         out = extractor().process_nifti(image, atlas, repetition_time=2.0, return_tensors="np")
@@ -260,7 +260,7 @@ def test_nifti_with_an_absurd_header_tr():
 def test_nifti_atlas_missing_model_rois_is_refused():
     image = nibabel_image("functional.nii")
     atlas = atlas_on_grid(image, num_labels=NUM_ROIS - 2)
-    with pytest.raises(ValueError, match="2 requested label.*absent from the label array: 5, 6"):
+    with pytest.raises(ValueError, match=r"2 requested label.*absent from the label array: 5, 6"):
         extractor().process_nifti(image, atlas)
 
 

@@ -243,5 +243,5 @@ def test_labels_off_the_image_grid_are_refused():
 def test_non_integer_labels_are_refused():
     series = load_image(nib.load(FUNCTIONAL))
     blurred = nib.Nifti1Image(np.full((17, 21, 3), 2.5, dtype=np.float32), series.affine)
-    with pytest.raises(NiftiInputError, match="non-integer values.*interpolation='nearest'"):
+    with pytest.raises(NiftiInputError, match=r"non-integer values.*interpolation='nearest'"):
         check_labels_on_grid(blurred, series)

@@ -35,12 +35,16 @@ def test_context_and_targets_are_disjoint_sorted_and_never_padded(seed):
 def test_exact_block_sizes_with_fixed_fractions():
     # Everything observed; half the ROIs (20) form the α block over half the patches (5); no edge blocks.
     sampler = SpatiotemporalMaskSampler(
-        NUM_ROIS, NUM_TIME_PATCHES,
-        observation_roi_fraction=(1.0, 1.0), observation_time_fraction=(1.0, 1.0),
-        alpha_roi_fraction=(0.5, 0.5), alpha_time_fraction=(0.5, 0.5), edge_time_fraction=(0.0, 0.0),
+        NUM_ROIS,
+        NUM_TIME_PATCHES,
+        observation_roi_fraction=(1.0, 1.0),
+        observation_time_fraction=(1.0, 1.0),
+        alpha_roi_fraction=(0.5, 0.5),
+        alpha_time_fraction=(0.5, 0.5),
+        edge_time_fraction=(0.0, 0.0),
     )
     masks = sample(sampler, [10], seed=0)
-    context_rois, context_times = grid_cells(masks.context_mask[0])
+    context_rois, _context_times = grid_cells(masks.context_mask[0])
     target_rois, target_times = grid_cells(masks.target_mask[0])
     assert masks.context_mask.shape == (1, 20 * 10)  # the 20 other ROIs at every time
     assert masks.target_mask.shape == (1, 20 * 5)
@@ -54,7 +58,7 @@ def test_default_block_sizes_stay_in_their_ranges(seed):
     sampler = SpatiotemporalMaskSampler(NUM_ROIS, NUM_TIME_PATCHES)
     masks = sample(sampler, [10], seed)
     context_rois, context_times = grid_cells(masks.context_mask[0])
-    target_rois, target_times = grid_cells(masks.target_mask[0])
+    target_rois, _target_times = grid_cells(masks.target_mask[0])
     # Observation 33–40 ROIs (84–100%) minus 18–23 α ROIs (45–60%), whose removal is over all times.
     assert int(40 * 0.84) - int(40 * 0.6) <= len(context_rois.unique()) <= 40 - int(40 * 0.45)
     # Observation window of 8–9 patches of 10, minus removed edge columns: a span of at most 9.
@@ -67,9 +71,12 @@ def test_default_block_sizes_stay_in_their_ranges(seed):
 def test_edge_columns_come_from_the_three_outer_columns_on_a_ten_patch_grid():
     # One α ROI at one time patch, so every other target is a β/γ edge target.
     sampler = SpatiotemporalMaskSampler(
-        NUM_ROIS, NUM_TIME_PATCHES,
-        observation_roi_fraction=(1.0, 1.0), observation_time_fraction=(1.0, 1.0),
-        alpha_roi_fraction=(0.025, 0.025), alpha_time_fraction=(0.1, 0.1),
+        NUM_ROIS,
+        NUM_TIME_PATCHES,
+        observation_roi_fraction=(1.0, 1.0),
+        observation_time_fraction=(1.0, 1.0),
+        alpha_roi_fraction=(0.025, 0.025),
+        alpha_time_fraction=(0.1, 0.1),
     )
     removed_columns = set()
     for seed in range(20):
@@ -79,7 +86,7 @@ def test_edge_columns_come_from_the_three_outer_columns_on_a_ten_patch_grid():
         assert missing <= {0, 1, 2, 7, 8, 9}
         removed_columns |= missing
         # Each removed column holds targets on 15–30% of the 39 non-α ROIs (the α ROI may add one more).
-        target_rois, target_times = grid_cells(masks.target_mask[0])
+        _target_rois, target_times = grid_cells(masks.target_mask[0])
         for column in missing:
             assert int(39 * 0.15) <= int((target_times == column).sum()) <= int(39 * 0.3) + 1
     assert removed_columns == {0, 1, 2, 7, 8, 9}
@@ -95,9 +102,13 @@ def test_same_seed_same_masks_other_seed_other_masks():
 def test_lists_are_truncated_to_the_shortest_series():
     # Fixed fractions: a 10-patch series gets 20 × 10 context and 20 × 5 targets, a 5-patch one 20 × 5 and 20 × 2.
     sampler = SpatiotemporalMaskSampler(
-        NUM_ROIS, NUM_TIME_PATCHES,
-        observation_roi_fraction=(1.0, 1.0), observation_time_fraction=(1.0, 1.0),
-        alpha_roi_fraction=(0.5, 0.5), alpha_time_fraction=(0.5, 0.5), edge_time_fraction=(0.0, 0.0),
+        NUM_ROIS,
+        NUM_TIME_PATCHES,
+        observation_roi_fraction=(1.0, 1.0),
+        observation_time_fraction=(1.0, 1.0),
+        alpha_roi_fraction=(0.5, 0.5),
+        alpha_time_fraction=(0.5, 0.5),
+        edge_time_fraction=(0.0, 0.0),
     )
     masks = sample(sampler, [10, 5], seed=0)
     assert masks.context_mask.shape == (2, 100) and masks.target_mask.shape == (2, 40)

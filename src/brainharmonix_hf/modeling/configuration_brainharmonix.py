@@ -61,7 +61,9 @@ class BrainHarmonixConfig(PreTrainedConfig):
             if expected != got
         ]
         if mismatches:
-            details = "; ".join(f"{name}: encoders give {expected}, harmonizer_config has {got}" for name, expected, got in mismatches)
+            details = "; ".join(
+                f"{name}: encoders give {expected}, harmonizer_config has {got}" for name, expected, got in mismatches
+            )
             raise ValueError(
                 f"The Harmonizer does not fit the encoders ({details}). Set harmonizer_config's num_t1_tokens, "
                 "num_fmri_tokens and latent_size to the encoders' token counts and hidden size."

@@ -138,8 +138,13 @@ class FunctionJEPAConfig(PreTrainedConfig):
 
     def validate_grid(self):
         """Positive grid and patch sizes."""
-        for name in ("num_rois", "num_time_patches", "base_patch_length", "num_geometric_modes",
-                     "num_gradient_components"):
+        for name in (
+            "num_rois",
+            "num_time_patches",
+            "base_patch_length",
+            "num_geometric_modes",
+            "num_gradient_components",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}.")
         if self.window_seconds <= 0:
@@ -162,8 +167,14 @@ class FunctionJEPAConfig(PreTrainedConfig):
 
     def validate_mask_fractions(self):
         """Every mask range is an ordered pair inside [0, 1]."""
-        for name in ("mask_observation_roi_fraction", "mask_observation_time_fraction", "mask_alpha_roi_fraction",
-                     "mask_alpha_time_fraction", "mask_edge_roi_fraction", "mask_edge_time_fraction"):
+        for name in (
+            "mask_observation_roi_fraction",
+            "mask_observation_time_fraction",
+            "mask_alpha_roi_fraction",
+            "mask_alpha_time_fraction",
+            "mask_edge_roi_fraction",
+            "mask_edge_time_fraction",
+        ):
             value = getattr(self, name)
             if len(value) != 2 or not 0.0 <= value[0] <= value[1] <= 1.0:
                 raise ValueError(f"{name} must be a pair (low, high) with 0 <= low <= high <= 1, got {list(value)}.")

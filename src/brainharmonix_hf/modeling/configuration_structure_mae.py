@@ -103,7 +103,7 @@ class StructureMAEConfig(PreTrainedConfig):
     @property
     def grid_size(self) -> tuple[int, int, int]:
         """Token grid `(image_size[i] // patch_shape[i])`, e.g. `(10, 12, 10)`; tokens are row-major over it."""
-        return tuple(size // patch for size, patch in zip(self.image_size, self.patch_shape))
+        return tuple(size // patch for size, patch in zip(self.image_size, self.patch_shape, strict=True))
 
     @property
     def num_patches(self) -> int:
@@ -116,7 +116,7 @@ class StructureMAEConfig(PreTrainedConfig):
             raise ValueError(f"image_size must list 3 axes (d0, d1, d2), got {list(self.image_size)}.")
         if not isinstance(self.patch_size, int) and len(self.patch_size) != 3:
             raise ValueError(f"patch_size must be an int or a list of 3 sizes, got {list(self.patch_size)}.")
-        for axis, (size, patch) in enumerate(zip(self.image_size, self.patch_shape)):
+        for axis, (size, patch) in enumerate(zip(self.image_size, self.patch_shape, strict=True)):
             if patch <= 0 or size % patch != 0:
                 raise ValueError(
                     f"image_size[{axis}] = {size} is not divisible by patch size {patch}: crop or pad the volume to "

@@ -73,7 +73,7 @@ class BrainSelfAttention(nn.Module):
         attention_mask: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`hidden_states`: `(batch, seq_len, hidden_size)`; `attention_mask`: as built by `create_bidirectional_mask`."""
+        """`hidden_states`: `(batch, seq_len, hidden_size)`; `attention_mask` from `create_bidirectional_mask`."""
         batch_size, seq_len, _ = hidden_states.shape
         qkv = self.qkv(hidden_states).view(batch_size, seq_len, 3, self.num_attention_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)

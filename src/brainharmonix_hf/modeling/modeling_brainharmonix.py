@@ -225,7 +225,10 @@ class BrainHarmonixForSequenceClassification(BrainHarmonixPreTrainedModel):
         harmonizer = config.harmonizer_config
         self.brainharmonix = BrainHarmonixModel(config, add_final_layernorm=False)
         self.classifier = HubTokenClassifier(
-            harmonizer.hidden_size, config.num_labels, harmonizer.layer_norm_eps, harmonizer.classifier_initializer_range
+            harmonizer.hidden_size,
+            config.num_labels,
+            harmonizer.layer_norm_eps,
+            harmonizer.classifier_initializer_range,
         )
         self.post_init()
 
@@ -277,7 +280,7 @@ def _presence(flags: torch.Tensor | None, inputs: torch.Tensor | None) -> torch.
 
 
 def _scatter_subjects(values: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-    """Put per-present-subject `values` `(num_present, ...)` back at their batch rows `(batch, ...)`, zeros elsewhere."""
+    """Put `values` of the present subjects `(num_present, ...)` back at their rows `(batch, ...)`, zeros elsewhere."""
     out = values.new_zeros(present.shape[0], *values.shape[1:])
     out[present] = values
     return out

@@ -246,10 +246,14 @@ class FunctionJEPAPreTrainedModel(PreTrainedModel):
             geometric_harmonics, functional_gradients = initial_roi_tables(self.config)
             init.copy_(module.geometric_harmonics, geometric_harmonics)
             init.copy_(module.functional_gradients, functional_gradients)
-            init.copy_(module.time_embedding, time_sincos_table(module.time_embedding.shape[1], self.config.num_time_patches))
+            init.copy_(
+                module.time_embedding, time_sincos_table(module.time_embedding.shape[1], self.config.num_time_patches)
+            )
         elif isinstance(module, FunctionJEPAPredictor):
             init.trunc_normal_(module.mask_token, std=std)
-            init.copy_(module.time_embedding, time_sincos_table(module.time_embedding.shape[1], self.config.num_time_patches))
+            init.copy_(
+                module.time_embedding, time_sincos_table(module.time_embedding.shape[1], self.config.num_time_patches)
+            )
 
     def set_roi_tables(self, geometric_harmonics: torch.Tensor, functional_gradients: torch.Tensor) -> None:
         """Replace the ROI tables of every encoder in the model (they are saved with it).
@@ -388,7 +392,9 @@ class FunctionJEPAForPreTraining(FunctionJEPAPreTrainedModel):
         """EMA step: `target ← momentum · target + (1 - momentum) · context`, for every parameter."""
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"EMA momentum must be in [0, 1], got {momentum}.")
-        for context_param, target_param in zip(self.encoder.parameters(), self.target_encoder.parameters(), strict=True):
+        for context_param, target_param in zip(
+            self.encoder.parameters(), self.target_encoder.parameters(), strict=True
+        ):
             target_param.lerp_(context_param.to(target_param.dtype), 1.0 - momentum)
 
     def num_valid_time_patches(self, token_mask: torch.Tensor) -> torch.Tensor:

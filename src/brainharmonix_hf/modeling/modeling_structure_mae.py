@@ -121,7 +121,8 @@ def patches_to_volume(patches: torch.Tensor, config: StructureMAEConfig) -> torc
     expected = (config.num_patches, channels * p0 * p1 * p2)
     if patches.ndim != 3 or tuple(patches.shape[1:]) != expected:
         raise ValueError(
-            f"patches must have shape (batch, {expected[0]}, {expected[1]}) for this config, got {tuple(patches.shape)}."
+            f"patches must have shape (batch, {expected[0]}, {expected[1]}) for this config, "
+            f"got {tuple(patches.shape)}."
         )
     volume = patches.reshape(patches.shape[0], g0, g1, g2, channels, p0, p1, p2)
     volume = volume.permute(0, 4, 1, 5, 2, 6, 3, 7)

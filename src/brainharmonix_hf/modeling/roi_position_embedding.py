@@ -72,9 +72,7 @@ def initial_roi_tables(config: FunctionJEPAConfig) -> tuple[torch.Tensor, torch.
 def grid_positions(time_table: torch.Tensor, roi_table: torch.Tensor) -> torch.Tensor:
     """`(W, a)` time rows and `(R, b)` ROI rows -> `(R * W, a + b)` positions in ROI-major token order."""
     num_time_patches, num_rois = time_table.shape[0], roi_table.shape[0]
-    return torch.cat(
-        [time_table.repeat(num_rois, 1), roi_table.repeat_interleave(num_time_patches, dim=0)], dim=1
-    )
+    return torch.cat([time_table.repeat(num_rois, 1), roi_table.repeat_interleave(num_time_patches, dim=0)], dim=1)
 
 
 def time_sincos_table(width: int, num_time_patches: int) -> torch.Tensor:
@@ -118,7 +116,10 @@ class RoiPositionEmbedding(nn.Module):
     @torch.no_grad()
     def set_tables(self, geometric_harmonics: torch.Tensor, functional_gradients: torch.Tensor) -> None:
         """Replace the ROI tables (same shapes as the buffers); see `FunctionJEPAPreTrainedModel.set_roi_tables`."""
-        for name, table in (("geometric_harmonics", geometric_harmonics), ("functional_gradients", functional_gradients)):
+        for name, table in (
+            ("geometric_harmonics", geometric_harmonics),
+            ("functional_gradients", functional_gradients),
+        ):
             buffer = getattr(self, name)
             table = torch.as_tensor(table)
             if tuple(table.shape) != tuple(buffer.shape):

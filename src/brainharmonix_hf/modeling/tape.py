@@ -11,7 +11,6 @@ the resized kernel itself is a small matmul recomputed each forward so gradients
 Every sample keeps the same token grid `num_rois × num_time_patches` whatever its TR, so a batch may mix TRs.
 """
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -92,7 +91,9 @@ def pi_resize_matrix(base_length: int, new_length: int) -> torch.Tensor:
     if new_length == base_length:
         return torch.eye(base_length, dtype=torch.float64)
     basis = torch.eye(base_length, dtype=torch.float64).reshape(base_length, 1, 1, base_length)
-    resized = nn.functional.interpolate(basis, size=(1, new_length), mode="bicubic", antialias=True, align_corners=False)
+    resized = nn.functional.interpolate(
+        basis, size=(1, new_length), mode="bicubic", antialias=True, align_corners=False
+    )
     resize_transposed = resized.reshape(base_length, new_length)  # row i = resize(e_i), i.e. Bᵀ
     return torch.linalg.pinv(resize_transposed)
 
@@ -133,7 +134,7 @@ class TAPEPatchEmbedding(nn.Module):
         self.proj = nn.Conv2d(1, hidden_size, kernel_size=(1, base_patch_length), stride=(1, base_patch_length))
 
     def resized_kernel(self, patch_length: int) -> torch.Tensor:
-        """The kernel for `patch_length` frames, `(hidden_size, 1, 1, patch_length)`; differentiable in `proj.weight`."""
+        """The kernel for `patch_length` frames, `(hidden_size, 1, 1, patch_length)`, differentiable in the weights."""
         weight = self.proj.weight
         if patch_length == self.base_patch_length:
             return weight
@@ -221,5 +222,11 @@ class TAPEPatchEmbedding(nn.Module):
         _crop_reported = True
 
 
-__all__ = ["PatchEmbeddingOutput", "TAPEPatchEmbedding", "patch_length_for_tr", "pi_resize_matrix",
-           "token_mask_for", "valid_time_patches"]
+__all__ = [
+    "PatchEmbeddingOutput",
+    "TAPEPatchEmbedding",
+    "patch_length_for_tr",
+    "pi_resize_matrix",
+    "token_mask_for",
+    "valid_time_patches",
+]

@@ -151,7 +151,7 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
         series_list = self._time_first_series(fmri, layout)
         repetition_times = self._per_series_repetition_times(repetition_time, len(series_list))
         prepared, padded_length = [], 0
-        for index, (series, tr) in enumerate(zip(series_list, repetition_times)):
+        for index, (series, tr) in enumerate(zip(series_list, repetition_times, strict=True)):
             series = self._normalize(self._crop_to_window(series, tr, index))
             prepared.append(series)
             patch = self.patch_length(tr)
@@ -233,7 +233,8 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
         labels = self._atlas_labels(labels)
         label_image = load_image(label_image)
         series, repetition_times = [], []
-        for index, (source, explicit) in enumerate(zip(images, self._broadcast(repetition_time, len(images)))):
+        explicit_trs = self._broadcast(repetition_time, len(images))
+        for index, (source, explicit) in enumerate(zip(images, explicit_trs, strict=True)):
             image = load_image(source)
             series.append(parcellate_volume(image, label_image, labels)[0])
             name = f"image {index}" + (f" ({source})" if isinstance(source, (str, os.PathLike)) else "")

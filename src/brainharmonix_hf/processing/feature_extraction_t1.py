@@ -102,7 +102,7 @@ class T1VolumeFeatureExtractor(FeatureExtractionMixin):
             raise ValueError("Got an empty list of volumes. Pass one volume, or a list with at least one.")
         affines = _affines_for_batch(affine, len(sources))
         processed = []
-        for index, (source, source_affine) in enumerate(zip(sources, affines)):
+        for index, (source, source_affine) in enumerate(zip(sources, affines, strict=True)):
             try:
                 processed.append(self._process_volume(source, source_affine))
             except NiftiInputError as error:
@@ -171,7 +171,7 @@ def centre_pad_or_crop(volume: np.ndarray, size: list[int]) -> np.ndarray:
     """Crop or zero-pad each axis of `volume` around its centre to `size` (excess or deficit split floor-first)."""
     window = []
     padding = []
-    for length, target in zip(volume.shape, size):
+    for length, target in zip(volume.shape, size, strict=True):
         start = max(length - target, 0) // 2
         window.append(slice(start, start + target))
         deficit = max(target - length, 0)

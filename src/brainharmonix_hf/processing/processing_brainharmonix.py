@@ -121,7 +121,7 @@ class BrainHarmonixProcessor(ProcessorMixin):
             )
         else:
             repetition_times = list(repetition_time)
-        given = [(entry, tr) for entry, tr in zip(series, repetition_times) if entry is not None]
+        given = [(entry, tr) for entry, tr in zip(series, repetition_times, strict=True) if entry is not None]
         if not given:
             raise ValueError("Every fMRI entry is None; leave out `fmri=` when no subject has fMRI.")
         features = self._prepare_fmri([entry for entry, _ in given], [tr for _, tr in given], layout, atlas_image)

@@ -18,8 +18,9 @@ targets and the rules work for any grid width W:
 
 Block sizes (the fractions) are drawn once per batch and block positions per series, all from one
 `torch.Generator`, so a seed reproduces a batch. A series whose draw leaves fewer than `min_keep` context tokens is
-redrawn (up to `max_attempts` times); targets always hold at least the α block. The sampler only needs the valid patch counts, so a data collator can
-call it before the model runs (see `brainharmonix_hf.modeling.tape.valid_time_patches`).
+redrawn (up to `max_attempts` times); targets always hold at least the α block. The sampler only needs the valid
+patch counts, so a data collator can call it before the model runs (see
+`brainharmonix_hf.modeling.tape.valid_time_patches`).
 """
 
 import math
@@ -116,9 +117,7 @@ class SpatiotemporalMaskSampler:
             min_keep=config.mask_min_keep,
         )
 
-    def __call__(
-        self, num_valid_time_patches: torch.Tensor, generator: torch.Generator | None = None
-    ) -> JEPAMasks:
+    def __call__(self, num_valid_time_patches: torch.Tensor, generator: torch.Generator | None = None) -> JEPAMasks:
         """Masks for a batch.
 
         Args:
@@ -146,7 +145,7 @@ class SpatiotemporalMaskSampler:
             "left_time": self.edge_time_fraction,
         }
         fractions = {name: _draw_fraction(fraction_range, generator) for name, fraction_range in ranges.items()}
-        contexts, targets = zip(*(self._sample_series(count, fractions, generator) for count in counts))
+        contexts, targets = zip(*(self._sample_series(count, fractions, generator) for count in counts), strict=True)
         num_context, num_targets = min(map(len, contexts)), min(map(len, targets))
         device = num_valid_time_patches.device
         return JEPAMasks(
@@ -176,7 +175,9 @@ class SpatiotemporalMaskSampler:
         context = torch.zeros(self.num_rois, num_valid, dtype=torch.bool)
         targets = torch.zeros_like(context)
 
-        observation_rois = _random_subset(all_rois, max(1, int(self.num_rois * fractions["observation_roi"])), generator)
+        observation_rois = _random_subset(
+            all_rois, max(1, int(self.num_rois * fractions["observation_roi"])), generator
+        )
         observation_width = min(max(1, int(num_valid * fractions["observation_time"])), num_valid)
         observation_start = _random_start(num_valid - observation_width, generator)
         context[observation_rois, observation_start : observation_start + observation_width] = True
@@ -201,10 +202,12 @@ class SpatiotemporalMaskSampler:
             if side == "right":
                 columns = num_valid - edge_band + columns
             roi_fraction = fractions[f"{side}_roi"]
-            edge_rois = torch.cat([
-                _random_subset(all_rois[group], int(int(group.sum()) * roi_fraction), generator)
-                for group in (in_both, ~in_both)
-            ])
+            edge_rois = torch.cat(
+                [
+                    _random_subset(all_rois[group], int(int(group.sum()) * roi_fraction), generator)
+                    for group in (in_both, ~in_both)
+                ]
+            )
             targets[edge_rois.unsqueeze(1), columns.unsqueeze(0)] = True
             context[:, columns] = False
         return context, targets
