@@ -322,7 +322,7 @@ def test_processor_round_trip_through_auto_processor(processor, model, tmp_path)
     assert loaded.fmri_feature_extractor.normalization == "zscore"
     assert loaded.t1_feature_extractor.volume_size == [32, 32, 32]
     rng = np.random.default_rng(0)
-    volume, series = rng.random((30, 34, 32)), rng.random((6, 20))
+    volume, series = rng.random((30, 34, 32)), rng.random((6, 14))
     expected = processor(t1=volume, fmri=series, repetition_time=2.0, affine=np.eye(4))
     got = loaded(t1=volume, fmri=series, repetition_time=2.0, affine=np.eye(4))
     for key in expected:
