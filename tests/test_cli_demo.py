@@ -5,8 +5,8 @@ import importlib.util
 import re
 
 import pytest
+from small_configs import small_brainharmonix_config
 
-from brainharmonix_hf import BrainHarmonixConfig
 from brainharmonix_hf.cli import main
 
 pytestmark = pytest.mark.skipif(
@@ -14,35 +14,12 @@ pytestmark = pytest.mark.skipif(
     reason="the fMRI sample ships in brainspace (`pip install --no-deps brainspace`)",
 )
 
-LAYER = {"num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 48, "hidden_size": 24}
-DECODER = {"decoder_num_hidden_layers": 1, "decoder_num_attention_heads": 2}
-
 
 @pytest.fixture(scope="module")
 def config_folder(tmp_path_factory):
-    """Full-size inputs (400 ROIs × 18 time patches), a 32 × 48 × 32 T1 crop (12 tokens), 24-wide one-layer stages."""
+    """Full-size fMRI inputs (400 ROIs × 18 time patches), a 32 × 48 × 32 T1 crop (12 tokens), small stages."""
     folder = tmp_path_factory.mktemp("small_brainharmonix")
-    BrainHarmonixConfig(
-        structure_config=LAYER
-        | DECODER
-        | {"image_size": [32, 48, 32], "decoder_hidden_size": 24, "decoder_intermediate_size": 48},
-        function_config=LAYER
-        | {
-            "predictor_hidden_size": 16,
-            "predictor_num_hidden_layers": 1,
-            "predictor_num_attention_heads": 2,
-            "predictor_intermediate_size": 32,
-        },
-        harmonizer_config=LAYER
-        | DECODER
-        | {
-            "num_t1_tokens": 12,
-            "latent_size": 24,
-            "num_hub_tokens": 4,
-            "decoder_hidden_size": 16,
-            "decoder_intermediate_size": 32,
-        },
-    ).save_pretrained(folder)
+    small_brainharmonix_config(image_size=(32, 48, 32)).save_pretrained(folder)
     return str(folder)
 
 

@@ -8,13 +8,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from small_configs import small_brainharmonix_config
 
-from brainharmonix_hf import BrainHarmonixConfig
 from brainharmonix_hf.sample_data import load_fmri_sample, load_t1_sample
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-LAYER = {"num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 48, "hidden_size": 24}
-DECODER = {"decoder_num_hidden_layers": 1, "decoder_num_attention_heads": 2}
 
 
 def python_blocks(text: str) -> list[str]:
@@ -24,23 +22,6 @@ def python_blocks(text: str) -> list[str]:
 def quickstart(text: str) -> str:
     """The code block right after the `<!-- quickstart -->` marker."""
     return python_blocks(text.split("<!-- quickstart -->", 1)[1])[0]
-
-
-def small_config() -> BrainHarmonixConfig:
-    """Real input sizes for the fMRI side (400 ROIs × 18 patches), the default T1 crop, 24-wide one-layer stages."""
-    return BrainHarmonixConfig(
-        structure_config=LAYER | DECODER | {"decoder_hidden_size": 24, "decoder_intermediate_size": 48},
-        function_config=LAYER
-        | {
-            "predictor_hidden_size": 16,
-            "predictor_num_hidden_layers": 1,
-            "predictor_num_attention_heads": 2,
-            "predictor_intermediate_size": 32,
-        },
-        harmonizer_config=LAYER
-        | DECODER
-        | {"latent_size": 24, "num_hub_tokens": 4, "decoder_hidden_size": 16, "decoder_intermediate_size": 32},
-    )
 
 
 def test_quickstart_has_at_most_five_lines():
@@ -68,7 +49,7 @@ def test_readme_snippets_run_as_written(tmp_path, monkeypatch):
     (checkpoint_snippet,) = [block for block in python_blocks(text) if "save_pretrained" in block]
     lines = [line for line in checkpoint_snippet.splitlines() if line != "config = BrainHarmonixConfig()"]
     assert len(lines) == len(checkpoint_snippet.splitlines()) - 1
-    exec("\n".join(lines), {"config": small_config()})
+    exec("\n".join(lines), {"config": small_brainharmonix_config()})
 
     namespace = {}
     exec(quickstart(text), namespace)

@@ -9,6 +9,7 @@ import torch
 from hf_common.upstream.test_configuration_common import ConfigTester
 from hf_common.upstream.test_modeling_common import ModelTesterMixin, floats_tensor
 from huggingface_hub.errors import StrictDataclassClassValidationError
+from small_configs import small_brainharmonix_config
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor
 
 from brainharmonix_hf import (
@@ -24,41 +25,17 @@ from brainharmonix_hf import (
     T1VolumeFeatureExtractor,
 )
 
-LAYER = {"num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 48, "hidden_size": 24}
-
 
 def tiny_config(**overrides) -> BrainHarmonixConfig:
     """T1 32³ in 16³ patches (8 tokens), fMRI 6 ROIs × 4 patches of 8 s (24 tokens), 4 hub tokens, all 24 wide."""
-    structure = LAYER | {
-        "image_size": [32, 32, 32],
-        "decoder_hidden_size": 24,
-        "decoder_num_hidden_layers": 1,
-        "decoder_num_attention_heads": 2,
-        "decoder_intermediate_size": 48,
-    }
-    function = LAYER | {
-        "num_rois": 6,
-        "atlas": "tiny6",
-        "num_time_patches": 4,
-        "window_seconds": 8.0,
-        "base_patch_length": 8,
-        "predictor_hidden_size": 16,
-        "predictor_num_hidden_layers": 1,
-        "predictor_num_attention_heads": 2,
-        "predictor_intermediate_size": 32,
-    }
-    harmonizer = LAYER | {
-        "num_fmri_tokens": 24,
-        "num_t1_tokens": 8,
-        "latent_size": 24,
-        "num_hub_tokens": 4,
-        "decoder_hidden_size": 16,
-        "decoder_num_hidden_layers": 1,
-        "decoder_num_attention_heads": 2,
-        "decoder_intermediate_size": 32,
-    }
-    return BrainHarmonixConfig(
-        structure_config=structure, function_config=function, harmonizer_config=harmonizer, **overrides
+    return small_brainharmonix_config(
+        image_size=(32, 32, 32),
+        num_rois=6,
+        atlas="tiny6",
+        num_time_patches=4,
+        window_seconds=8.0,
+        base_patch_length=8,
+        **overrides,
     )
 
 
@@ -243,11 +220,12 @@ def test_bad_presence_flags_and_missing_tr_are_refused(model):
 
 
 def test_config_refuses_stages_that_do_not_fit():
+    config = tiny_config()
     with pytest.raises(StrictDataclassClassValidationError, match="num_fmri_tokens: encoders give 24, harmonizer"):
-        tiny_config().__class__(
-            structure_config=tiny_config().structure_config.to_dict(),
-            function_config=tiny_config().function_config.to_dict(),
-            harmonizer_config=tiny_config().harmonizer_config.to_dict() | {"num_fmri_tokens": 20},
+        BrainHarmonixConfig(
+            structure_config=config.structure_config.to_dict(),
+            function_config=config.function_config.to_dict(),
+            harmonizer_config=config.harmonizer_config.to_dict() | {"num_fmri_tokens": 20},
         )
 
 
