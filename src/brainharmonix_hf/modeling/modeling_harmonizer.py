@@ -29,11 +29,9 @@ from .._compat import (
 from .configuration_harmonizer import HarmonizerConfig
 from .harmonizer_tokens import combine_modalities, hide_one_modality, reconstruction_loss_mask
 from .layers import BrainSelfAttention, TransformerLayer, build_layers
+from .losses import masked_token_mse, standardise_per_token
 from .positions import sincos_1d_with_cls
 from .token_packing import pack_tokens
-
-# Per-token standardisation of reconstruction targets: (t - mean) / sqrt(var + eps) over the latent features.
-TARGET_NORM_EPS = 1e-6
 
 
 @dataclass
@@ -328,7 +326,7 @@ class HarmonizerForPreTraining(HarmonizerPreTrainedModel):
             loss_mask = reconstruction_loss_mask(
                 token_mask, self.config.num_fmri_tokens, self.config.include_padded_fmri_in_loss
             )
-            loss = standardised_reconstruction_loss(reconstruction, latents, loss_mask)
+            loss = masked_token_mse(reconstruction, standardise_per_token(latents), loss_mask)
 
         return HarmonizerForPreTrainingOutput(
             loss=loss,
@@ -337,23 +335,6 @@ class HarmonizerForPreTraining(HarmonizerPreTrainedModel):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
-
-
-def standardised_reconstruction_loss(
-    reconstruction: torch.Tensor, latents: torch.Tensor, loss_mask: torch.Tensor
-) -> torch.Tensor:
-    """Mean squared error to per-token standardised targets over the tokens `loss_mask` counts.
-
-    Args:
-        reconstruction: `(batch, num_tokens, latent_size)`.
-        latents: `(batch, num_tokens, latent_size)` targets before standardisation (variance with Bessel's
-            correction, as MAE's normalised-pixel loss).
-        loss_mask: `(batch, num_tokens)` float, 1 for counted tokens.
-    """
-    target = latents.float()
-    target = (target - target.mean(dim=-1, keepdim=True)) / (target.var(dim=-1, keepdim=True) + TARGET_NORM_EPS).sqrt()
-    per_token = (reconstruction.float() - target).pow(2).mean(dim=-1)
-    return (per_token * loss_mask).sum() / loss_mask.sum()
 
 
 class HarmonizerForSequenceClassification(HarmonizerPreTrainedModel):

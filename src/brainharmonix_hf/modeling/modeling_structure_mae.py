@@ -28,9 +28,8 @@ from .._compat import (
 )
 from .configuration_structure_mae import StructureMAEConfig
 from .layers import BrainSelfAttention, TransformerLayer, build_layers
+from .losses import masked_token_mse, standardise_per_token
 from .positions import sincos_3d
-
-NORM_PIX_EPS = 1e-6
 
 
 @dataclass
@@ -406,13 +405,10 @@ class StructureMAEForPreTraining(StructureMAEPreTrainedModel):
 
     def reconstruction_loss(self, pixel_values: torch.Tensor, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean over masked patches of the per-patch voxel MSE (targets standardised per patch if `norm_pix_loss`)."""
-        target = self.patchify(pixel_values).float()
+        target = self.patchify(pixel_values)
         if self.config.norm_pix_loss:
-            mean = target.mean(dim=-1, keepdim=True)
-            var = target.var(dim=-1, keepdim=True)
-            target = (target - mean) / (var + NORM_PIX_EPS) ** 0.5
-        per_patch = ((logits.float() - target) ** 2).mean(dim=-1)
-        return (per_patch * mask).sum() / mask.sum()
+            target = standardise_per_token(target)
+        return masked_token_mse(logits, target, mask)
 
     @can_return_tuple
     def forward(
