@@ -32,9 +32,9 @@ def test_context_and_targets_are_disjoint_sorted_and_never_padded(seed):
         assert int(grid_cells(context)[1].max()) < valid and int(grid_cells(targets)[1].max()) < valid
 
 
-def test_exact_block_sizes_with_fixed_fractions():
-    # Everything observed; half the ROIs (20) form the α block over half the patches (5); no edge blocks.
-    sampler = SpatiotemporalMaskSampler(
+def fixed_half_alpha_sampler() -> SpatiotemporalMaskSampler:
+    """Everything observed; half the ROIs form the α block over half the patches; no edge blocks."""
+    return SpatiotemporalMaskSampler(
         NUM_ROIS,
         NUM_TIME_PATCHES,
         observation_roi_fraction=(1.0, 1.0),
@@ -43,6 +43,11 @@ def test_exact_block_sizes_with_fixed_fractions():
         alpha_time_fraction=(0.5, 0.5),
         edge_time_fraction=(0.0, 0.0),
     )
+
+
+def test_exact_block_sizes_with_fixed_fractions():
+    # Everything observed; half the ROIs (20) form the α block over half the patches (5); no edge blocks.
+    sampler = fixed_half_alpha_sampler()
     masks = sample(sampler, [10], seed=0)
     context_rois, _context_times = grid_cells(masks.context_mask[0])
     target_rois, target_times = grid_cells(masks.target_mask[0])
@@ -101,15 +106,7 @@ def test_same_seed_same_masks_other_seed_other_masks():
 
 def test_lists_are_truncated_to_the_shortest_series():
     # Fixed fractions: a 10-patch series gets 20 × 10 context and 20 × 5 targets, a 5-patch one 20 × 5 and 20 × 2.
-    sampler = SpatiotemporalMaskSampler(
-        NUM_ROIS,
-        NUM_TIME_PATCHES,
-        observation_roi_fraction=(1.0, 1.0),
-        observation_time_fraction=(1.0, 1.0),
-        alpha_roi_fraction=(0.5, 0.5),
-        alpha_time_fraction=(0.5, 0.5),
-        edge_time_fraction=(0.0, 0.0),
-    )
+    sampler = fixed_half_alpha_sampler()
     masks = sample(sampler, [10, 5], seed=0)
     assert masks.context_mask.shape == (2, 100) and masks.target_mask.shape == (2, 40)
     # The long series keeps its lowest indices: its first 10 ROIs of the context at every time.
