@@ -166,15 +166,34 @@ def convert_function(
     if pretraining and parts != {TARGET_ENCODER, CONTEXT_ENCODER, PREDICTOR}:
         missing = sorted({CONTEXT_ENCODER, PREDICTOR} - parts)
         raise ConversionError(f"{checkpoint_name} holds part of the pretraining model; it lacks {missing} keys.")
+    model_class = FunctionJEPAForPreTraining if pretraining else FunctionJEPAModel
+    tables = {
+        "geometric_harmonics": (geometric_harmonics, table_sources[0]),
+        "functional_gradients": (functional_gradients, table_sources[1]),
+    }
+    supplied = {key: tables[which] for key, which in roi_table_keys(pretraining).items()}
+    return convert_into(model_class, config, reference, function_rules(config, pretraining), supplied, checkpoint_name)
+
+
+def _encoder_prefixes(pretraining: bool) -> dict[str, str]:
     if pretraining:
-        model_class, encoders = FunctionJEPAForPreTraining, {TARGET_ENCODER: "target_encoder.", CONTEXT_ENCODER: "encoder."}
-    else:
-        model_class, encoders = FunctionJEPAModel, {TARGET_ENCODER: ""}
-    rules, supplied = [], {}
-    for source, target in encoders.items():
+        return {TARGET_ENCODER: "target_encoder.", CONTEXT_ENCODER: "encoder."}
+    return {TARGET_ENCODER: ""}
+
+
+def function_rules(config: FunctionJEPAConfig, pretraining: bool) -> list[Rule]:
+    """Every rule for a harmonix-f file: the target encoder, and with `pretraining` the context encoder and predictor."""
+    rules = []
+    for source, target in _encoder_prefixes(pretraining).items():
         rules += encoder_rules(source, target, config, pretraining)
-        supplied[f"{target}roi_positions.geometric_harmonics"] = (geometric_harmonics, table_sources[0])
-        supplied[f"{target}roi_positions.functional_gradients"] = (functional_gradients, table_sources[1])
-    if pretraining:
-        rules += predictor_rules(config)
-    return convert_into(model_class, config, reference, rules, supplied, checkpoint_name)
+    return rules + predictor_rules(config) if pretraining else rules
+
+
+def roi_table_keys(pretraining: bool) -> dict[str, str]:
+    """Model keys of the ROI tables the converter supplies -> which table ("geometric_harmonics" or
+    "functional_gradients")."""
+    return {
+        f"{target}roi_positions.{which}": which
+        for target in _encoder_prefixes(pretraining).values()
+        for which in ("geometric_harmonics", "functional_gradients")
+    }
