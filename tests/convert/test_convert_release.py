@@ -3,6 +3,10 @@ reference computation (written independently in `reference_forward.py`) on the s
 
 import argparse
 import json
+import re
+from pathlib import Path
+
+import nibabel as nib
 
 import numpy as np
 import pytest
@@ -14,6 +18,7 @@ import brainharmonix_hf  # noqa: F401  (registers the Auto classes)
 from brainharmonix_hf.cli import main
 from brainharmonix_hf.convert.function import REFERENCE_ATLAS
 from brainharmonix_hf.convert.harmonizer import convert_harmonizer
+from brainharmonix_hf.sample_data import load_t1_sample
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -23,6 +28,7 @@ from transformers import (
 )
 
 TOLERANCE = 1e-5
+README = Path(__file__).resolve().parents[2] / "README.md"
 NUM_LABELS = 3
 
 
@@ -212,3 +218,21 @@ def test_harmonizer_reconstruction_decoder_matches_the_reference():
         reconstruction = forward.harmonizer_decoder(state, encoded, num_fmri + ref.NUM_T1, ref.HARMONIZER_DECODER["heads"])
     assert (outputs.last_hidden_state - encoded).abs().max() <= TOLERANCE
     assert (outputs.reconstruction - reconstruction).abs().max() <= TOLERANCE
+
+
+def test_readme_pretrained_weights_snippet_runs_as_written(release, tmp_path, monkeypatch):
+    snippet = re.findall(r"```python\n(.*?)```", README.read_text().split("<!-- pretrained-weights -->", 1)[1], re.DOTALL)[0]
+    assert len([line for line in snippet.splitlines() if line.strip()]) <= 5
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "converted").symlink_to(release["output"])
+    nib.save(load_t1_sample(), "sub-01_T1w.nii.gz")
+    series = np.random.default_rng(0).normal(size=(ref.ROIS, 150))
+    with open("sub-01_schaefer400_17networks.csv", "w") as handle:
+        handle.write("roi," + ",".join(f"t{index}" for index in range(150)) + "\n")
+        for roi, row in enumerate(series, start=1):
+            handle.write(f"{roi}," + ",".join(f"{value:.6g}" for value in row) + "\n")
+    namespace = {}
+    exec(snippet, namespace)
+    assert tuple(namespace["embedding"].shape) == (1, ref.WIDTH)
+    assert torch.isfinite(namespace["embedding"]).all()
+    assert int(namespace["inputs"]["attention_mask"].sum()) == 150
