@@ -7,18 +7,11 @@ import re
 from pathlib import Path
 
 import nibabel as nib
-
 import numpy as np
 import pytest
 import reference_checkpoints as ref
 import reference_forward as forward
 import torch
-
-import brainharmonix_hf  # noqa: F401  (registers the Auto classes)
-from brainharmonix_hf.cli import main
-from brainharmonix_hf.convert.function import REFERENCE_ATLAS
-from brainharmonix_hf.convert.harmonizer import convert_harmonizer
-from brainharmonix_hf.sample_data import load_t1_sample
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -26,6 +19,12 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoProcessor,
 )
+
+import brainharmonix_hf  # noqa: F401  (registers the Auto classes)
+from brainharmonix_hf.cli import main
+from brainharmonix_hf.convert.function import REFERENCE_ATLAS
+from brainharmonix_hf.convert.harmonizer import convert_harmonizer
+from brainharmonix_hf.sample_data import load_t1_sample
 
 TOLERANCE = 1e-5
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -141,10 +140,14 @@ def test_conversion_record_names_sources_licence_and_every_key(release):
     files = {source["file"]: source["sha256"] for source in record["sources"]}
     assert set(files) == {"function.pth", "schaefer400_roi_eigenmodes.csv", "gradient_mapping_400.csv"}
     assert all(len(digest) == 64 for digest in files.values())
-    assert record["fmri_inputs"]["atlas"] == REFERENCE_ATLAS and record["fmri_inputs"]["normalization"].startswith("none")
+    assert record["fmri_inputs"]["atlas"] == REFERENCE_ATLAS and record["fmri_inputs"]["normalization"].startswith(
+        "none"
+    )
     keys = record["keys"]["function"]
     state = release["states"]["function"]
-    accounted = keys["loaded"] + len(keys["regenerated"]) + len(keys["duplicates_checked_equal"]) + len(keys["not_loaded"])
+    accounted = (
+        keys["loaded"] + len(keys["regenerated"]) + len(keys["duplicates_checked_equal"]) + len(keys["not_loaded"])
+    )
     assert accounted == len(state)
     assert set(keys["not_loaded"]) == {
         "encoder_ema.pos_embed.decoder_pos_embed_proj.weight",
@@ -215,13 +218,17 @@ def test_harmonizer_reconstruction_decoder_matches_the_reference():
     with torch.no_grad():
         outputs = model(fmri, fmri_mask, t1, return_loss=False)
         encoded = forward.harmonizer_encoder(state, fmri, fmri_mask.bool(), t1, ref.HEADS)
-        reconstruction = forward.harmonizer_decoder(state, encoded, num_fmri + ref.NUM_T1, ref.HARMONIZER_DECODER["heads"])
+        reconstruction = forward.harmonizer_decoder(
+            state, encoded, num_fmri + ref.NUM_T1, ref.HARMONIZER_DECODER["heads"]
+        )
     assert (outputs.last_hidden_state - encoded).abs().max() <= TOLERANCE
     assert (outputs.reconstruction - reconstruction).abs().max() <= TOLERANCE
 
 
 def test_readme_pretrained_weights_snippet_runs_as_written(release, tmp_path, monkeypatch):
-    snippet = re.findall(r"```python\n(.*?)```", README.read_text().split("<!-- pretrained-weights -->", 1)[1], re.DOTALL)[0]
+    snippet = re.findall(
+        r"```python\n(.*?)```", README.read_text().split("<!-- pretrained-weights -->", 1)[1], re.DOTALL
+    )[0]
     assert len([line for line in snippet.splitlines() if line.strip()]) <= 5
     monkeypatch.chdir(tmp_path)
     (tmp_path / "converted").symlink_to(release["output"])

@@ -72,7 +72,9 @@ def test_a_wrong_shape_fails_naming_both_keys():
 def test_a_missing_weight_fails_naming_the_model_key():
     state = ref.structure_reference()
     del state["blocks.1.mlp.fc2.bias"]
-    with pytest.raises(ConversionError, match=r"model key 'structure\.layers\.1\.mlp\.fc2\.bias' \(24,\) gets no weight"):
+    with pytest.raises(
+        ConversionError, match=r"model key 'structure\.layers\.1\.mlp\.fc2\.bias' \(24,\) gets no weight"
+    ):
         convert_structure(state, CONFIG.structure_config)
 
 
@@ -109,7 +111,7 @@ def test_shared_position_module_copies_must_be_equal(tables):
 
 def test_target_encoder_alone_gives_the_encoder_model(tables):
     state = {key: value for key, value in ref.function_reference().items() if key.startswith("encoder_ema.")}
-    model, plan = convert_tiny_function(state, tables)
+    model, _ = convert_tiny_function(state, tables)
     assert type(model).__name__ == "FunctionJEPAModel"
     assert torch.equal(model.roi_positions.geometric_harmonics, tables[2])
     partial = {key: value for key, value in ref.function_reference().items() if not key.startswith("decoder.")}
@@ -136,7 +138,10 @@ def test_release_arguments_and_tables_are_checked(tmp_path, tables):
     with pytest.raises(ConversionError, match="pass --structure and --function"):
         convert_reference_release(tmp_path / "out", classifier="c.pth")
     torch.save(ref.function_reference(), tmp_path / "f.pth")
-    with pytest.raises(ConversionError, match=r"gradient_mapping_400\.csv: the geometric harmonics table is 400 × 30 but the model needs 400 ROIs × 200"):
+    with pytest.raises(
+        ConversionError,
+        match=r"gradient_mapping_400\.csv: the geometric harmonics table is 400 × 30 but the model needs 400 ROIs",
+    ):
         convert_reference_release(
             tmp_path / "out", function=tmp_path / "f.pth", geometric_harmonics=gradients_path, gradients=gradients_path
         )
@@ -219,13 +224,18 @@ def test_published_sizes_map_every_key_with_matching_shapes():
     harmonizer_plan = plan_conversion(
         meta(published_harmonizer_shapes()),
         harmonizer.state_dict(),
-        harmonizer_encoder_rules(config.harmonizer_config, "harmonizer.", True) + decoder_rules(config.harmonizer_config),
+        harmonizer_encoder_rules(config.harmonizer_config, "harmonizer.", True)
+        + decoder_rules(config.harmonizer_config),
     )
-    assert len(structure_plan.loads) == len(structure.state_dict()) == 3 + 12 * 12 + 2  # cls token, patch kernel and bias, 12 blocks, final norm
+    assert (
+        len(structure_plan.loads) == len(structure.state_dict()) == 3 + 12 * 12 + 2
+    )  # cls token, patch kernel and bias, 12 blocks, final norm
     assert set(structure_plan.regenerated) == {"pos_embed"}
     assert function_plan.loads["target_encoder.patch_embedding.proj.weight"] == "encoder_ema.patch_embed.proj.weight"
     assert function_plan.reference_shapes["encoder_ema.patch_embed.proj.weight"] == (768, 1, 1, 48)
-    assert len(function_plan.regenerated) == 6 and len(function_plan.duplicates) == 6 and len(function_plan.skipped) == 2
+    assert (
+        len(function_plan.regenerated) == 6 and len(function_plan.duplicates) == 6 and len(function_plan.skipped) == 2
+    )
     assert len(function_plan.loads) + len(function_plan.supplied) == len(function.state_dict())
     assert harmonizer_plan.squeezed == {"decoder.hub_position_embeddings": (128, 512)}
     assert set(harmonizer_plan.regenerated) == {"pos_embed", "decoder_pos_embed"}

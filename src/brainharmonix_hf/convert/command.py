@@ -25,7 +25,9 @@ def add_convert_parser(subcommands) -> None:
     parser.add_argument(
         "--geometric-harmonics", help="The reference geometric-harmonics CSV (400 × 200); needed with --function."
     )
-    parser.add_argument("--gradients", help="The reference functional-gradients CSV (400 × 30); needed with --function.")
+    parser.add_argument(
+        "--gradients", help="The reference functional-gradients CSV (400 × 30); needed with --function."
+    )
     parser.add_argument("--output", required=True, help="A new (or empty) folder for the converted models.")
     parser.add_argument(
         "--config", default=None, help="BrainHarmonix config.json or model folder (default: the published sizes)."

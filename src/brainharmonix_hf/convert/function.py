@@ -48,7 +48,9 @@ TARGET_ENCODER, CONTEXT_ENCODER, PREDICTOR = "encoder_ema", "encoder", "decoder"
 
 def reference_function_config(config: FunctionJEPAConfig) -> FunctionJEPAConfig:
     """A copy of `config` that states the reference's ROI order (`atlas="schaefer400_17networks"`)."""
-    return FunctionJEPAConfig.from_dict({**config.to_dict(), "atlas": REFERENCE_ATLAS, "roi_order": REFERENCE_ROI_ORDER})
+    return FunctionJEPAConfig.from_dict(
+        {**config.to_dict(), "atlas": REFERENCE_ATLAS, "roi_order": REFERENCE_ROI_ORDER}
+    )
 
 
 def time_table(num_rois: int, width: int, name: str):
@@ -83,7 +85,7 @@ def encoder_rules(source: str, target: str, config: FunctionJEPAConfig, has_pred
         Regenerate(
             rf"{pos}\.emb_h_decoder",
             time_table(config.num_rois, config.predictor_hidden_size // 2, "emb_h_decoder"),
-            "fixed time sin-cos of the predictor, laid out for the pretraining grid; the model rebuilds it for its grid",
+            "fixed time sin-cos of the predictor, laid out for the pretraining grid; the model rebuilds it",
         ),
         *transformer_block_rules(f"{source}.blocks", f"{target}layers"),
         Load(rf"{source}\.norm\.(weight|bias)", rf"{target}layernorm.\1"),
@@ -182,7 +184,7 @@ def _encoder_prefixes(pretraining: bool) -> dict[str, str]:
 
 
 def function_rules(config: FunctionJEPAConfig, pretraining: bool) -> list[Rule]:
-    """Every rule for a harmonix-f file: the target encoder, and with `pretraining` the context encoder and predictor."""
+    """Rules for a harmonix-f file: the target encoder, and with `pretraining` the context encoder and predictor."""
     rules = []
     for source, target in _encoder_prefixes(pretraining).items():
         rules += encoder_rules(source, target, config, pretraining)

@@ -93,7 +93,10 @@ def convert_harmonizer(
             "classifier (--classifier), with the stage-1 Harmonizer as --harmonizer."
         )
     if any(key.startswith(DECODER_KEYS) for key in reference):
-        model_class, rules = HarmonizerForPreTraining, encoder_rules(config, "harmonizer.", True) + decoder_rules(config)
+        model_class, rules = (
+            HarmonizerForPreTraining,
+            encoder_rules(config, "harmonizer.", True) + decoder_rules(config),
+        )
     else:
         model_class, rules = HarmonizerModel, encoder_rules(config, "", True)
     return convert_into(model_class, config, reference, rules, None, checkpoint_name)

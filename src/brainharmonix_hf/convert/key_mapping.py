@@ -263,7 +263,6 @@ def apply_plan(
     return state
 
 
-
 def convert_into(
     model_class: type,
     config,

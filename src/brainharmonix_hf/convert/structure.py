@@ -14,7 +14,15 @@ import torch
 from ..modeling.configuration_structure_mae import StructureMAEConfig
 from ..modeling.modeling_structure_mae import StructureMAEForPreTraining, StructureMAEModel, padded_sincos_3d
 from ..modeling.positions import sincos_3d
-from .key_mapping import ConversionPlan, Load, Regenerate, Rule, convert_into, table_with_cls_row, transformer_block_rules
+from .key_mapping import (
+    ConversionPlan,
+    Load,
+    Regenerate,
+    Rule,
+    convert_into,
+    table_with_cls_row,
+    transformer_block_rules,
+)
 
 DECODER_KEYS = ("mask_token", "decoder_")
 
