@@ -138,35 +138,39 @@ def structure_reference(seed: int = 0, with_decoder: bool = True) -> dict:
     return state
 
 
-def _fmri_encoder(weights: Weights, state: dict, prefix: str) -> None:
-    state[f"{prefix}.patch_embed.proj.weight"] = weights.normal(WIDTH, 1, 1, 48, std=48**-0.5)
-    state[f"{prefix}.patch_embed.proj.bias"] = weights.normal(WIDTH, std=0.1)
-    _position_module(weights, state, f"{prefix}.pos_embed")
-    weights.blocks(state, f"{prefix}.blocks", LAYERS, WIDTH, MLP)
-    weights.norm(state, f"{prefix}.norm", WIDTH)
+def _fmri_encoder(weights: Weights, state: dict, prefix: str, width: int, layers: int, mlp: int, predictor: dict):
+    state[f"{prefix}.patch_embed.proj.weight"] = weights.normal(width, 1, 1, 48, std=48**-0.5)
+    state[f"{prefix}.patch_embed.proj.bias"] = weights.normal(width, std=0.1)
+    _position_module(weights, state, f"{prefix}.pos_embed", width, predictor["width"])
+    weights.blocks(state, f"{prefix}.blocks", layers, width, mlp)
+    weights.norm(state, f"{prefix}.norm", width)
 
 
-def _position_module(weights: Weights, state: dict, prefix: str) -> None:
-    state[f"{prefix}.emb_h_encoder"] = time_table(WIDTH // 2, PRETRAIN_TIME_PATCHES)
-    state[f"{prefix}.emb_h_decoder"] = time_table(PREDICTOR["width"] // 2, PRETRAIN_TIME_PATCHES)
-    weights.linear(state, f"{prefix}.geo_harm_proj", WIDTH // 2, MODES)
-    weights.linear(state, f"{prefix}.grad_proj", WIDTH // 2, GRADIENTS)
-    weights.linear(state, f"{prefix}.decoder_pos_embed_proj", PREDICTOR["width"] // 2, WIDTH // 2)
+def _position_module(weights: Weights, state: dict, prefix: str, width: int, predictor_width: int) -> None:
+    state[f"{prefix}.emb_h_encoder"] = time_table(width // 2, PRETRAIN_TIME_PATCHES)
+    state[f"{prefix}.emb_h_decoder"] = time_table(predictor_width // 2, PRETRAIN_TIME_PATCHES)
+    weights.linear(state, f"{prefix}.geo_harm_proj", width // 2, MODES)
+    weights.linear(state, f"{prefix}.grad_proj", width // 2, GRADIENTS)
+    weights.linear(state, f"{prefix}.decoder_pos_embed_proj", predictor_width // 2, width // 2)
 
 
-def function_reference(seed: int = 1) -> dict:
-    """harmonix-f: flat `encoder.` / `decoder.` / `encoder_ema.`; encoder and predictor share one position module."""
+def function_reference(
+    seed: int = 1, width: int = WIDTH, layers: int = LAYERS, mlp: int = MLP, predictor: dict = PREDICTOR
+) -> dict:
+    """harmonix-f: flat `encoder.` / `decoder.` / `encoder_ema.`; encoder and predictor share one position module.
+
+    `predictor` gives `width`, `layers` and `mlp` of the predictor (heads are not stored in weights).
+    """
     weights, state = Weights(seed), {}
-    _fmri_encoder(weights, state, "encoder")
-    width = PREDICTOR["width"]
-    state["decoder.mask_token"] = weights.normal(1, 1, width, std=0.02)
-    weights.linear(state, "decoder.predictor_embed", width, WIDTH)
+    _fmri_encoder(weights, state, "encoder", width, layers, mlp, predictor)
+    state["decoder.mask_token"] = weights.normal(1, 1, predictor["width"], std=0.02)
+    weights.linear(state, "decoder.predictor_embed", predictor["width"], width)
     for key in [key for key in state if key.startswith("encoder.pos_embed.")]:
         state[key.replace("encoder.pos_embed.", "decoder.predictor_pos_embed.")] = state[key]
-    weights.blocks(state, "decoder.predictor_blocks", PREDICTOR["layers"], width, PREDICTOR["mlp"])
-    weights.norm(state, "decoder.predictor_norm", width)
-    weights.linear(state, "decoder.predictor_proj", WIDTH, width)
-    _fmri_encoder(weights, state, "encoder_ema")
+    weights.blocks(state, "decoder.predictor_blocks", predictor["layers"], predictor["width"], predictor["mlp"])
+    weights.norm(state, "decoder.predictor_norm", predictor["width"])
+    weights.linear(state, "decoder.predictor_proj", width, predictor["width"])
+    _fmri_encoder(weights, state, "encoder_ema", width, layers, mlp, predictor)
     return state
 
 

@@ -40,7 +40,7 @@ def test_a_file_that_runs_code_is_refused_unless_trusted(tmp_path):
     with pytest.raises(UntrustedCheckpointError, match=r"(?s)refused.*mkdir.*--trust-pickle"):
         load_checkpoint(path)
     assert not marker.exists()
-    with pytest.raises(UntrustedCheckpointError, match="--trust-pickle"):
+    with pytest.raises(SystemExit, match=r"(?s)^brainharmonix convert: .*was refused.*--trust-pickle"):
         main(["convert", "--structure", str(path), "--output", str(tmp_path / "out")])
     assert not marker.exists() and not (tmp_path / "out").exists()
 

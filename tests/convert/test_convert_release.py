@@ -22,6 +22,7 @@ from transformers import (
 
 import brainharmonix_hf  # noqa: F401  (registers the Auto classes)
 from brainharmonix_hf.cli import main
+from brainharmonix_hf.convert import convert_reference_release
 from brainharmonix_hf.convert.function import REFERENCE_ATLAS
 from brainharmonix_hf.convert.harmonizer import convert_harmonizer
 from brainharmonix_hf.sample_data import load_t1_sample
@@ -243,3 +244,25 @@ def test_readme_pretrained_weights_snippet_runs_as_written(release, tmp_path, mo
     assert tuple(namespace["embedding"].shape) == (1, ref.WIDTH)
     assert torch.isfinite(namespace["embedding"]).all()
     assert int(namespace["inputs"]["attention_mask"].sum()) == 150
+
+
+@pytest.mark.slow
+def test_published_size_fmri_encoder_matches_the_reference(tmp_path):
+    """BrainHarmonix-F at the published sizes (ViT-B, predictor 384 × 6, 400 × 11 pretraining tables), converted from a
+    file and run on one TR 2.0 s subject of 40 frames (3 valid time patches of 18)."""
+    state = ref.function_reference(width=768, layers=12, mlp=3072, predictor={"width": 384, "layers": 6, "mlp": 1536})
+    torch.save(state, tmp_path / "model.pth")
+    harmonics_path, gradients_path, harmonics, gradients = ref.write_table_csvs(tmp_path)
+    folders = convert_reference_release(
+        tmp_path / "converted",
+        function=tmp_path / "model.pth",
+        geometric_harmonics=harmonics_path,
+        gradients=gradients_path,
+    )
+    model = AutoModel.from_pretrained(folders["function"]).eval()
+    series = torch.randn(1, ref.ROIS, 40, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours = model(series, torch.tensor([2.0])).last_hidden_state
+        expected, keep = forward.fmri_encoder(state, "encoder_ema", series, 2.0, harmonics, gradients, heads=12)
+    assert int(keep.sum()) == ref.ROIS * 3
+    assert (ours[keep] - expected[keep]).abs().max() <= 1e-4
