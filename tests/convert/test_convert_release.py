@@ -266,3 +266,16 @@ def test_published_size_fmri_encoder_matches_the_reference(tmp_path):
         expected, keep = forward.fmri_encoder(state, "encoder_ema", series, 2.0, harmonics, gradients, heads=12)
     assert int(keep.sum()) == ref.ROIS * 3
     assert (ours[keep] - expected[keep]).abs().max() <= 1e-4
+
+
+def test_a_single_stage_converts_alone(release, tmp_path):
+    output = tmp_path / "structure_only"
+    config = release["paths"]["structure"].parent / "config"
+    main(
+        ["convert", "--structure", str(release["paths"]["structure"]), "--output", str(output), "--config", str(config)]
+    )
+    assert [path.name for path in output.iterdir()] == ["structure"]
+    record = json.loads((output / "structure" / "conversion.json").read_text())
+    assert record["model_class"] == "StructureMAEForPreTraining" and "fmri_inputs" not in record
+    assert record["keys"]["structure"]["regenerated"].keys() == {"pos_embed", "decoder_pos_embed"}
+    assert record["training_state_not_loaded"] == {"structure": ["args", "epoch"]}

@@ -69,7 +69,7 @@ def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> object:
             needed = sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(path)) - _allowed_names())
         except Exception:  # the listing is only for the message; the refusal stands without it
             needed = []
-        what = f"these types: {', '.join(needed)}" if needed else "types outside the allow-list"
+        what = f"these types: {', '.join(needed)}" if needed else f"more than safe loading allows ({error})"
         raise UntrustedCheckpointError(
             f"{path} was refused: unpickling it needs {what}. Safe loading allows only tensors, plain containers, "
             "argparse.Namespace and numpy scalars, because unpickling other objects can run code from the file. If "

@@ -12,7 +12,6 @@ from pathlib import Path
 from .. import __version__
 from ..modeling.configuration_function_jepa import FunctionJEPAConfig
 from .checkpoint_io import sha256_of
-from .function import REFERENCE_ROI_ORDER
 
 RECORD_FILE = "conversion.json"
 LICENSE = "cc-by-nc-sa-4.0"
@@ -31,7 +30,7 @@ def fmri_input_facts(config: FunctionJEPAConfig) -> dict:
     """Atlas, ROI order, normalisation and TR handling the converted fMRI encoder expects."""
     return {
         "atlas": config.atlas,
-        "roi_order": REFERENCE_ROI_ORDER,
+        "roi_order": config.roi_order,
         "normalization": "none (raw ROI series, as the reference downstream pipeline fed them)",
         "repetition_time": (
             f"any TR: a token spans {config.window_seconds} s = round({config.window_seconds} / TR) frames, the patch "

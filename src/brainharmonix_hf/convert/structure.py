@@ -4,7 +4,9 @@
 The encoder (`cls_token`, `patch_embed.proj`, `blocks.N`, `norm`) goes to `StructureMAEModel`. When the file also
 holds the MAE decoder (`mask_token`, `decoder_embed`, `decoder_blocks.N`, `decoder_norm`, `decoder_pred`), the model is
 `StructureMAEForPreTraining` (encoder under `structure.`). The fixed sin-cos tables `pos_embed` and
-`decoder_pos_embed` are rebuilt by the model and checked against the stored ones.
+`decoder_pos_embed` are rebuilt by the model and checked against the stored ones (the released file has no decoder;
+a decoder whose table differs from ours stops the conversion rather than loading a decoder that would not reproduce
+the reference).
 """
 
 from collections.abc import Mapping
