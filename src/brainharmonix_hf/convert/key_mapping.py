@@ -111,7 +111,10 @@ class ConversionPlan:
             "loaded": len(self.loads),
             "regenerated": {key: reason for key, (reason, _) in sorted(self.regenerated.items())},
             "regenerated_max_abs_difference": dict(sorted(self.table_differences.items())),
-            "duplicates_checked_equal": {key: original for key, (original, _) in sorted(self.duplicates.items())},
+            "duplicates_checked_equal": {
+                key: {"same_as": original, "reason": reason}
+                for key, (original, reason) in sorted(self.duplicates.items())
+            },
             "not_loaded": dict(sorted(self.skipped.items())),
             "supplied": dict(sorted(self.supplied.items())),
         }
