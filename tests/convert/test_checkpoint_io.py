@@ -6,11 +6,19 @@ import os
 
 import numpy as np
 import pytest
+import reference_checkpoints as ref
 import torch
 
 from brainharmonix_hf.cli import main
 from brainharmonix_hf.convert import UntrustedCheckpointError, load_checkpoint
 from brainharmonix_hf.convert.checkpoint_io import extract_state_dict
+
+
+class TrainingNote:
+    """A harmless object of a type outside the allow-list."""
+
+    def __init__(self, text: str):
+        self.text = text
 
 
 class MakesADirectory:
@@ -40,13 +48,21 @@ def test_a_file_that_runs_code_is_refused_unless_trusted(tmp_path):
     with pytest.raises(UntrustedCheckpointError, match=r"(?s)refused.*mkdir.*--trust-pickle"):
         load_checkpoint(path)
     assert not marker.exists()
-    with pytest.raises(SystemExit, match=r"(?s)^brainharmonix convert: .*was refused.*--trust-pickle"):
-        main(["convert", "--structure", str(path), "--output", str(tmp_path / "out")])
-    assert not marker.exists() and not (tmp_path / "out").exists()
-
     checkpoint = load_checkpoint(path, trust_pickle=True)
     assert marker.is_dir()  # what trusting means: the file's code ran
     assert torch.equal(checkpoint["model"]["norm.weight"], torch.ones(3))
+
+
+def test_the_cli_refuses_unknown_types_and_converts_them_when_trusted(tmp_path):
+    path = tmp_path / "model.pth"
+    torch.save({"model": ref.structure_reference(), "note": TrainingNote("epoch 300")}, path)
+    ref.tiny_config().save_pretrained(tmp_path / "config")
+    arguments = ["convert", "--structure", str(path), "--config", str(tmp_path / "config")]
+    with pytest.raises(SystemExit, match=r"(?s)^brainharmonix convert: .*was refused.*TrainingNote.*--trust-pickle"):
+        main([*arguments, "--output", str(tmp_path / "refused")])
+    assert not (tmp_path / "refused").exists()
+    main([*arguments, "--output", str(tmp_path / "trusted"), "--trust-pickle"])
+    assert (tmp_path / "trusted" / "structure" / "model.safetensors").is_file()
 
 
 def test_files_that_are_not_state_dicts_are_refused(tmp_path):
