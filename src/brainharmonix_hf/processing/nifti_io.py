@@ -243,13 +243,14 @@ def _check_claimed_size(proxy: ArrayProxy, name: str, max_voxels: int) -> None:
     if not isinstance(proxy.file_like, (str, os.PathLike)):
         return
     path = Path(proxy.file_like)
-    needed = int(proxy.offset) + num_voxels * np.dtype(proxy.dtype).itemsize
+    dtype = np.dtype(proxy.dtype)
+    needed = int(proxy.offset) + num_voxels * dtype.itemsize
     with path.open("rb") as file:
         compressed = file.read(2) == _GZIP_MAGIC
     held = _gzip_holds_at_least(path, needed) if compressed else path.stat().st_size
     if held < needed:
         raise NiftiInputError(
-            f"{name}: its header claims a shape of {shape} ({np.dtype(proxy.dtype).name}, {num_voxels:,} voxels), which "
+            f"{name}: its header claims a shape of {shape} ({dtype.name}, {num_voxels:,} voxels), which "
             f"needs {needed:,} bytes{' uncompressed' if compressed else ''}, but the file holds at most {held:,}: "
             f"the file is truncated or its header is damaged; copy or download it again, or re-export it."
         )
