@@ -65,9 +65,8 @@ def load_image(
 
     Args:
         source: a `.nii`/`.nii.gz` path, a nibabel spatial image, or a voxel array `(x, y, z)` or `(x, y, z, t)`.
-        affine: the `(4, 4)` voxel-to-world matrix of an array `source`; required for arrays (pass
-            `affine=np.eye(4)` explicitly for 1 mm voxels in an unknown but RAS-ordered space), refused otherwise
-            because files and images carry their own.
+        affine: the `(4, 4)` voxel-to-world matrix of an array `source`; required for arrays (for a T1 on the
+            MNI152 template grid, that grid's affine), refused otherwise because files and images carry their own.
         max_voxels: largest number of voxels (all axes together) a file or file-backed image may claim; checked on
             the header before any voxel is read.
 
@@ -331,7 +330,8 @@ def _checked_affine(affine: np.ndarray | None) -> np.ndarray:
     if affine is None:
         raise NiftiInputError(
             "An array has no voxel-to-world information: pass its `affine=` (a 4x4 matrix, e.g. `img.affine` of the "
-            "image it came from). Pass `affine=np.eye(4)` explicitly only if the array is already 1 mm, RAS-ordered."
+            "image it came from; for a T1 on the 1 mm MNI152 template grid, "
+            "`nilearn.datasets.load_mni152_template(resolution=1).affine`)."
         )
     affine = np.asarray(affine, dtype=np.float64)
     if affine.shape != (4, 4) or not np.all(np.isfinite(affine)) or np.linalg.det(affine[:3, :3]) == 0:
