@@ -255,3 +255,17 @@ def test_auto_feature_extractor_loads_it_next_to_a_structure_config():
         loaded = AutoFeatureExtractor.from_pretrained(directory)
     assert type(loaded) is T1VolumeFeatureExtractor
     assert loaded.to_dict() == extractor.to_dict()
+
+
+def test_load_time_options_reach_the_extractor_even_when_the_saved_file_lacks_them(tmp_path):
+    StructureMAEConfig().save_pretrained(tmp_path)
+    saved = Path(T1VolumeFeatureExtractor().save_pretrained(tmp_path)[0])
+    settings = json.loads(saved.read_text())
+    del settings["check_mni_space"]  # as in a file saved before the option existed
+    saved.write_text(json.dumps(settings))
+    loaded = AutoFeatureExtractor.from_pretrained(tmp_path, check_mni_space=False, resample=True)
+    assert (loaded.check_mni_space, loaded.resample) == (False, True)
+    with pytest.raises(ValueError, match=r"\['resampel'\] are not options of T1VolumeFeatureExtractor"):
+        AutoFeatureExtractor.from_pretrained(tmp_path, resampel=True)
+    with pytest.raises(ValueError, match="`normalization` must be one of"):
+        T1VolumeFeatureExtractor.from_pretrained(tmp_path, normalization="minmax")

@@ -30,6 +30,7 @@ is at (-78, -113, -47) mm and the box spans 160 x 192 x 160 mm from there. For t
 identity, so its output is exactly that of padding, z-scoring and cropping its own voxels.
 """
 
+import inspect
 import os
 from typing import ClassVar
 
@@ -89,6 +90,18 @@ class T1VolumeFeatureExtractor(FeatureExtractionMixin):
         self.reference_padding = [[int(before), int(after)] for before, after in reference_padding]
         self.normalization = normalization
         self._validate()
+
+    @classmethod
+    def from_dict(cls, feature_extractor_dict: dict, **kwargs):
+        """Build from saved settings; options given (e.g. `from_pretrained(path, resample=True)`) override them and are
+        validated like constructor arguments, even ones the saved settings lack. Unknown options are refused."""
+        return_unused_kwargs = kwargs.pop("return_unused_kwargs", False)
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+        unknown = sorted(set(kwargs) - accepted)
+        if unknown:
+            raise ValueError(f"{unknown} are not options of {cls.__name__}; its options are {sorted(accepted)}.")
+        extractor = cls(**{**feature_extractor_dict, **kwargs})
+        return (extractor, {}) if return_unused_kwargs else extractor
 
     def __call__(
         self,
