@@ -22,7 +22,7 @@ import numpy as np
 from nibabel.spatialimages import SpatialImage
 from scipy import ndimage
 
-from .nifti_io import NiftiInputError, voxel_sizes
+from .nifti_io import NiftiInputError, to_ras, voxel_sizes
 
 # World coordinates (mm) of the first and last voxel centres of the MNI152 template grid, per axis (x, y, z).
 MNI152_FIELD_OF_VIEW = ((-98.0, 98.0), (-134.0, 98.0), (-72.0, 116.0))
@@ -102,7 +102,7 @@ def map_onto_grid(
     Images on the grid (see module docstring) are copied exactly; others are resampled trilinearly when `resample`
     is true and refused otherwise.
     """
-    canonical = nib.as_closest_canonical(image)
+    canonical = to_ras(image)
     data = canonical.get_fdata(dtype=np.float32)
     to_grid = np.linalg.inv(grid_affine) @ canonical.affine  # image voxel -> grid voxel
     shift = np.round(to_grid[:3, 3])
