@@ -286,7 +286,8 @@ def test_classification_head_loads_the_composite_and_computes_losses(model, tmp_
 
 @pytest.fixture
 def processor() -> BrainHarmonixProcessor:
-    t1 = T1VolumeFeatureExtractor(volume_size=[32, 32, 32], reference_padding=[[0, 0]] * 3)
+    # Random volumes are not brains in MNI space: skip that check (tests/processing covers it).
+    t1 = T1VolumeFeatureExtractor(volume_size=[32, 32, 32], reference_padding=[[0, 0]] * 3, check_mni_space=False)
     fmri = FMRIFeatureExtractor(num_rois=6, atlas="tiny6", num_time_patches=4, window_seconds=8.0)
     return BrainHarmonixProcessor(t1, fmri)
 

@@ -1,6 +1,10 @@
 """NIfTI loading and validation on real files written with nibabel, and on nibabel's shipped images."""
 
+import gzip
+import math
 import re
+import tracemalloc
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -9,6 +13,8 @@ import pytest
 import torch
 from nibabel.testing import data_path
 
+from brainharmonix_hf.processing.feature_extraction_fmri import FMRIFeatureExtractor
+from brainharmonix_hf.processing.feature_extraction_t1 import T1VolumeFeatureExtractor
 from brainharmonix_hf.processing.nifti_io import (
     NiftiInputError,
     as_3d,
@@ -81,7 +87,7 @@ def test_array_with_affine(array, stored_dtype):
 
 
 def test_array_without_affine_is_refused():
-    with pytest.raises(NiftiInputError, match=r"pass its `affine=`.*np\.eye\(4\)"):
+    with pytest.raises(NiftiInputError, match=r"pass its `affine=`.*load_mni152_template\(resolution=1\)\.affine"):
         load_image(np.zeros((4, 4, 4)))
 
 
@@ -125,7 +131,8 @@ def test_unreadable_header_is_refused(tmp_path, name, content):
 def test_truncated_gzip_is_detected_at_load(tmp_path, anatomical_gz):
     path = tmp_path / "truncated.nii.gz"
     path.write_bytes(anatomical_gz.read_bytes()[:-2000])
-    with pytest.raises(NiftiInputError, match=r"voxels of .*truncated\.nii\.gz: the file is truncated or corrupt"):
+    message = r"truncated\.nii\.gz: its header claims .* needs 68,002 bytes uncompressed, but the file holds at most"
+    with pytest.raises(NiftiInputError, match=message):
         load_image(path)
 
 
@@ -143,7 +150,8 @@ def test_truncated_uncompressed_file_is_detected_at_load(tmp_path):
     path = tmp_path / "truncated.nii"
     raw = ANATOMICAL.read_bytes()
     path.write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(NiftiInputError, match=r"truncated\.nii: the file is truncated or corrupt"):
+    message = r"truncated\.nii: .* needs 68,002 bytes, but the file holds at most 34,001"
+    with pytest.raises(NiftiInputError, match=message):
         load_image(path)
 
 
@@ -245,3 +253,111 @@ def test_non_integer_labels_are_refused():
     blurred = nib.Nifti1Image(np.full((17, 21, 3), 2.5, dtype=np.float32), series.affine)
     with pytest.raises(NiftiInputError, match=r"non-integer values.*interpolation='nearest'"):
         check_labels_on_grid(blurred, series)
+
+
+# Hostile headers: refused from the header alone, before any voxel is allocated.
+
+
+def _write_claiming(path: Path, shape: tuple[int, ...], payload: bytes, header_class=nib.Nifti1Header) -> None:
+    """A NIfTI file whose header claims `shape` (float32) but whose data is only `payload`."""
+    header = header_class()
+    header.set_data_dtype(np.float32)
+    header.set_data_shape(shape)
+    header.set_qform(np.eye(4), code=1)
+    header.set_sform(np.eye(4), code=1)
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "wb") as file:
+        header.write_to(file)
+        file.write(b"\0" * (int(header["vox_offset"]) - file.tell()))
+        file.write(payload)
+
+
+def _refused_with_little_memory(load, path: Path, message: str) -> float:
+    """Assert `load(path)` raises `NiftiInputError` matching `message` leaving the file untouched; peak MB traced."""
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    tracemalloc.start()
+    try:
+        with pytest.raises(NiftiInputError, match=message):
+            load(path)
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+    return peak
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+@pytest.mark.parametrize(
+    "shape", [(100_000, 100_000, 100_000), (10_000, 10_000, 10_000, 1_000)], ids=["3D 1e15 voxels", "4D 1e15 voxels"]
+)
+def test_header_claiming_more_than_the_limit_is_refused_before_allocation(tmp_path, shape, suffix):
+    path = tmp_path / f"huge{suffix}"
+    _write_claiming(path, shape, np.ones(1024, dtype=np.float32).tobytes(), header_class=nib.Nifti2Header)
+    message = re.escape(f"claims a shape of {shape}") + r", 1,000,000,000,000,000 voxels, more than the limit of 2,147"
+    assert _refused_with_little_memory(load_image, path, message) < 2
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+@pytest.mark.parametrize("shape", [(1024, 1024, 1024), (91, 109, 91, 1200)], ids=["3D 4 GiB", "4D 4 GiB"])
+def test_header_claiming_more_than_the_file_holds_is_refused_before_allocation(tmp_path, shape, suffix):
+    # 6 MiB of random (incompressible) voxels: a .nii.gz of this size could hold 6 GiB by deflate's ratio, so only
+    # its trailer and a streaming count can tell that it holds 6 MiB.
+    payload = np.random.default_rng(0).random(3 * 2**19).astype(np.float32).tobytes()
+    path = tmp_path / f"short{suffix}"
+    _write_claiming(path, shape, payload)
+    needed = 352 + math.prod(shape) * 4
+    held = 352 + len(payload)
+    holds = re.escape(f", but the file holds at most {held:,}")
+    message = re.escape(f"needs {needed:,} bytes") + r"( uncompressed)?" + holds
+    assert _refused_with_little_memory(load_image, path, message) < 8
+    # A loaded (lazy) image of the file is checked the same way.
+    assert _refused_with_little_memory(lambda p: load_image(nib.load(p)), path, message) < 8
+
+
+def test_hostile_runs_and_volumes_are_refused_by_the_processors(tmp_path):
+    volume, run = tmp_path / "t1.nii.gz", tmp_path / "run.nii.gz"
+    _write_claiming(volume, (100_000, 100_000, 100_000), b"\0" * 4096, header_class=nib.Nifti2Header)
+    _write_claiming(run, (91, 109, 91, 1200), b"\0" * 4096)
+    labels = nib.Nifti1Image(np.ones((91, 109, 91), dtype=np.int16), np.eye(4))
+    assert _refused_with_little_memory(T1VolumeFeatureExtractor(), volume, "more than the limit") < 2
+    extractor = FMRIFeatureExtractor(num_rois=1, atlas="one_roi")
+    refused = _refused_with_little_memory(lambda path: extractor.process_nifti(path, labels), run, "holds at most")
+    assert refused < 8
+
+
+def test_a_stated_voxel_limit_refuses_a_real_run():
+    with pytest.raises(NiftiInputError, match=r"\(17, 21, 3, 20\), 21,420 voxels, more than the limit of 10,000"):
+        load_image(FUNCTIONAL, max_voxels=10_000)
+    assert load_image(FUNCTIONAL, max_voxels=21_420).shape == (17, 21, 3, 20)
+
+
+# sform and qform.
+
+
+def _with_forms(tmp_path, sform_shift: float, sform_code: int = 4, qform_code: int = 1) -> Path:
+    anatomical = nib.load(ANATOMICAL)
+    image = nib.Nifti1Image(anatomical.get_fdata(dtype=np.float32), None)
+    image.set_qform(anatomical.affine, code=qform_code)
+    shifted = anatomical.affine.copy()
+    shifted[1, 3] += sform_shift
+    image.set_sform(shifted, code=sform_code)
+    path = tmp_path / "forms.nii.gz"
+    nib.save(image, path)
+    return path
+
+
+def test_sform_and_qform_disagreeing_warns_naming_the_one_used(tmp_path):
+    path = _with_forms(tmp_path, sform_shift=5.0)
+    message = r"sform \(code 4\) and qform \(code 1\) disagree.*up to 5\.00 mm apart\. Using the sform \(code 4\)"
+    with pytest.warns(UserWarning, match=message):
+        image = load_image(path)
+    assert image.affine[1, 3] == pytest.approx(nib.load(ANATOMICAL).affine[1, 3] + 5.0)
+
+
+@pytest.mark.parametrize(("shift", "sform_code"), [(0.0, 4), (5.0, 0)], ids=["agreeing", "sform unset"])
+def test_agreeing_or_unset_forms_do_not_warn(tmp_path, shift, sform_code):
+    path = _with_forms(tmp_path, sform_shift=shift, sform_code=sform_code)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image = load_image(path)
+    np.testing.assert_allclose(image.affine, nib.load(ANATOMICAL).affine, atol=1e-5)

@@ -3,13 +3,15 @@
 
 Steps for each volume, in order:
 
-1. Load and validate (`nifti_io.load_image`); a 4D image with one volume is squeezed, more volumes are refused.
-2. Reorient to RAS+ (`nib.as_closest_canonical`: axis permutation and flips, no interpolation), so an LAS or LPI file
-   gives the same output as its RAS twin.
-3. Check the voxel size against `target_spacing` (1 mm). With `resample=False` (default) a voxel size further than
-   `spacing_tolerance` from it is an error; with `resample=True` the volume is resampled trilinearly to isotropic
-   `target_spacing` (unless it already is on such an axis-aligned grid). The model expects 1 mm MNI-space T1s;
-   registration to MNI is not done here.
+1. Load and validate (`nifti_io.load_image`: header size, readable voxels, finite values, affine); a 4D image with one
+   volume is squeezed, more volumes are refused.
+2. Check that the image is in MNI152 space (`reference_grid.check_mni_space`: its brain's centroid and extent in world
+   coordinates near the template's), unless `check_mni_space=False`.
+3. Map it by its affine onto the reference grid (`reference_grid`): the MNI152 template grid, voxel centres from
+   `reference_field_of_view[axis][0]` to `[axis][1]` mm every `target_spacing` mm (197 x 233 x 189 at 1 mm). An image
+   already on that grid in any axis order, flips or field of view (e.g. nilearn's MNI152 template, an LPS copy of it,
+   FSL's or fMRIPrep's 1 mm MNI grids) is copied voxel for voxel; any other (other voxel size, oblique axes,
+   sub-voxel shifts) is resampled trilinearly with `resample=True` and refused otherwise.
 4. Constant zero padding `reference_padding` (the widths the pretrained weights saw).
 5. Intensity statistics on the padded volume, according to `normalization`:
    - `"whole_volume"`: mean and std over every voxel, background and padding included (as in pretraining);
@@ -22,18 +24,22 @@ Steps for each volume, in order:
    with the statistics of step 5, which equals z-scoring before cropping. The pretraining code computed one axis's
    crop margin from another axis's size, which only works for some input shapes; this per-axis pad-or-crop gives
    the same window whenever that code works and a centred one otherwise.
+
+Steps 4-6 act on the reference grid, so the output box sits at fixed MNI coordinates: at 1 mm, output voxel (0, 0, 0)
+is at (-78, -113, -47) mm and the box spans 160 x 192 x 160 mm from there. For the template itself step 3 is the
+identity, so its output is exactly that of padding, z-scoring and cropping its own voxels.
 """
 
+import inspect
+import os
 from typing import ClassVar
 
-import nibabel as nib
 import numpy as np
-from nibabel.processing import resample_to_output
-from nibabel.spatialimages import SpatialImage
 from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
 from transformers.utils import TensorType
 
-from .nifti_io import ImageSource, NiftiInputError, as_3d, load_image, to_ras, voxel_sizes
+from .nifti_io import ImageSource, NiftiInputError, as_3d, load_image
+from .reference_grid import MNI152_FIELD_OF_VIEW, check_mni_space, map_onto_grid, reference_grid
 
 NORMALIZATIONS = ("whole_volume", "brain", "none")
 ZSCORE_EPS = 1e-9
@@ -46,12 +52,16 @@ class T1VolumeFeatureExtractor(FeatureExtractionMixin):
         volume_size (`list[int]`, *optional*, defaults to `[160, 192, 160]`):
             Output size of each volume, after centre pad-or-crop.
         target_spacing (`float`, *optional*, defaults to 1.0):
-            Isotropic voxel size in mm the model expects.
+            Isotropic voxel size in mm of the reference grid.
         resample (`bool`, *optional*, defaults to `False`):
-            Resample volumes whose voxel size differs from `target_spacing` (trilinear). When `False`, such volumes
-            are refused.
-        spacing_tolerance (`float`, *optional*, defaults to 0.1):
-            Largest voxel-size difference in mm from `target_spacing` accepted without resampling.
+            Resample volumes that are not on the reference grid (other voxel size, oblique axes, sub-voxel shifts)
+            trilinearly onto it. When `False`, such volumes are refused.
+        reference_field_of_view (`list[list[float]]`, *optional*, defaults to `[[-98, 98], [-134, 98], [-72, 116]]`):
+            MNI152 world coordinates in mm of the first and last voxel centres of the reference grid along x, y, z
+            (the 1 mm MNI152 2009 template's grid).
+        check_mni_space (`bool`, *optional*, defaults to `True`):
+            Refuse volumes whose brain's centroid or extent is far from the MNI152 template's, i.e. that are not
+            registered to MNI152. `False` skips the check.
         reference_padding (`list[list[int]]`, *optional*, defaults to `[[6, 9], [2, 4], [0, 22]]`):
             Zero padding (before, after) per axis applied before normalisation and cropping.
         normalization (`str`, *optional*, defaults to `"whole_volume"`):
@@ -65,7 +75,8 @@ class T1VolumeFeatureExtractor(FeatureExtractionMixin):
         volume_size: list[int] = (160, 192, 160),
         target_spacing: float = 1.0,
         resample: bool = False,
-        spacing_tolerance: float = 0.1,
+        reference_field_of_view: list[list[float]] = MNI152_FIELD_OF_VIEW,
+        check_mni_space: bool = True,
         reference_padding: list[list[int]] = ((6, 9), (2, 4), (0, 22)),
         normalization: str = "whole_volume",
         **kwargs,
@@ -74,10 +85,23 @@ class T1VolumeFeatureExtractor(FeatureExtractionMixin):
         self.volume_size = [int(size) for size in volume_size]
         self.target_spacing = float(target_spacing)
         self.resample = bool(resample)
-        self.spacing_tolerance = float(spacing_tolerance)
+        self.reference_field_of_view = [[float(low), float(high)] for low, high in reference_field_of_view]
+        self.check_mni_space = bool(check_mni_space)
         self.reference_padding = [[int(before), int(after)] for before, after in reference_padding]
         self.normalization = normalization
         self._validate()
+
+    @classmethod
+    def from_dict(cls, feature_extractor_dict: dict, **kwargs):
+        """Build from saved settings; options given (e.g. `from_pretrained(path, resample=True)`) override them and are
+        validated like constructor arguments, even ones the saved settings lack. Unknown options are refused."""
+        return_unused_kwargs = kwargs.pop("return_unused_kwargs", False)
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+        unknown = sorted(set(kwargs) - accepted)
+        if unknown:
+            raise ValueError(f"{unknown} are not options of {cls.__name__}; its options are {sorted(accepted)}.")
+        extractor = cls(**{**feature_extractor_dict, **kwargs})
+        return (extractor, {}) if return_unused_kwargs else extractor
 
     def __call__(
         self,
@@ -113,31 +137,18 @@ class T1VolumeFeatureExtractor(FeatureExtractionMixin):
         return BatchFeature(data={"pixel_values": pixel_values}, tensor_type=return_tensors)
 
     def _process_volume(self, source: ImageSource, affine: np.ndarray | None) -> np.ndarray:
-        image = to_ras(as_3d(load_image(source, affine)))
-        volume = self._on_target_grid(image).get_fdata(dtype=np.float32)
-        _check_contrast(volume, "The volume")
+        name = str(source) if isinstance(source, (str, os.PathLike)) else "The volume"
+        image = as_3d(load_image(source, affine), name=name)
+        _check_contrast(np.asanyarray(image.dataobj), "The volume")
+        if self.check_mni_space:
+            check_mni_space(image, name)
+        grid_affine, grid_shape = reference_grid(self.reference_field_of_view, self.target_spacing)
+        volume = map_onto_grid(image, grid_affine, grid_shape, resample=self.resample, name=name)
+        _check_contrast(volume, "The part of the volume inside the reference grid")
         padded = np.pad(volume, self.reference_padding)
         mean, scale = self._intensity_statistics(padded)
         cropped = centre_pad_or_crop(padded, self.volume_size)
         return ((cropped - mean) / scale).astype(np.float32)
-
-    def _on_target_grid(self, image: SpatialImage) -> SpatialImage:
-        sizes = np.array(voxel_sizes(image))
-        if not self.resample:
-            if np.max(np.abs(sizes - self.target_spacing)) > self.spacing_tolerance:
-                raise NiftiInputError(
-                    f"The voxel size is {tuple(sizes.round(3).tolist())} mm, but the model expects "
-                    f"{self.target_spacing} mm isotropic (tolerance {self.spacing_tolerance} mm). Pass "
-                    f"`resample=True` (`T1VolumeFeatureExtractor(resample=True)` or `from_pretrained(path, "
-                    f"resample=True)`) to resample trilinearly, or resample the image to {self.target_spacing} mm "
-                    f"MNI space beforehand."
-                )
-            return image
-        target_linear = np.diag([self.target_spacing] * 3)
-        if np.allclose(image.affine[:3, :3], target_linear):
-            return image
-        as_float = nib.Nifti1Image(image.get_fdata(dtype=np.float32), image.affine)
-        return resample_to_output(as_float, voxel_sizes=[self.target_spacing] * 3, order=1)
 
     def _intensity_statistics(self, padded: np.ndarray) -> tuple[float, float]:
         """`(mean, std + eps)` to z-score with, from the reference-padded volume; `(0, 1)` for no normalisation."""
@@ -153,10 +164,12 @@ class T1VolumeFeatureExtractor(FeatureExtractionMixin):
             raise ValueError(
                 f"`volume_size` must be three positive sizes, e.g. [160, 192, 160]; got {self.volume_size}."
             )
-        if self.target_spacing <= 0 or self.spacing_tolerance < 0:
+        if self.target_spacing <= 0:
+            raise ValueError(f"`target_spacing` must be positive; got {self.target_spacing}.")
+        if len(self.reference_field_of_view) != 3 or any(low >= high for low, high in self.reference_field_of_view):
             raise ValueError(
-                f"`target_spacing` must be positive and `spacing_tolerance` non-negative; got {self.target_spacing} "
-                f"and {self.spacing_tolerance}."
+                f"`reference_field_of_view` must be three (first, last) voxel-centre coordinates in mm with first < "
+                f"last, e.g. [[-98, 98], [-134, 98], [-72, 116]]; got {self.reference_field_of_view}."
             )
         if len(self.reference_padding) != 3 or min(min(pair) for pair in self.reference_padding) < 0:
             raise ValueError(

@@ -12,15 +12,23 @@ and returns an in-memory `nib.Nifti1Image` whose voxels have all been read and c
 means a truncated or corrupt `.nii.gz` fails here, with the file name, instead of deep inside a processor. Problems
 with the content raise `NiftiInputError` (a `ValueError`); a missing file raises `FileNotFoundError`; an input of the
 wrong Python type raises `TypeError`. Every message names the problem and how to fix it.
+
+Before any voxel is read, the header's claimed size is checked: more than `max_voxels` voxels, or more bytes than the
+file can hold (its size for `.nii`; for `.nii.gz` the gzip trailer's length, confirmed by a streaming count that
+allocates nothing, and deflate's largest ratio), is refused from the header alone. A header whose sform and qform
+disagree gets a warning naming the one used.
 """
 
 import gzip
+import math
 import os
+import warnings
 import zlib
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from nibabel.arrayproxy import ArrayProxy
 from nibabel.filebasedimages import ImageFileError
 from nibabel.freesurfer.mghformat import MGHHeader
 from nibabel.spatialimages import SpatialImage
@@ -31,6 +39,18 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 # most tools that leave the unit unset mean; "hz", "ppm" and "rads" mean the fourth axis is not time.
 _SECONDS_PER_TIME_UNIT = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6, "unknown": 1.0}
 
+# Largest image read, in voxels (all axes together). 2**31 voxels hold a 4D run of 91 x 109 x 91 x 2375 frames (2 mm
+# MNI, HCP-length) and take 8 GiB as float32; raise it per call with `load_image(..., max_voxels=)`.
+MAX_VOXELS = 2**31
+# Deflate never compresses better than about 1032:1, so a .gz file of n bytes holds at most this many times n.
+_DEFLATE_MAX_RATIO = 1032
+# Bytes a gzip member may hold after the voxel data (NIfTI writers add none; a little slack for unusual ones).
+_GZIP_TRAILING_SLACK = 2**20
+_GZIP_MAGIC = b"\x1f\x8b"
+# sform and qform closer than this (mm, at every corner of the image) are taken to agree.
+_AFFINE_AGREEMENT_MM = 0.01
+_SFORM_QFORM_NAMES = {True: "sform", False: "qform"}
+
 ImageSource = str | os.PathLike | SpatialImage | np.ndarray
 
 
@@ -38,14 +58,17 @@ class NiftiInputError(ValueError):
     """A brain image that cannot be used as given; the message says what is wrong and how to fix it."""
 
 
-def load_image(source: ImageSource, affine: np.ndarray | None = None) -> nib.Nifti1Image:
+def load_image(
+    source: ImageSource, affine: np.ndarray | None = None, max_voxels: int = MAX_VOXELS
+) -> nib.Nifti1Image:
     """Load a 3D or 4D brain image and check it: readable, finite, with a usable affine.
 
     Args:
         source: a `.nii`/`.nii.gz` path, a nibabel spatial image, or a voxel array `(x, y, z)` or `(x, y, z, t)`.
-        affine: the `(4, 4)` voxel-to-world matrix of an array `source`; required for arrays (pass
-            `affine=np.eye(4)` explicitly for 1 mm voxels in an unknown but RAS-ordered space), refused otherwise
-            because files and images carry their own.
+        affine: the `(4, 4)` voxel-to-world matrix of an array `source`; required for arrays (for a T1 on the
+            MNI152 template grid, that grid's affine), refused otherwise because files and images carry their own.
+        max_voxels: largest number of voxels (all axes together) a file or file-backed image may claim; checked on
+            the header before any voxel is read.
 
     Returns:
         An in-memory `nib.Nifti1Image` (header kept for file and image inputs, so the TR stays readable).
@@ -53,16 +76,19 @@ def load_image(source: ImageSource, affine: np.ndarray | None = None) -> nib.Nif
     Raises:
         FileNotFoundError: the path does not exist.
         TypeError: `source` is none of the accepted kinds.
-        NiftiInputError: not a NIfTI file, truncated or corrupt data, NaN/Inf voxels, wrong number of dimensions,
-            missing or invalid affine.
+        NiftiInputError: not a NIfTI file, a header claiming more voxels than `max_voxels` or than the file holds,
+            truncated or corrupt data, NaN/Inf voxels, wrong number of dimensions, missing or invalid affine.
+
+    Warns:
+        UserWarning: the header's sform and qform disagree (the message names the one used).
     """
     if isinstance(source, (str, os.PathLike)):
         _refuse_affine(affine, "a file path")
-        image = _read_file(Path(source))
+        image = _read_file(Path(source), max_voxels)
         name = str(source)
     elif isinstance(source, SpatialImage):
         _refuse_affine(affine, "a nibabel image")
-        image = _in_memory(source, name="The nibabel image")
+        image = _in_memory(source, name="The nibabel image", max_voxels=max_voxels)
         name = "The nibabel image"
     elif isinstance(source, (list, tuple, dict)) or not hasattr(source, "__array__"):
         raise TypeError(
@@ -163,7 +189,7 @@ def _refuse_affine(affine: np.ndarray | None, kind: str) -> None:
         )
 
 
-def _read_file(path: Path) -> nib.Nifti1Image:
+def _read_file(path: Path, max_voxels: int) -> nib.Nifti1Image:
     if not path.exists():
         raise FileNotFoundError(f"No NIfTI file at {path}. Check the path (relative paths start at {Path.cwd()}).")
     if not path.name.lower().endswith(NIFTI_SUFFIXES):
@@ -182,13 +208,16 @@ def _read_file(path: Path) -> nib.Nifti1Image:
         raise NiftiInputError(
             f"{path} loads as {type(image).__name__}, not NIfTI. Convert it to NIfTI (.nii or .nii.gz)."
         )
-    return _in_memory(image, name=str(path))
+    return _in_memory(image, name=str(path), max_voxels=max_voxels)
 
 
-def _in_memory(image: SpatialImage, name: str) -> nib.Nifti1Image:
-    """Read every voxel now (so damaged files fail here) and return an in-memory NIfTI image."""
+def _in_memory(image: SpatialImage, name: str, max_voxels: int) -> nib.Nifti1Image:
+    """Check the claimed size, then read every voxel now (so damaged files fail here); an in-memory NIfTI image."""
     if image.affine is None:
         raise NiftiInputError(f"{name} has no affine. Build it with an affine, e.g. `nib.Nifti1Image(data, affine)`.")
+    if isinstance(image.dataobj, ArrayProxy):
+        _check_claimed_size(image.dataobj, name, max_voxels)
+    _warn_if_sform_and_qform_disagree(image, name)
     try:
         data = np.asanyarray(image.dataobj)
     except (EOFError, zlib.error, gzip.BadGzipFile, OSError, ValueError) as error:
@@ -198,6 +227,92 @@ def _in_memory(image: SpatialImage, name: str) -> nib.Nifti1Image:
         ) from error
     header = image.header if isinstance(image, nib.Nifti1Image) else None
     return nib.Nifti1Image(_voxel_array(data), image.affine, header=header, dtype="compat")
+
+
+def _check_claimed_size(proxy: ArrayProxy, name: str, max_voxels: int) -> None:
+    """Refuse, from the header alone, a file-backed image claiming more voxels than allowed or than its file holds."""
+    shape = tuple(int(size) for size in proxy.shape)
+    num_voxels = math.prod(shape)
+    if num_voxels > max_voxels:
+        raise NiftiInputError(
+            f"{name}: its header claims a shape of {shape}, {num_voxels:,} voxels, more than the limit of "
+            f"{max_voxels:,} voxels. The header is probably damaged or this is not the intended image; if it really "
+            f"is that large, pass a larger `max_voxels=` to `load_image` or crop it first."
+        )
+    if not isinstance(proxy.file_like, (str, os.PathLike)):
+        return
+    path = Path(proxy.file_like)
+    dtype = np.dtype(proxy.dtype)
+    needed = int(proxy.offset) + num_voxels * dtype.itemsize
+    with path.open("rb") as file:
+        compressed = file.read(2) == _GZIP_MAGIC
+    held = _gzip_holds_at_least(path, needed) if compressed else path.stat().st_size
+    if held < needed:
+        raise NiftiInputError(
+            f"{name}: its header claims a shape of {shape} ({dtype.name}, {num_voxels:,} voxels), which "
+            f"needs {needed:,} bytes{' uncompressed' if compressed else ''}, but the file holds at most {held:,}: "
+            f"the file is truncated or its header is damaged; copy or download it again, or re-export it."
+        )
+
+
+def _gzip_holds_at_least(path: Path, needed: int) -> int:
+    """Uncompressed bytes of a gzip file, or `needed` when its trailer already shows there are enough.
+
+    Deflate's largest compression ratio bounds it first. The trailer stores the length modulo 2**32, which settles a
+    well-formed single-member file at once. Otherwise the content is counted by streaming it through the decompressor
+    in 1 MiB pieces (no larger allocation; fast for a file that holds little).
+    """
+    compressed_size = path.stat().st_size
+    if needed > _DEFLATE_MAX_RATIO * compressed_size:
+        return _DEFLATE_MAX_RATIO * compressed_size
+    with path.open("rb") as file:
+        file.seek(-4, os.SEEK_END)
+        trailer_length = int.from_bytes(file.read(4), "little")
+    if (trailer_length - needed) % 2**32 <= _GZIP_TRAILING_SLACK:
+        return needed
+    held = 0
+    decompressor = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+    with path.open("rb") as file:
+        pending = b""
+        while held < needed:
+            pending = pending or file.read(2**20)
+            if not pending:
+                break
+            try:
+                held += len(decompressor.decompress(pending, 2**20))
+            except zlib.error:
+                break  # a damaged stream holds what was read before the damage
+            pending = decompressor.unconsumed_tail
+            if decompressor.eof:  # another gzip member may follow
+                pending = decompressor.unused_data + pending
+                decompressor = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+    return held
+
+
+def _warn_if_sform_and_qform_disagree(image: SpatialImage, name: str) -> None:
+    header = image.header
+    if not isinstance(header, nib.Nifti1Header):
+        return
+    sform, sform_code = header.get_sform(coded=True)
+    qform, qform_code = header.get_qform(coded=True)
+    if not (sform_code and qform_code):
+        return
+    corners = np.array(np.meshgrid(*[[0, max(size - 1, 0)] for size in image.shape[:3]])).reshape(3, -1).T
+    moved = nib.affines.apply_affine(sform, corners) - nib.affines.apply_affine(qform, corners)
+    distance = np.linalg.norm(moved, axis=1)
+    if distance.max() <= _AFFINE_AGREEMENT_MM:
+        return
+    uses_sform = np.allclose(image.affine, sform) or not np.allclose(image.affine, qform)
+    used, other = _SFORM_QFORM_NAMES[uses_sform], _SFORM_QFORM_NAMES[not uses_sform]
+    codes = {"sform": int(sform_code), "qform": int(qform_code)}
+    warnings.warn(
+        f"{name}: the header's sform (code {codes['sform']}) and qform (code {codes['qform']}) disagree: they place "
+        f"the image's corners up to {distance.max():.2f} mm apart. Using the {used} (code {codes[used]}), as nibabel "
+        f"does. If the {other} is the right one, fix the header first, e.g. `img.set_{used}(img.get_{other}(), "
+        f"code={codes[other]})`, then save.",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 def _voxel_array(data: np.ndarray) -> np.ndarray:
@@ -215,7 +330,8 @@ def _checked_affine(affine: np.ndarray | None) -> np.ndarray:
     if affine is None:
         raise NiftiInputError(
             "An array has no voxel-to-world information: pass its `affine=` (a 4x4 matrix, e.g. `img.affine` of the "
-            "image it came from). Pass `affine=np.eye(4)` explicitly only if the array is already 1 mm, RAS-ordered."
+            "image it came from; for a T1 on the 1 mm MNI152 template grid, "
+            "`nilearn.datasets.load_mni152_template(resolution=1).affine`)."
         )
     affine = np.asarray(affine, dtype=np.float64)
     if affine.shape != (4, 4) or not np.all(np.isfinite(affine)) or np.linalg.det(affine[:3, :3]) == 0:

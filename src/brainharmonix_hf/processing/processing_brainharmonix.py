@@ -1,6 +1,7 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
 """One processor for both modalities: T1 volumes and fMRI series of a batch of subjects, either may be missing."""
 
+import inspect
 import os
 from collections.abc import Sequence
 
@@ -12,6 +13,14 @@ from .feature_extraction_t1 import T1VolumeFeatureExtractor
 
 ROI_CSV_SUFFIXES = (".csv", ".csv.gz")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
+# `from_pretrained` keywords that say where and how to read the files (passed on to transformers as they are).
+LOADING_KWARGS = frozenset(
+    {
+        "cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies", "repo_type",
+        "user_agent", "trust_remote_code", "code_revision", "return_unused_kwargs", "_from_auto", "_from_pipeline",
+        "t1_feature_extractor", "fmri_feature_extractor",
+    }
+)  # fmt: skip
 
 
 class BrainHarmonixProcessor(ProcessorMixin):
@@ -42,6 +51,26 @@ class BrainHarmonixProcessor(ProcessorMixin):
                 window_seconds=function.window_seconds,
             ),
         )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
+        """Load a saved processor; options of its feature extractors given here override the saved ones.
+
+        `AutoProcessor.from_pretrained(path, **kwargs)` comes here too. A keyword that only one feature extractor takes
+        goes to it (`resample=True` and `check_mni_space=False` to the T1 one, `window_seconds=` to the fMRI one); one
+        both take (`normalization`) needs the prefix `t1_` or `fmri_` (`t1_normalization="brain"`). File-loading
+        keywords (`cache_dir`, `revision`, `local_files_only`, ...) go to transformers. Any other keyword is refused,
+        never dropped.
+        """
+        loading = {key: value for key, value in kwargs.items() if key in LOADING_KWARGS}
+        overrides = _route_options({key: value for key, value in kwargs.items() if key not in LOADING_KWARGS})
+        loaded = super().from_pretrained(pretrained_model_name_or_path, **loading)
+        processor = loaded[0] if isinstance(loaded, tuple) else loaded
+        for attribute, options in overrides.items():
+            if options:
+                extractor = getattr(processor, attribute)
+                setattr(processor, attribute, type(extractor)(**{**extractor.to_dict(), **options}))
+        return loaded
 
     @staticmethod
     def get_possibly_dynamic_module(module_name: str):
@@ -158,6 +187,45 @@ class BrainHarmonixProcessor(ProcessorMixin):
             explicit = None if all(tr is None for tr in repetition_times) else repetition_times
             return extractor.process_nifti(entries, atlas_image, repetition_time=explicit, return_tensors="np")
         return extractor(entries, repetition_time=repetition_times, layout=layout, return_tensors="np")
+
+
+def _route_options(options: dict) -> dict[str, dict]:
+    """Sort feature-extractor options by the extractor whose `__init__` takes them (a `t1_`/`fmri_` prefix decides
+    for a name both take); refuse names neither takes."""
+    accepted = {
+        attribute: set(inspect.signature(extractor_class.__init__).parameters) - {"self", "kwargs"}
+        for attribute, extractor_class in (
+            ("t1_feature_extractor", T1VolumeFeatureExtractor),
+            ("fmri_feature_extractor", FMRIFeatureExtractor),
+        )
+    }
+    prefixes = {"t1_feature_extractor": "t1_", "fmri_feature_extractor": "fmri_"}
+    routed = {attribute: {} for attribute in accepted}
+    for key, value in options.items():
+        prefixed = [
+            attribute
+            for attribute, prefix in prefixes.items()
+            if key.startswith(prefix) and key.removeprefix(prefix) in accepted[attribute]
+        ]
+        if prefixed:
+            routed[prefixed[0]][key.removeprefix(prefixes[prefixed[0]])] = value
+            continue
+        owners = [attribute for attribute, names in accepted.items() if key in names]
+        if len(owners) == 1:
+            routed[owners[0]][key] = value
+        elif owners:
+            raise ValueError(
+                f"`{key}` is an option of both the T1 and the fMRI feature extractor; say which one with "
+                f"`t1_{key}=` or `fmri_{key}=`."
+            )
+        else:
+            raise ValueError(
+                f"`{key}` is not an option of BrainHarmonixProcessor.from_pretrained. T1 options: "
+                f"{sorted(accepted['t1_feature_extractor'])}; fMRI options: "
+                f"{sorted(accepted['fmri_feature_extractor'])} (prefix `t1_`/`fmri_` for a name both have); loading "
+                f"options: {sorted(key for key in LOADING_KWARGS if not key.startswith('_'))}."
+            )
+    return routed
 
 
 def _as_subject_list(value, name: str) -> list:
