@@ -9,7 +9,7 @@ import torch
 from hf_common.upstream.test_configuration_common import ConfigTester
 from hf_common.upstream.test_modeling_common import ModelTesterMixin, floats_tensor
 from huggingface_hub.errors import StrictDataclassClassValidationError
-from small_configs import small_brainharmonix_config
+from small_configs import assert_checkpoint_without_roi_tables_is_refused, small_brainharmonix_config
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor
 
 from brainharmonix_hf import (
@@ -32,6 +32,7 @@ def tiny_config(**overrides) -> BrainHarmonixConfig:
         image_size=(32, 32, 32),
         num_rois=6,
         atlas="tiny6",
+        roi_tables="placeholder",
         num_time_patches=4,
         window_seconds=8.0,
         base_patch_length=8,
@@ -87,6 +88,13 @@ class BrainHarmonixCommonTest(ModelTesterMixin, unittest.TestCase):
     def setUp(self):
         self.model_tester = BrainHarmonixModelTester(self)
         self.config_tester = ConfigTester(self, config_class=BrainHarmonixConfig, has_text_modality=False)
+
+    # Both common tests reload a checkpoint without any weight; ours must refuse one without its ROI tables.
+    def test_can_init_all_missing_weights(self):
+        assert_checkpoint_without_roi_tables_is_refused(self)
+
+    def test_model_weights_reload_no_missing_tied_weights(self):
+        assert_checkpoint_without_roi_tables_is_refused(self)
 
     def test_config(self):
         self.config_tester.run_common_tests()
@@ -301,8 +309,8 @@ def test_processor_round_trip_through_auto_processor(processor, model, tmp_path)
     assert loaded.t1_feature_extractor.volume_size == [32, 32, 32]
     rng = np.random.default_rng(0)
     volume, series = rng.random((30, 34, 32)), rng.random((6, 14))
-    expected = processor(t1=volume, fmri=series, repetition_time=2.0, affine=np.eye(4))
-    got = loaded(t1=volume, fmri=series, repetition_time=2.0, affine=np.eye(4))
+    expected = processor(t1=volume, fmri=series, repetition_time=2.0, layout="rois_first", affine=np.eye(4))
+    got = loaded(t1=volume, fmri=series, repetition_time=2.0, layout="rois_first", affine=np.eye(4))
     for key in expected:
         np.testing.assert_array_equal(got[key], expected[key])
 
@@ -313,6 +321,7 @@ def test_processor_batch_with_missing_modalities_feeds_the_model(processor, mode
         t1=[rng.random((32, 32, 32)), None, rng.random((32, 32, 32))],
         fmri=[rng.random((6, 30)), rng.random((6, 12)), None],
         repetition_time=[1.0, 2.0, None],
+        layout="rois_first",
         affine=np.eye(4),
         return_tensors="pt",
     )
