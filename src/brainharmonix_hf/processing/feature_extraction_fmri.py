@@ -279,10 +279,10 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
                     f"{path} has {rois} rows and {frames} value columns: it looks time-first (rows = frames) while the "
                     f"model expects {self.num_rois} ROI rows. Pass layout='time_first' if columns are ROIs."
                 )
-            series = self._checked_series(table.series, "rois_first", str(path))
             order = rows_in_model_order(
                 table.labels, self.atlas, self.model_roi_labels(), declared_atlas=atlas, source=str(path)
             )
+            series = self._checked_series(table.series, "rois_first", str(path))
             series_list.append(series if order is None else series[:, order])
         return self._prepare_with(series_list, repetition_time, call_kwargs)
 

@@ -67,9 +67,9 @@ def _read_rows(path: Path) -> list[list[str]]:
         rows = [row for row in csv.reader(handle, delimiter=delimiter) if any(cell.strip() for cell in row)]
     if not rows:
         raise ValueError(f"{path} is empty. Expected ROI time series: one row per ROI, one column per frame.")
-    if max(len(row) for row in rows[:5]) == 1 and ";" in rows[0][0]:
+    if ";" in delimiter.join(rows[0]):
         raise ValueError(
-            f"{path} is semicolon-separated ({rows[0][0][:40]!r}...); the reader expects commas (`.csv`) or tabs "
+            f"{path} is semicolon-separated ({delimiter.join(rows[0])[:40]!r}...); the reader expects commas (`.csv`) or tabs "
             "(`.tsv`) with '.' as the decimal mark. Re-save it, e.g. pandas.read_csv(path, sep=';', decimal=',')"
             ".to_csv(new_path, index=False)."
         )
