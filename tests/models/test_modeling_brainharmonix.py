@@ -8,7 +8,6 @@ import pytest
 import torch
 from hf_common.upstream.test_configuration_common import ConfigTester
 from hf_common.upstream.test_modeling_common import ModelTesterMixin, floats_tensor
-from huggingface_hub.errors import StrictDataclassClassValidationError
 from small_configs import assert_checkpoint_without_roi_tables_is_refused, small_brainharmonix_config
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor
 
@@ -227,14 +226,19 @@ def test_bad_presence_flags_and_missing_tr_are_refused(model):
         model(fmri_values=inputs["fmri_values"], attention_mask=inputs["attention_mask"])
 
 
-def test_config_refuses_stages_that_do_not_fit():
+def test_config_refuses_stages_that_do_not_fit_with_the_numbers_on_the_first_line():
     config = tiny_config()
-    with pytest.raises(StrictDataclassClassValidationError, match="num_fmri_tokens: encoders give 24, harmonizer"):
+    with pytest.raises(ValueError) as refused:
         BrainHarmonixConfig(
             structure_config=config.structure_config.to_dict(),
             function_config=config.function_config.to_dict(),
-            harmonizer_config=config.harmonizer_config.to_dict() | {"num_fmri_tokens": 20},
+            harmonizer_config=config.harmonizer_config.to_dict() | {"num_fmri_tokens": 20, "latent_size": 16},
         )
+    assert str(refused.value).splitlines()[0] == (
+        "The stages do not fit: num_fmri_tokens: encoders give 24, harmonizer_config has 20; latent_size (T1 encoder "
+        "width): encoders give 24, harmonizer_config has 16; latent_size (fMRI encoder width): encoders give 24, "
+        "harmonizer_config has 16."
+    )
 
 
 def test_save_and_load_round_trip(model, tmp_path):
