@@ -20,8 +20,8 @@ from brainharmonix_hf.processing.atlases import (
     schaefer400_permutation,
     schaefer400_roi_names,
 )
-from brainharmonix_hf.processing.roi_csv import read_roi_table
 from brainharmonix_hf.processing.repetition_time import check_repetition_time
+from brainharmonix_hf.processing.roi_csv import read_roi_table
 
 NAMES_7 = schaefer400_roi_names(SCHAEFER400_7NETWORKS)
 NAMES_17 = schaefer400_roi_names(SCHAEFER400_17NETWORKS)
@@ -137,7 +137,8 @@ def test_swapped_hemispheres_numeric_labels_and_other_atlases_are_refused(tmp_pa
             zscored().process_roi_csv(path, repetition_time=TR)
     # Numbered rows with a declared order are accepted, and permuted when that order is the other one.
     numbered_17 = rois_first_csv(
-        tmp_path / "numbered17.csv", lemon[schaefer400_permutation(SCHAEFER400_7NETWORKS, SCHAEFER400_17NETWORKS)],
+        tmp_path / "numbered17.csv",
+        lemon[schaefer400_permutation(SCHAEFER400_7NETWORKS, SCHAEFER400_17NETWORKS)],
         range(1, 401),
     )
     got = zscored().process_roi_csv(numbered_17, repetition_time=TR, atlas=SCHAEFER400_17NETWORKS)
@@ -165,10 +166,15 @@ def test_csv_without_label_column_keeps_every_frame_and_headerless_keeps_the_fir
     no_labels = write_table(tmp_path / "no_labels.csv", series, header=["t0", "t1", "t2", "t3"])
     headerless = write_table(tmp_path / "headerless.csv", [[roi + 1, *row] for roi, row in enumerate(series)])
     headerless_unlabelled = write_table(tmp_path / "bare.csv", series)
-    frame_numbers = write_table(tmp_path / "frames.csv", [[roi + 1, *row] for roi, row in enumerate(series)],
-                                header=["", "0", "1", "2", "3"])
-    for path, labels in ((no_labels, None), (headerless, [str(i) for i in range(1, 7)]), (headerless_unlabelled, None),
-                         (frame_numbers, [str(i) for i in range(1, 7)])):
+    frame_numbers = write_table(
+        tmp_path / "frames.csv", [[roi + 1, *row] for roi, row in enumerate(series)], header=["", "0", "1", "2", "3"]
+    )
+    for path, labels in (
+        (no_labels, None),
+        (headerless, [str(i) for i in range(1, 7)]),
+        (headerless_unlabelled, None),
+        (frame_numbers, [str(i) for i in range(1, 7)]),
+    ):
         table = read_roi_table(path)
         np.testing.assert_array_equal(table.series, series)
         assert table.labels == labels
@@ -190,8 +196,9 @@ def test_time_first_and_semicolon_files_are_refused_with_the_reason(tmp_path, le
 
 
 def test_xcpd_style_tsv_is_read_time_first(tmp_path, lemon):
-    path = write_table(tmp_path / "sub-01_timeseries.tsv", [[f"{v:.9g}" for v in row] for row in lemon.T], NAMES_7,
-                       delimiter="\t")
+    path = write_table(
+        tmp_path / "sub-01_timeseries.tsv", [[f"{v:.9g}" for v in row] for row in lemon.T], NAMES_7, delimiter="\t"
+    )
     from_tsv = zscored().process_roi_csv(path, repetition_time=TR, layout="time_first", return_tensors="np")
     from_array = zscored()(lemon, repetition_time=TR, layout="rois_first", return_tensors="np")
     np.testing.assert_array_equal(from_tsv["fmri_values"], from_array["fmri_values"])
@@ -199,8 +206,9 @@ def test_xcpd_style_tsv_is_read_time_first(tmp_path, lemon):
 
 def test_combined_processor_reads_files_like_the_extractor_and_never_guesses_array_axes(tmp_path, lemon):
     processor = BrainHarmonixProcessor(T1VolumeFeatureExtractor(), zscored())
-    path = rois_first_csv(tmp_path / "sub-01.csv", lemon[schaefer400_permutation(SCHAEFER400_7NETWORKS,
-                                                                                 SCHAEFER400_17NETWORKS)], NAMES_17)
+    path = rois_first_csv(
+        tmp_path / "sub-01.csv", lemon[schaefer400_permutation(SCHAEFER400_7NETWORKS, SCHAEFER400_17NETWORKS)], NAMES_17
+    )
     combined = processor(fmri=path, repetition_time=TR, return_tensors="np")
     alone = processor.fmri_feature_extractor.process_roi_csv(path, repetition_time=TR, return_tensors="np")
     np.testing.assert_array_equal(combined["fmri_values"], alone["fmri_values"])

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 from transformers.utils import logging
 
+from ..processing.atlases import SCHAEFER400_7NETWORKS, SCHAEFER400_17NETWORKS, schaefer400_permutation
 from .configuration_function_jepa import FunctionJEPAConfig
 from .positions import sincos_1d
-from ..processing.atlases import SCHAEFER400_7NETWORKS, SCHAEFER400_17NETWORKS, schaefer400_permutation
 from .roi_tables import available_atlases, load_roi_tables
 
 logger = logging.get_logger(__name__)

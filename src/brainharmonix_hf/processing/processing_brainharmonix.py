@@ -78,8 +78,8 @@ class BrainHarmonixProcessor(ProcessorMixin):
                 optional for NIfTI runs whose header has it.
             layout (`str`): axis order of array series, `"rois_first"` `(num_rois, num_timepoints)` or
                 `"time_first"`; required for arrays (never guessed). For ROI tables it defaults to `"rois_first"`.
-            atlas (`str`, *optional*): the atlas the series (arrays, tables with numeric labels, the label image) follow;
-                another Schaefer-400 order is permuted into the model's, any other atlas refused.
+            atlas (`str`, *optional*): the atlas the series follow (arrays, tables with numeric labels, the label
+                image); another Schaefer-400 order is permuted into the model's, any other atlas refused.
             roi_labels (`Sequence[str]`, *optional*): the ROI label of each row of array series.
             affine (`np.ndarray`, *optional*): `(4, 4)` affine of array T1 volumes.
             fmri_atlas_image: the label NIfTI on the grid of 4D NIfTI runs.

@@ -67,9 +67,10 @@ def _read_rows(path: Path) -> list[list[str]]:
         rows = [row for row in csv.reader(handle, delimiter=delimiter) if any(cell.strip() for cell in row)]
     if not rows:
         raise ValueError(f"{path} is empty. Expected ROI time series: one row per ROI, one column per frame.")
-    if ";" in delimiter.join(rows[0]):
+    first_line = delimiter.join(rows[0])
+    if ";" in first_line:
         raise ValueError(
-            f"{path} is semicolon-separated ({delimiter.join(rows[0])[:40]!r}...); the reader expects commas (`.csv`) or tabs "
+            f"{path} is semicolon-separated ({first_line[:40]!r}...); the reader expects commas (`.csv`) or tabs "
             "(`.tsv`) with '.' as the decimal mark. Re-save it, e.g. pandas.read_csv(path, sep=';', decimal=',')"
             ".to_csv(new_path, index=False)."
         )
@@ -112,7 +113,9 @@ def _rois_first_table(path: Path, rows: list[list[str]]) -> RoiTable:
     has_labels = not _numeric(first_column) or [normalize_label(cell) for cell in first_column] == numbered_labels(
         len(body)
     )
-    values = _values(path, [row[1:] if has_labels else row for row in body], "after the label column" if has_labels else "")
+    values = _values(
+        path, [row[1:] if has_labels else row for row in body], "after the label column" if has_labels else ""
+    )
     return RoiTable(values, [normalize_label(cell) for cell in first_column] if has_labels else None)
 
 
@@ -130,8 +133,8 @@ def _values(path: Path, rows: list[list[str]], where: str) -> np.ndarray:
     for row_index, row in enumerate(parsed):
         if None in row:
             column = row.index(None)
+            place = f"{' ' + where if where else ''} (data row {row_index}, column {column})"
             raise ValueError(
-                f"{path} holds a non-numeric value {rows[row_index][column]!r}{' ' + where if where else ''} (data row {row_index}, column "
-                f"{column}). Expected numbers only, with at most one header row and one label column."
+                f"{path} holds a non-numeric value {rows[row_index][column]!r}{place}. Expected numbers only, with at most one header row and one label column."
             )
     return np.asarray(parsed, dtype=np.float64)
