@@ -135,6 +135,7 @@ def _values(path: Path, rows: list[list[str]], where: str) -> np.ndarray:
             column = row.index(None)
             place = f"{' ' + where if where else ''} (data row {row_index}, column {column})"
             raise ValueError(
-                f"{path} holds a non-numeric value {rows[row_index][column]!r}{place}. Expected numbers only, with at most one header row and one label column."
+                f"{path} holds a non-numeric value {rows[row_index][column]!r}{place}. Expected numbers only, with at "
+                "most one header row and one label column."
             )
     return np.asarray(parsed, dtype=np.float64)
