@@ -106,11 +106,16 @@ def test_arrays_declare_their_atlas_or_labels(lemon):
     by_labels = zscored()(in_17_order, repetition_time=TR, layout="rois_first", roi_labels=NAMES_17)
     np.testing.assert_array_equal(np.stack(by_atlas["fmri_values"]), reference)
     np.testing.assert_array_equal(np.stack(by_labels["fmri_values"]), reference)
-    with pytest.raises(ValueError, match=r"declared atlas='schaefer400_7networks' but their ROI labels are "):
+    with pytest.raises(
+        ValueError,
+        match=r"declared atlas='schaefer400_7networks', but the ROI labels are 'schaefer400_17networks' parcel",
+    ):
         zscored()(
             in_17_order, repetition_time=TR, layout="rois_first", roi_labels=NAMES_17, atlas=SCHAEFER400_7NETWORKS
         )
-    with pytest.raises(ValueError, match=r"follow 'aal116' but the model expects atlas 'schaefer400_7networks'"):
+    with pytest.raises(
+        ValueError, match=r"series: ROIs of 'aal116', but the model expects atlas 'schaefer400_7networks'"
+    ):
         zscored()(lemon, repetition_time=TR, layout="rois_first", atlas="aal116")
 
 
@@ -119,16 +124,16 @@ def test_swapped_hemispheres_numeric_labels_and_other_atlases_are_refused(tmp_pa
     cases = [
         (
             rois_first_csv(tmp_path / "swapped.csv", swapped, NAMES_7[200:] + NAMES_7[:200]),
-            r"hold 'schaefer400_7networks' ROIs but not in that atlas's order \(row 0 is '7Networks_RH_Vis_1', "
+            r"swapped.csv: 'schaefer400_7networks' ROIs, but not in that atlas's order \(row 0 is '7Networks_RH_Vis_1', "
             r"expected '7Networks_LH_Vis_1'\)",
         ),
         (
             rois_first_csv(tmp_path / "numbered.csv", lemon, range(1, 401)),
-            r"numeric ROI labels 1..400, which do not say which Schaefer-400 order .* atlas='schaefer400_7networks'",
+            r"numbered.csv: numeric ROI labels 1..400 do not say which Schaefer-400 order .* atlas='schaefer400_7networks'",
         ),
         (
             rois_first_csv(tmp_path / "schaefer200.csv", lemon[:200], [f"7Networks_LH_Parcel_{i}" for i in range(200)]),
-            r"follow an atlas with 200 ROIs labelled '7Networks_LH_Parcel_0'.* but the model expects atlas "
+            r"schaefer200.csv: ROIs of an atlas with 200 ROIs labelled '7Networks_LH_Parcel_0'.* but the model expects atlas "
             r"'schaefer400_7networks' \(200 rows, 400 expected\)",
         ),
     ]
@@ -255,3 +260,40 @@ def test_boolean_repetition_time_is_refused():
         check_repetition_time(True)
     with pytest.raises(ValueError, match="is True, a boolean"):
         zscored()(np.zeros((400, 30)), repetition_time=True, layout="rois_first")
+
+
+def test_nifti_run_with_a_label_image_of_another_atlas_is_refused_and_left_unchanged(tmp_path):
+    import nibabel as nib
+    from nibabel.testing import data_path
+
+    run = nib.load(os.path.join(data_path, "functional.nii"))  # 17 x 21 x 3 voxels, 20 frames
+    run_path, atlas_path = tmp_path / "run.nii.gz", tmp_path / "atlas.nii.gz"
+    nib.save(run, run_path)
+    labels = np.random.default_rng(0).integers(0, 7, size=run.shape[:3]).astype(np.int16)
+    nib.save(nib.Nifti1Image(labels, run.affine), atlas_path)
+    extractor = FMRIFeatureExtractor(num_rois=6, atlas="tiny6", normalization="zscore")
+    with unchanged(run_path), unchanged(atlas_path):
+        with pytest.raises(ValueError, match=r"The label image: ROIs of 'aal116', but the model expects atlas 'tiny6'"):
+            extractor.process_nifti(run_path, atlas_path, atlas="aal116")
+    out = extractor.process_nifti(run_path, atlas_path, return_tensors="np")
+    assert out["fmri_values"].shape == (1, 6, 36) and out["attention_mask"].sum() == 20
+
+
+def test_user_atlas_labels_are_stored_saved_and_checked(tmp_path, lemon):
+    names = [f"zone_{index}" for index in range(6)]
+    extractor = FMRIFeatureExtractor(num_rois=6, atlas="zones6", roi_labels=names, normalization="zscore")
+    extractor.save_pretrained(tmp_path)
+    loaded = FMRIFeatureExtractor.from_pretrained(tmp_path)
+    assert loaded.roi_labels == names and loaded.model_roi_labels() == names
+    series = lemon[:6]
+    good = rois_first_csv(tmp_path / "zones.csv", series, names)
+    reversed_rows = rois_first_csv(tmp_path / "reversed.csv", series[::-1], names[::-1])
+    np.testing.assert_array_equal(
+        loaded.process_roi_csv(good, repetition_time=TR, return_tensors="np")["fmri_values"],
+        loaded(series, repetition_time=TR, layout="rois_first", return_tensors="np")["fmri_values"],
+    )
+    message = r"reversed.csv: the ROIs of the model's atlas 'zones6', but in another order \(row 0 is 'zone_5'"
+    with unchanged(reversed_rows), pytest.raises(ValueError, match=message):
+        loaded.process_roi_csv(reversed_rows, repetition_time=TR)
+    with pytest.raises(ValueError, match=r"Atlas 'schaefer400_7networks' has 400 ROIs but num_rois=6"):
+        FMRIFeatureExtractor(num_rois=6)

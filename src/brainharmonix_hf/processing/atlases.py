@@ -122,7 +122,7 @@ def rows_in_model_order(
     named = identify_schaefer400(labels)
     if declared_atlas is not None and named is not None and named != declared_atlas:
         raise ValueError(
-            f"{source} are declared atlas={declared_atlas!r} but their ROI labels are {named!r} parcel names; drop "
+            f"{source}: declared atlas={declared_atlas!r}, but the ROI labels are {named!r} parcel names; drop "
             "`atlas=` or fix it."
         )
     if labels == model_labels and (declared_atlas is None or declared_atlas == model_atlas or named == model_atlas):
@@ -130,21 +130,21 @@ def rows_in_model_order(
     atlas = named or declared_atlas
     if atlas is None and model_atlas in SCHAEFER400_ATLASES and labels == numbered_labels(len(labels)):
         raise ValueError(
-            f"{source} have numeric ROI labels 1..{len(labels)}, which do not say which Schaefer-400 order (7- or "
-            f"17-network) they follow; the model expects {model_atlas!r}. Declare it with atlas='schaefer400_7networks'"
+            f"{source}: numeric ROI labels 1..{len(labels)} do not say which Schaefer-400 order (7- or 17-network) "
+            f"the rows follow; the model expects {model_atlas!r}. Declare it with atlas='schaefer400_7networks'"
             " or atlas='schaefer400_17networks', or label the rows with the CBIG parcel names."
         )
     if atlas in SCHAEFER400_ATLASES and model_atlas in SCHAEFER400_ATLASES:
         expected = schaefer400_roi_names(atlas)
         if labels != expected and labels != numbered_labels(SCHAEFER400_NUM_ROIS):
             raise ValueError(
-                f"{source} hold {atlas!r} ROIs but not in that atlas's order ({_first_difference(labels, expected)}). "
+                f"{source}: {atlas!r} ROIs, but not in that atlas's order ({_first_difference(labels, expected)}). "
                 f"Write the rows in {atlas!r} label order; the model ({model_atlas!r}) does not guess a reordering."
             )
         return schaefer400_permutation(atlas, model_atlas)
-    if atlas is None and sorted(labels) == sorted(model_labels) and len(labels) == len(model_labels):
+    if atlas in (None, model_atlas) and sorted(labels) == sorted(model_labels):
         raise ValueError(
-            f"{source} hold the ROIs of the model's atlas {model_atlas!r} in another order "
+            f"{source}: the ROIs of the model's atlas {model_atlas!r}, but in another order "
             f"({_first_difference(labels, model_labels)}). Write the rows in the model's ROI order."
         )
     raise _mismatch(source, repr(atlas) if atlas else _describe(labels), model_atlas, labels, model_labels)
@@ -170,6 +170,6 @@ def _describe(labels: list[str]) -> str:
 def _mismatch(source, atlas, model_atlas, labels=None, model_labels=None) -> ValueError:
     detail = f" ({_first_difference(labels, model_labels)})" if labels is not None else ""
     return ValueError(
-        f"{source} follow {atlas} but the model expects atlas {model_atlas!r}{detail}. Only the two Schaefer-400 "
+        f"{source}: ROIs of {atlas}, but the model expects atlas {model_atlas!r}{detail}. Only the two Schaefer-400 "
         f"orders {SCHAEFER400_ATLASES} are converted into each other; parcellate with the model's atlas."
     )
