@@ -124,17 +124,18 @@ def test_swapped_hemispheres_numeric_labels_and_other_atlases_are_refused(tmp_pa
     cases = [
         (
             rois_first_csv(tmp_path / "swapped.csv", swapped, NAMES_7[200:] + NAMES_7[:200]),
-            r"swapped.csv: 'schaefer400_7networks' ROIs, but not in that atlas's order \(row 0 is '7Networks_RH_Vis_1', "
-            r"expected '7Networks_LH_Vis_1'\)",
+            r"swapped.csv: 'schaefer400_7networks' ROIs, but not in that atlas's order "
+            r"\(row 0 is '7Networks_RH_Vis_1', expected '7Networks_LH_Vis_1'\)",
         ),
         (
             rois_first_csv(tmp_path / "numbered.csv", lemon, range(1, 401)),
-            r"numbered.csv: numeric ROI labels 1..400 do not say which Schaefer-400 order .* atlas='schaefer400_7networks'",
+            r"numbered.csv: numeric ROI labels 1..400 do not say which Schaefer-400 order "
+            r".* atlas='schaefer400_7networks'",
         ),
         (
             rois_first_csv(tmp_path / "schaefer200.csv", lemon[:200], [f"7Networks_LH_Parcel_{i}" for i in range(200)]),
-            r"schaefer200.csv: ROIs of an atlas with 200 ROIs labelled '7Networks_LH_Parcel_0'.* but the model expects atlas "
-            r"'schaefer400_7networks' \(200 rows, 400 expected\)",
+            r"schaefer200.csv: ROIs of an atlas with 200 ROIs labelled '7Networks_LH_Parcel_0'.* but the model "
+            r"expects atlas 'schaefer400_7networks' \(200 rows, 400 expected\)",
         ),
     ]
     for path, message in cases:
