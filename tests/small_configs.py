@@ -1,6 +1,12 @@
 """Small BrainHarmonix configs for tests: narrow one-layer stages around inputs of a chosen size."""
 
 import math
+import os
+import tempfile
+
+import pytest
+import torch
+from safetensors.torch import save_file
 
 from brainharmonix_hf import BrainHarmonixConfig
 
@@ -43,3 +49,18 @@ def small_brainharmonix_config(
         harmonizer_config=harmonizer,
         freeze_encoders=freeze_encoders,
     )
+
+
+def assert_checkpoint_without_roi_tables_is_refused(test_case) -> None:
+    """For transformers' common tests that reload a checkpoint holding no weights: a model holding a FunctionJEPA
+    refuses it (ROI tables are data, never re-initialised), and the checkpoint file is left as it was."""
+    for model_class in test_case.all_model_classes:
+        config, _ = test_case.model_tester.prepare_config_and_inputs_for_common()
+        with tempfile.TemporaryDirectory() as folder:
+            model_class(config).save_pretrained(folder)
+            weights = os.path.join(folder, "model.safetensors")
+            save_file({"tensor": torch.tensor([1, 2])}, weights, metadata={"format": "pt"})
+            before = (open(weights, "rb").read(), os.stat(weights).st_mtime_ns)
+            with pytest.raises(ValueError, match=r"The checkpoint has no ROI table 'geometric_harmonics'"):
+                model_class.from_pretrained(folder)
+            assert (open(weights, "rb").read(), os.stat(weights).st_mtime_ns) == before

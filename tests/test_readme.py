@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from small_configs import small_brainharmonix_config
 
+from brainharmonix_hf.processing.atlases import schaefer400_roi_names
 from brainharmonix_hf.sample_data import load_fmri_sample, load_t1_sample
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -42,8 +43,8 @@ def test_readme_snippets_run_as_written(tmp_path, monkeypatch):
     series = load_fmri_sample().series[:, :150]
     with open("sub-01_schaefer400.csv", "w") as handle:
         handle.write("roi," + ",".join(f"t{index}" for index in range(series.shape[1])) + "\n")
-        for roi, row in enumerate(series, start=1):
-            handle.write(f"{roi}," + ",".join(f"{value:.6g}" for value in row) + "\n")
+        for name, row in zip(schaefer400_roi_names("schaefer400_7networks"), series, strict=True):
+            handle.write(f"{name}," + ",".join(f"{value:.6g}" for value in row) + "\n")
 
     # The checkpoint snippet as written, with a small config in place of the published sizes.
     (checkpoint_snippet,) = [block for block in python_blocks(text) if "save_pretrained" in block]

@@ -35,7 +35,12 @@ def embed_sample_subject(config: BrainHarmonixConfig, seed: int = 0) -> DemoResu
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         inputs = processor(
-            t1=load_t1_sample(), fmri=fmri.series, repetition_time=fmri.repetition_time, return_tensors="pt"
+            t1=load_t1_sample(),
+            fmri=fmri.series,
+            repetition_time=fmri.repetition_time,
+            layout="rois_first",
+            atlas=fmri.atlas,
+            return_tensors="pt",
         )
     torch.manual_seed(seed)
     model = BrainHarmonixModel(config).eval()

@@ -73,11 +73,24 @@ def load_lemon_vertex_run() -> tuple[np.ndarray, float]:
 
 def schaefer400_fsaverage5_labels() -> np.ndarray:
     """Schaefer-400 labels (1-200 left, 201-400 right, 0 = medial wall) on the 2 × 10242 fsaverage5 vertices."""
+    return conte69_labels_on_fsaverage5("schaefer_400_conte69.csv")
+
+
+def conte69_labels_on_fsaverage5(parcellation: str | np.ndarray) -> np.ndarray:
+    """Labels drawn on brainspace's conte69 (fs_LR 32k) surface carried to the 2 × 10242 fsaverage5 vertices (left
+    then right) by nearest neighbour between the two midthickness surfaces.
+
+    Args:
+        parcellation: a file name in brainspace's `datasets/parcellations` (e.g. `"schaefer_100_conte69.csv"`) or the
+            `(2 * 32492,)` labels themselves, left hemisphere first.
+    """
     from nilearn.datasets import load_fsaverage
 
     folder = brainspace_data_folder()
     fsaverage5 = load_fsaverage("fsaverage5")
-    conte69_labels = np.loadtxt(folder / "parcellations" / "schaefer_400_conte69.csv").astype(np.int64)
+    conte69_labels = (
+        np.loadtxt(folder / "parcellations" / parcellation) if isinstance(parcellation, str) else parcellation
+    ).astype(np.int64)
     hemispheres, offset = [], 0
     for hemi, part in (("lh", "left"), ("rh", "right")):
         source = nib.load(folder / "surfaces" / f"conte69_32k_{hemi}.gii").darrays[0].data

@@ -8,8 +8,7 @@ import pytest
 import torch
 from hf_common.upstream.test_configuration_common import ConfigTester
 from hf_common.upstream.test_modeling_common import ModelTesterMixin, floats_tensor
-from huggingface_hub.errors import StrictDataclassClassValidationError
-from small_configs import small_brainharmonix_config
+from small_configs import assert_checkpoint_without_roi_tables_is_refused, small_brainharmonix_config
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor
 
 from brainharmonix_hf import (
@@ -32,6 +31,7 @@ def tiny_config(**overrides) -> BrainHarmonixConfig:
         image_size=(32, 32, 32),
         num_rois=6,
         atlas="tiny6",
+        roi_tables="placeholder",
         num_time_patches=4,
         window_seconds=8.0,
         base_patch_length=8,
@@ -87,6 +87,13 @@ class BrainHarmonixCommonTest(ModelTesterMixin, unittest.TestCase):
     def setUp(self):
         self.model_tester = BrainHarmonixModelTester(self)
         self.config_tester = ConfigTester(self, config_class=BrainHarmonixConfig, has_text_modality=False)
+
+    # Both common tests reload a checkpoint without any weight; ours must refuse one without its ROI tables.
+    def test_can_init_all_missing_weights(self):
+        assert_checkpoint_without_roi_tables_is_refused(self)
+
+    def test_model_weights_reload_no_missing_tied_weights(self):
+        assert_checkpoint_without_roi_tables_is_refused(self)
 
     def test_config(self):
         self.config_tester.run_common_tests()
@@ -219,14 +226,19 @@ def test_bad_presence_flags_and_missing_tr_are_refused(model):
         model(fmri_values=inputs["fmri_values"], attention_mask=inputs["attention_mask"])
 
 
-def test_config_refuses_stages_that_do_not_fit():
+def test_config_refuses_stages_that_do_not_fit_with_the_numbers_on_the_first_line():
     config = tiny_config()
-    with pytest.raises(StrictDataclassClassValidationError, match="num_fmri_tokens: encoders give 24, harmonizer"):
+    with pytest.raises(ValueError) as refused:
         BrainHarmonixConfig(
             structure_config=config.structure_config.to_dict(),
             function_config=config.function_config.to_dict(),
-            harmonizer_config=config.harmonizer_config.to_dict() | {"num_fmri_tokens": 20},
+            harmonizer_config=config.harmonizer_config.to_dict() | {"num_fmri_tokens": 20, "latent_size": 16},
         )
+    assert str(refused.value).splitlines()[0] == (
+        "The stages do not fit: num_fmri_tokens: encoders give 24, harmonizer_config has 20; latent_size (T1 encoder "
+        "width): encoders give 24, harmonizer_config has 16; latent_size (fMRI encoder width): encoders give 24, "
+        "harmonizer_config has 16."
+    )
 
 
 def test_save_and_load_round_trip(model, tmp_path):
@@ -302,8 +314,8 @@ def test_processor_round_trip_through_auto_processor(processor, model, tmp_path)
     assert loaded.t1_feature_extractor.volume_size == [32, 32, 32]
     rng = np.random.default_rng(0)
     volume, series = rng.random((30, 34, 32)), rng.random((6, 14))
-    expected = processor(t1=volume, fmri=series, repetition_time=2.0, affine=np.eye(4))
-    got = loaded(t1=volume, fmri=series, repetition_time=2.0, affine=np.eye(4))
+    expected = processor(t1=volume, fmri=series, repetition_time=2.0, layout="rois_first", affine=np.eye(4))
+    got = loaded(t1=volume, fmri=series, repetition_time=2.0, layout="rois_first", affine=np.eye(4))
     for key in expected:
         np.testing.assert_array_equal(got[key], expected[key])
 
@@ -314,6 +326,7 @@ def test_processor_batch_with_missing_modalities_feeds_the_model(processor, mode
         t1=[rng.random((32, 32, 32)), None, rng.random((32, 32, 32))],
         fmri=[rng.random((6, 30)), rng.random((6, 12)), None],
         repetition_time=[1.0, 2.0, None],
+        layout="rois_first",
         affine=np.eye(4),
         return_tensors="pt",
     )

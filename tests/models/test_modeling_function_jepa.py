@@ -12,6 +12,7 @@ import torch
 from hf_common.upstream.test_configuration_common import ConfigTester
 from hf_common.upstream.test_modeling_common import ModelTesterMixin, floats_tensor
 from safetensors import safe_open
+from small_configs import assert_checkpoint_without_roi_tables_is_refused
 
 from brainharmonix_hf import (
     FunctionJEPAConfig,
@@ -30,6 +31,7 @@ def tiny_config(**overrides) -> FunctionJEPAConfig:
     settings = {
         "num_rois": NUM_ROIS,
         "atlas": "tiny_chain",
+        "roi_tables": "placeholder",
         "num_time_patches": NUM_TIME_PATCHES,
         "window_seconds": 8.0,
         "base_patch_length": 8,
@@ -101,6 +103,13 @@ class FunctionJEPACommonTestMixin(ModelTesterMixin):
     @unittest.skip(reason="The input embedding is the TAPE patch embedding (a resized Conv2d), not an nn.Embedding.")
     def test_model_get_set_embeddings(self):
         pass
+
+    # Both common tests reload a checkpoint without any weight; ours must refuse one without its ROI tables.
+    def test_can_init_all_missing_weights(self):
+        assert_checkpoint_without_roi_tables_is_refused(self)
+
+    def test_model_weights_reload_no_missing_tied_weights(self):
+        assert_checkpoint_without_roi_tables_is_refused(self)
 
 
 class FunctionJEPAModelCommonTest(FunctionJEPACommonTestMixin, unittest.TestCase):
@@ -211,6 +220,7 @@ def test_shipped_atlas_tables_are_loaded_and_saved_with_the_model(tmp_path):
     tables = load_roi_tables("schaefer400_7networks")
     config = tiny_config(
         atlas="schaefer400_7networks",
+        roi_tables="shipped",
         num_rois=400,
         num_geometric_modes=200,
         num_gradient_components=30,
@@ -228,7 +238,7 @@ def test_shipped_atlas_tables_are_loaded_and_saved_with_the_model(tmp_path):
 
 def test_shipped_atlas_with_other_sizes_is_refused():
     with pytest.raises(ValueError, match="shipped for atlas 'schaefer400_7networks'"):
-        FunctionJEPAModel(tiny_config(atlas="schaefer400_7networks"))
+        FunctionJEPAModel(tiny_config(atlas="schaefer400_7networks", roi_tables="shipped"))
 
 
 def test_save_load_round_trip_is_exact_with_custom_roi_tables(tmp_path):

@@ -30,7 +30,13 @@ class FMRIFeatureExtractionTester:
     feature_size = NUM_ROIS
 
     def prepare_feat_extract_dict(self):
-        return {"num_rois": self.feature_size, "num_time_patches": 4, "normalization": "zscore", "padding_value": 0.0}
+        return {
+            "num_rois": self.feature_size,
+            "atlas": "tiny6",
+            "num_time_patches": 4,
+            "normalization": "zscore",
+            "padding_value": 0.0,
+        }
 
     def prepare_inputs_for_common(self, equal_length=False, numpify=False):
         lengths = (
@@ -54,11 +60,12 @@ class FMRIFeatureExtractionTest(SequenceFeatureExtractionTestMixin, unittest.Tes
 def series(num_timepoints, num_rois=NUM_ROIS, seed=0):
     """A ROI-first `(num_rois, num_timepoints)` series with ROI-specific offsets and scales."""
     generator = np.random.default_rng(seed)
-    return generator.normal(size=(num_rois, num_timepoints)) * np.arange(1, num_rois + 1)[:, None] + 100.0
+    return generator.normal(size=(num_rois, num_timepoints)) * np.arange(1, num_rois + 1)[:, None] + 10.0
 
 
 def extractor(**kwargs):
-    return FMRIFeatureExtractor(num_rois=NUM_ROIS, **kwargs)
+    """An extractor for a 6-ROI user atlas numbered 1..6."""
+    return FMRIFeatureExtractor(num_rois=NUM_ROIS, atlas="tiny6", **kwargs)
 
 
 def test_mixed_tr_batch_is_padded_to_whole_patches_and_masked():
@@ -206,15 +213,13 @@ def test_robust_normalization_needs_statistics():
 def test_roi_csv_files_match_the_array_path(tmp_path, compressed):
     data = series(30)
     lines = ["label_name," + ",".join(f"t{frame}" for frame in range(30))]
-    lines += [f"ROI_{roi + 1}," + ",".join(f"{value:.17g}" for value in row) for roi, row in enumerate(data)]
+    lines += [f"{roi + 1}," + ",".join(f"{value:.17g}" for value in row) for roi, row in enumerate(data)]
     path = tmp_path / ("series.csv.gz" if compressed else "series.csv")
     with (gzip.open if compressed else open)(path, "wt") as handle:
         handle.write("\n".join(lines) + "\n")
     from_csv = extractor().process_roi_csv([path, path], repetition_time=2.5, return_tensors="np")
     from_array = extractor()([data, data], repetition_time=2.5, layout="rois_first", return_tensors="np")
     np.testing.assert_array_equal(from_csv["fmri_values"], from_array["fmri_values"])
-    with pytest.raises(ValueError, match=r"non-numeric value.*pass has_header=True"):
-        extractor().process_roi_csv(path, repetition_time=2.5, has_header=False)
 
 
 def nibabel_image(file_name):
@@ -230,7 +235,8 @@ def atlas_on_grid(image_path, num_labels=NUM_ROIS):
 def test_nifti_path_matches_nilearn_and_reads_the_header_tr():
     image = nibabel_image("functional.nii")  # 17 x 21 x 3 voxels, 20 frames, TR 2.0 s in the header
     atlas = atlas_on_grid(image)
-    out = extractor().process_nifti(image, atlas, return_tensors="np")
+    # Raw scanner units, compared with nilearn's raw means: the raw-scale check is switched off on purpose.
+    out = extractor(raw_scale_threshold=None).process_nifti(image, atlas, return_tensors="np")
     expected = NiftiLabelsMasker(atlas, strategy="mean", standardize=None).fit_transform(image).T
     assert out["repetition_time"].tolist() == [2.0]
     assert out["fmri_values"].shape == (1, NUM_ROIS, 36) and out["attention_mask"].sum() == 20
@@ -240,7 +246,9 @@ def test_nifti_path_matches_nilearn_and_reads_the_header_tr():
 def test_nifti_explicit_tr_wins_and_a_disagreement_warns():
     image = nibabel_image("functional.nii")
     with pytest.warns(UserWarning, match=r"repetition_time=2.5 s disagrees with the header TR of image 0 .*\(2 s\)"):
-        out = extractor().process_nifti(image, atlas_on_grid(image), repetition_time=2.5, return_tensors="np")
+        out = extractor(normalization="zscore").process_nifti(
+            image, atlas_on_grid(image), repetition_time=2.5, return_tensors="np"
+        )
     assert out["repetition_time"].tolist() == [2.5]
 
 
@@ -251,7 +259,7 @@ def test_nifti_with_an_absurd_header_tr():
     with pytest.raises(ValueError, match=r"header TR of image 0.* is 2000 s.*looks like milliseconds"):
         extractor().process_nifti(image, atlas)
     with pytest.warns(UserWarning) as caught:
-        out = extractor().process_nifti(image, atlas, repetition_time=2.0, return_tensors="np")
+        out = extractor(normalization="zscore").process_nifti(image, atlas, repetition_time=2.0, return_tensors="np")
     messages = " | ".join(str(warning.message) for warning in caught)
     assert "disagrees with the header TR" in messages and "shorter than one 18-frame patch" in messages
     assert out["fmri_values"].shape == (1, NUM_ROIS, 18) and out["attention_mask"].sum() == 2

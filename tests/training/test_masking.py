@@ -115,7 +115,9 @@ def test_lists_are_truncated_to_the_shortest_series():
 
 
 def test_sampler_from_config_reads_the_mask_fields():
-    config = FunctionJEPAConfig(num_rois=12, num_time_patches=6, mask_alpha_roi_fraction=(0.3, 0.4), mask_min_keep=2)
+    config = FunctionJEPAConfig(
+        num_rois=12, num_gradient_components=3, num_time_patches=6, mask_alpha_roi_fraction=(0.3, 0.4), mask_min_keep=2
+    )
     sampler = SpatiotemporalMaskSampler.from_config(config)
     assert (sampler.num_rois, sampler.num_time_patches, sampler.min_keep) == (12, 6, 2)
     assert sampler.alpha_roi_fraction == (0.3, 0.4)

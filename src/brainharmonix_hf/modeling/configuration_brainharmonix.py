@@ -47,6 +47,11 @@ class BrainHarmonixConfig(PreTrainedConfig):
     harmonizer_config: dict | PreTrainedConfig | None = None
     freeze_encoders: bool = True
 
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        # Checked here as well as by the strict validator, so that the error's first line names the numbers.
+        self.validate_stages_fit_together()
+
     def validate_stages_fit_together(self):
         """The Harmonizer reads exactly the tokens and latent width that the encoders produce."""
         structure, function, harmonizer = self.structure_config, self.function_config, self.harmonizer_config
@@ -65,8 +70,9 @@ class BrainHarmonixConfig(PreTrainedConfig):
                 f"{name}: encoders give {expected}, harmonizer_config has {got}" for name, expected, got in mismatches
             )
             raise ValueError(
-                f"The Harmonizer does not fit the encoders ({details}). Set harmonizer_config's num_t1_tokens, "
-                "num_fmri_tokens and latent_size to the encoders' token counts and hidden size."
+                f"The stages do not fit: {details}.\nSet harmonizer_config's num_t1_tokens, num_fmri_tokens and "
+                "latent_size to the encoders' token counts and hidden size (num_fmri_tokens = num_rois * "
+                "num_time_patches of function_config, num_t1_tokens = patches of structure_config)."
             )
 
 

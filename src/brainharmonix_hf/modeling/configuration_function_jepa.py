@@ -4,6 +4,8 @@
 from huggingface_hub.dataclasses import strict
 from transformers.configuration_utils import PreTrainedConfig
 
+# Where a new model's ROI position tables come from (see the `roi_tables` argument).
+ROI_TABLE_SOURCES = ("shipped", "custom", "placeholder")
 # (low, high) ranges of the mask sampler; `U(low, high)` fractions are drawn once per batch.
 FractionRange = list[float] | tuple[float, float]
 
@@ -19,9 +21,17 @@ class FunctionJEPAConfig(PreTrainedConfig):
         num_rois (`int`, defaults to 400):
             ROIs per series (R).
         atlas (`str`, defaults to `"schaefer400_7networks"`):
-            Name of the parcellation whose ROI position tables the model uses. When it names a table set the package
-            ships (with matching sizes), the tables are loaded at init; any other name gives placeholder tables that
-            must be replaced with `model.set_roi_tables(...)` before training.
+            Name of the parcellation and ROI order the inputs must follow (`schaefer400_7networks`,
+            `schaefer400_17networks`, or a user atlas named here with its `roi_labels`). Processors check inputs
+            against it (see `processing.atlases`).
+        roi_labels (`list[str]`, *optional*):
+            ROI labels of a user atlas in model order (stored in the checkpoint); unset for the Schaefer-400 atlases
+            (their labels are the parcel names) and for a user atlas numbered `1..num_rois`.
+        roi_tables (`str`, defaults to `"shipped"`):
+            Where a new model's ROI position tables come from: `"shipped"` (the package's tables for `atlas`; an error
+            when none ship), `"custom"` (yours, given with `model.set_roi_tables(...)` before the first forward pass)
+            or `"placeholder"` (non-anatomical chain harmonics, with a warning; for tests and quick trials).
+            A saved model always carries its tables; loading never rebuilds them.
         roi_order (`str`):
             Human-readable statement of the ROI order the tables (and so the inputs) follow.
         num_time_patches (`int`, defaults to 18):
@@ -33,7 +43,8 @@ class FunctionJEPAConfig(PreTrainedConfig):
         num_geometric_modes (`int`, defaults to 200):
             Columns of the geometric-harmonics table.
         num_gradient_components (`int`, defaults to 30):
-            Columns of the functional-gradients table.
+            Columns of the functional-gradients table; a diffusion map of an R-ROI connectivity matrix gives at most
+            R - 2, so atlases with fewer than 32 ROIs need a smaller value.
         hidden_size (`int`, defaults to 768):
             Encoder width; even, since positions are half time sin-cos and half ROI embedding.
         num_hidden_layers (`int`, defaults to 12):
@@ -101,6 +112,8 @@ class FunctionJEPAConfig(PreTrainedConfig):
     num_rois: int = 400
     atlas: str = "schaefer400_7networks"
     roi_order: str = "Schaefer 2018 400 parcels, 7-network order, labels 1-200 left / 201-400 right"
+    roi_labels: list[str] | None = None
+    roi_tables: str = "shipped"
     num_time_patches: int = 18
     window_seconds: float = 35.28
     base_patch_length: int = 48
@@ -149,6 +162,22 @@ class FunctionJEPAConfig(PreTrainedConfig):
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}.")
         if self.window_seconds <= 0:
             raise ValueError(f"window_seconds must be positive seconds, got {self.window_seconds}.")
+
+    def validate_roi_identity(self):
+        """ROI labels, one per ROI; a known table source; no more gradients than the atlas's connectivity can give."""
+        if self.roi_labels is not None and len(self.roi_labels) != self.num_rois:
+            raise ValueError(
+                f"roi_labels has {len(self.roi_labels)} labels but num_rois={self.num_rois}: list one label per ROI, "
+                "in model order."
+            )
+        if self.roi_tables not in ROI_TABLE_SOURCES:
+            raise ValueError(f"roi_tables must be one of {ROI_TABLE_SOURCES}, got {self.roi_tables!r}.")
+        if self.roi_tables != "placeholder" and self.num_gradient_components > self.num_rois - 2:
+            raise ValueError(
+                f"num_gradient_components={self.num_gradient_components} but atlas {self.atlas!r} has {self.num_rois} "
+                f"ROIs, and a diffusion map of its {self.num_rois} x {self.num_rois} connectivity gives at most "
+                f"{self.num_rois - 2} gradients: set num_gradient_components to at most {self.num_rois - 2}."
+            )
 
     def validate_widths(self):
         """Each stack's width splits evenly over its heads and into a time half and a ROI half."""

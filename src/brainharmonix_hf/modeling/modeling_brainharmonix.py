@@ -15,7 +15,7 @@ from transformers.utils import ModelOutput
 
 from .._compat import TransformersKwargs, Unpack, can_return_tuple
 from .configuration_brainharmonix import BrainHarmonixConfig
-from .modeling_function_jepa import FunctionJEPAModel
+from .modeling_function_jepa import FunctionJEPAModel, RoiTablesRequiredOnLoad, check_fmri_inputs
 from .modeling_harmonizer import HarmonizerModel, HubTokenClassifier, init_classifier_output
 from .modeling_structure_mae import StructureMAEModel
 
@@ -53,7 +53,7 @@ class BrainHarmonixModelOutput(ModelOutput):
     attentions: tuple[torch.Tensor, ...] | None = None
 
 
-class BrainHarmonixPreTrainedModel(PreTrainedModel):
+class BrainHarmonixPreTrainedModel(RoiTablesRequiredOnLoad, PreTrainedModel):
     config: BrainHarmonixConfig
     base_model_prefix = "brainharmonix"
     main_input_name = "pixel_values"
@@ -168,6 +168,7 @@ class BrainHarmonixModel(BrainHarmonixPreTrainedModel):
                 latents.t1_token_mask = present.long().unsqueeze(1).expand(-1, t1_latents.shape[1])
             present = _presence(has_fmri, fmri_values)
             if present is not None:
+                check_fmri_inputs(fmri_values, repetition_time, self.config.function_config.num_rois)
                 if repetition_time is None:
                     raise ValueError("fmri_values need repetition_time: the TR in seconds of each subject's series.")
                 frame_mask = attention_mask[present] if attention_mask is not None else None

@@ -48,7 +48,10 @@ class FunctionJEPAModelOutput(ModelOutput):
             Tokens after the final LayerNorm, ROI-major (`num_tokens = num_rois * num_time_patches`, 7200 by
             default); zeros at padded tokens. With `token_indices`, the encoded tokens only, in that order.
         token_mask (`torch.LongTensor` of shape `(batch, num_tokens)`):
-            1 for a token holding real frames, 0 for a padded one (aligned with `last_hidden_state`).
+            1 for a token holding real frames, 0 for a padded one (aligned with `last_hidden_state`). The real tokens
+            of each series: `split_valid_tokens(last_hidden_state, token_mask)`.
+        pooler_output (`torch.FloatTensor` of shape `(batch, hidden_size)`):
+            Mean of each series' real tokens (padded tokens excluded): one embedding per series.
         hidden_states (`tuple(torch.FloatTensor)`, *optional*):
             Input of every layer and output of the last one (before the final LayerNorm), on the packed sequence:
             `(batch, max_valid_tokens, hidden_size)`, each series' real tokens first in grid order.
@@ -58,8 +61,60 @@ class FunctionJEPAModelOutput(ModelOutput):
 
     last_hidden_state: torch.FloatTensor | None = None
     token_mask: torch.LongTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+def mean_of_valid_tokens(tokens: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+    """`(batch, num_tokens, hidden)` tokens and `(batch, num_tokens)` mask -> `(batch, hidden)` mean of real tokens."""
+    weights = token_mask.to(tokens.dtype).unsqueeze(-1)
+    return (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1)
+
+
+def split_valid_tokens(tokens: torch.Tensor, token_mask: torch.Tensor) -> list[torch.Tensor]:
+    """The real tokens of each series, without padding: a list of `(num_valid_i, hidden)` tensors in grid order
+    (ROI-major: for ROI r, its first `num_valid_i / num_rois` time patches)."""
+    return [series[mask.bool()] for series, mask in zip(tokens, token_mask, strict=True)]
+
+
+def check_fmri_inputs(fmri_values: torch.Tensor, repetition_time, num_rois: int) -> None:
+    """Raise a `ValueError` at the input unless `fmri_values` is `(batch, num_rois, num_timepoints)` and the TR is a
+    number of seconds (not a boolean)."""
+    if fmri_values.ndim != 3 or fmri_values.shape[1] != num_rois:
+        raise ValueError(
+            f"fmri_values must have shape (batch, num_rois={num_rois}, num_timepoints), got "
+            f"{tuple(fmri_values.shape)}. Parcellate with the model's atlas (config.atlas) and pass ROI-first series; "
+            "FMRIFeatureExtractor checks and prepares them."
+        )
+    if isinstance(repetition_time, bool) or (
+        isinstance(repetition_time, torch.Tensor) and repetition_time.dtype == torch.bool
+    ):
+        raise ValueError(f"repetition_time is a boolean ({repetition_time}); pass the TR of each series in seconds.")
+
+
+def require_loaded_roi_tables(model: PreTrainedModel, missing_keys) -> None:
+    """Refuse a loaded model none of whose copies of the ROI tables came from the checkpoint: they are data the
+    model was trained with, never re-initialised weights."""
+    for table in ("geometric_harmonics", "functional_gradients"):
+        keys = [name for name, _ in model.named_buffers() if name.endswith(f"roi_positions.{table}")]
+        if keys and all(key in missing_keys for key in keys):
+            raise ValueError(
+                f"The checkpoint has no ROI table {table!r} ({keys[0]}): ROI position tables are part of a FunctionJEPA"
+                " checkpoint and are never rebuilt on load. Re-save the model with its tables (set_roi_tables, then "
+                "save_pretrained), or convert the reference weights with their table files."
+            )
+
+
+class RoiTablesRequiredOnLoad:
+    """Mixin for models holding a FunctionJEPA: `from_pretrained` refuses a checkpoint without its ROI tables."""
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        want_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        require_loaded_roi_tables(model, info["missing_keys"])
+        return (model, info) if want_info else model
 
 
 @dataclass
@@ -211,7 +266,7 @@ class FunctionJEPAPredictor(nn.Module):
         return self.proj(self.norm(hidden_states[:, context.shape[1] :]))
 
 
-class FunctionJEPAPreTrainedModel(PreTrainedModel):
+class FunctionJEPAPreTrainedModel(RoiTablesRequiredOnLoad, PreTrainedModel):
     """Weight initialisation, class attributes and ROI-table handling shared by the FunctionJEPA models.
 
     The target (EMA) encoder is the base model (`base_model_prefix = "target_encoder"`): loading
@@ -329,6 +384,7 @@ class FunctionJEPAModel(FunctionJEPAPreTrainedModel):
                 Encode only these tokens (grid indices `roi * num_time_patches + t`), as the JEPA context encoder
                 does; every token otherwise.
         """
+        check_fmri_inputs(fmri_values, repetition_time, self.config.num_rois)
         embedded = self.patch_embedding(fmri_values, repetition_time, attention_mask)
         hidden_states = embedded.embeddings + self.roi_positions().to(embedded.embeddings.dtype)
         token_mask = embedded.token_mask
@@ -343,8 +399,11 @@ class FunctionJEPAModel(FunctionJEPAPreTrainedModel):
         hidden_states = packed.hidden_states
         for layer in self.layers:
             hidden_states = layer(hidden_states, attention_mask, **kwargs)
+        last_hidden_state = unpack_tokens(packed, self.layernorm(hidden_states))
         return FunctionJEPAModelOutput(
-            last_hidden_state=unpack_tokens(packed, self.layernorm(hidden_states)), token_mask=token_mask
+            last_hidden_state=last_hidden_state,
+            token_mask=token_mask,
+            pooler_output=mean_of_valid_tokens(last_hidden_state, token_mask),
         )
 
 
@@ -458,4 +517,4 @@ class FunctionJEPAForPreTraining(FunctionJEPAPreTrainedModel):
         )
 
 
-__all__ = ["FunctionJEPAForPreTraining", "FunctionJEPAModel", "FunctionJEPAPreTrainedModel"]
+__all__ = ["FunctionJEPAForPreTraining", "FunctionJEPAModel", "FunctionJEPAPreTrainedModel", "split_valid_tokens"]

@@ -6,10 +6,10 @@ harmonics E `(R, 200)` and functional gradients G `(R, 30)`:
 `s = minmax_to[-1, 1](0.5 · (Linear(E) + Linear(G)))`, rescaled over the whole `(R, D/2)` matrix at once. The tables are
 persistent buffers, so a checkpoint carries the tables it was trained with.
 
-Tables ship for the atlases in `roi_tables.available_atlases()`. For any other atlas (custom or tiny test configs) the
-buffers start as a placeholder, the graph harmonics of a chain of ROIs (cosines, see `chain_harmonics`): distinct per
-ROI and deterministic, but not anatomical. Replace them with `model.set_roi_tables(geometric_harmonics,
-functional_gradients)` before training such a model.
+Tables ship for the atlases in `roi_tables.available_atlases()` (and Schaefer-400 17-network order, by permuting the
+7-network rows). Another atlas needs `config.roi_tables="custom"` and `model.set_roi_tables(geometric_harmonics,
+functional_gradients)` before the first forward pass, or an explicit `roi_tables="placeholder"`: the graph harmonics of
+a chain of ROIs (cosines, see `chain_harmonics`), distinct per ROI and deterministic but not anatomical (warns).
 """
 
 import math
@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from transformers.utils import logging
 
+from ..processing.atlases import SCHAEFER400_7NETWORKS, SCHAEFER400_17NETWORKS, schaefer400_permutation
 from .configuration_function_jepa import FunctionJEPAConfig
 from .positions import sincos_1d
 from .roi_tables import available_atlases, load_roi_tables
@@ -40,33 +41,54 @@ def chain_harmonics(num_rois: int, num_modes: int, first_mode: int = 0) -> torch
 
 
 def initial_roi_tables(config: FunctionJEPAConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """The tables a freshly built model starts with: the shipped ones for `config.atlas`, else the chain placeholder.
+    """The tables a freshly built model starts with, by `config.roi_tables`: the shipped ones for `config.atlas`
+    (`"shipped"`), zeros to be replaced with `set_roi_tables` (`"custom"`), or the chain placeholder
+    (`"placeholder"`, with a warning).
 
     Returns:
         `(num_rois, num_geometric_modes)` and `(num_rois, num_gradient_components)` tables in the default dtype.
     """
     harmonics_shape = (config.num_rois, config.num_geometric_modes)
     gradients_shape = (config.num_rois, config.num_gradient_components)
-    if config.atlas not in available_atlases():
-        logger.info(
-            f"No ROI tables ship for atlas {config.atlas!r}: the model starts with placeholder tables. Call "
-            "`model.set_roi_tables(geometric_harmonics, functional_gradients)` before training it."
+    dtype = torch.get_default_dtype()
+    if config.roi_tables == "custom":
+        return torch.zeros(harmonics_shape, dtype=dtype), torch.zeros(gradients_shape, dtype=dtype)
+    if config.roi_tables == "placeholder":
+        logger.warning_once(
+            f"Atlas {config.atlas!r} starts with placeholder ROI tables (roi_tables='placeholder'): chain harmonics, "
+            "not anatomy. Give real tables with `model.set_roi_tables(geometric_harmonics, functional_gradients)`."
         )
         return (
             chain_harmonics(config.num_rois, config.num_geometric_modes, first_mode=0),
             chain_harmonics(config.num_rois, config.num_gradient_components, first_mode=1),
         )
-    tables = load_roi_tables(config.atlas)
-    shipped = (tuple(tables.geometric_harmonics.shape), tuple(tables.functional_gradients.shape))
+    tables = shipped_roi_tables(config.atlas)
+    shipped = (tuple(tables[0].shape), tuple(tables[1].shape))
     if shipped != (harmonics_shape, gradients_shape):
         raise ValueError(
             f"The tables shipped for atlas {config.atlas!r} have shapes {shipped[0]} and {shipped[1]}, but the config "
             f"asks for {harmonics_shape} and {gradients_shape}. Match num_rois / num_geometric_modes / "
-            "num_gradient_components to the atlas, or give the config another atlas name and call "
-            "`model.set_roi_tables(...)` with your own tables."
+            "num_gradient_components to the atlas, or give the config another atlas name with roi_tables='custom' "
+            "and call `model.set_roi_tables(...)` with your own tables."
         )
-    dtype = torch.get_default_dtype()
-    return tables.geometric_harmonics.to(dtype), tables.functional_gradients.to(dtype)
+    return tables[0].to(dtype), tables[1].to(dtype)
+
+
+def shipped_roi_tables(atlas: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The shipped tables of `atlas`; Schaefer-400 17-network tables are the 7-network ones in 17-network row order."""
+    if atlas == SCHAEFER400_17NETWORKS and atlas not in available_atlases():
+        tables = load_roi_tables(SCHAEFER400_7NETWORKS)
+        rows = torch.from_numpy(schaefer400_permutation(SCHAEFER400_7NETWORKS, SCHAEFER400_17NETWORKS))
+        return tables.geometric_harmonics[rows], tables.functional_gradients[rows]
+    if atlas not in available_atlases():
+        raise ValueError(
+            f"No ROI position tables ship for atlas {atlas!r} (shipped: {available_atlases()} and "
+            f"{SCHAEFER400_17NETWORKS!r}). Compute yours (`compute_geometric_harmonics`, `compute_gradients`; see the "
+            "README's 'Other atlases'), build the model with roi_tables='custom' and call "
+            "`model.set_roi_tables(...)`; or opt in to non-anatomical placeholders with roi_tables='placeholder'."
+        )
+    tables = load_roi_tables(atlas)
+    return tables.geometric_harmonics, tables.functional_gradients
 
 
 def grid_positions(time_table: torch.Tensor, roi_table: torch.Tensor) -> torch.Tensor:
@@ -110,6 +132,11 @@ class RoiPositionEmbedding(nn.Module):
 
     def forward(self) -> torch.Tensor:
         """`(R * W, D)` positions."""
+        if not bool(self.geometric_harmonics.any()):
+            raise ValueError(
+                "The ROI position tables were never set (roi_tables='custom'): call "
+                "`model.set_roi_tables(geometric_harmonics, functional_gradients)` before using the model."
+            )
         roi_half = self.roi_embedding()
         return grid_positions(self.time_embedding.to(roi_half.dtype), roi_half)
 

@@ -12,14 +12,23 @@ from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import TensorType, to_numpy
 
 from ..modeling.tape import patch_length_for_tr
-from .fmri_normalization import NORMALIZATIONS, ZSCORE_SCOPES, fit_robust_statistics, robust_scale, zscore
+from .atlases import atlas_roi_labels, rows_in_model_order
+from .fmri_normalization import (
+    NORMALIZATIONS,
+    ZSCORE_SCOPES,
+    check_normalized_scale,
+    fit_robust_statistics,
+    robust_scale,
+    zscore,
+)
 from .nifti_io import load_image
 from .nifti_io import repetition_time as header_repetition_time
 from .parcellation import parcellate_surface, parcellate_volume
 from .repetition_time import check_repetition_time, resolve_repetition_time
-from .roi_csv import read_roi_csv
+from .roi_csv import read_roi_table
 
 LAYOUTS = ("rois_first", "time_first")
+PADDINGS = ("longest", "max_length")
 
 
 class FMRIFeatureExtractor(SequenceFeatureExtractor):
@@ -31,16 +40,24 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
 
     Args:
         num_rois (`int`, *optional*, defaults to 400): ROIs per series; must match the model.
-        atlas (`str`, *optional*, defaults to `"schaefer400_7networks"`): the atlas and ROI order the series follow
-            (recorded, never inferred from data).
+        atlas (`str`, *optional*, defaults to `"schaefer400_7networks"`): the atlas and ROI order the model expects
+            (see `processing.atlases`); inputs whose labels say another order are permuted (Schaefer-400 7- <->
+            17-network) or refused.
+        roi_labels (`list[str]`, *optional*): the ROI labels of a user atlas in model order (default `"1".."num_rois"`);
+            unset for the Schaefer-400 atlases, whose labels are their parcel names.
         num_time_patches (`int`, *optional*, defaults to 18): time patches the model holds; longer series are cropped.
         window_seconds (`float`, *optional*, defaults to 35.28): seconds per time patch.
-        normalization (`str`, *optional*, defaults to `"none"`): `"none"`, `"zscore"` (per sample) or `"robust"`
-            (`(x - median) / iqr` with cohort statistics, see `fit_robust_statistics`).
+        normalization (`str`, *optional*, defaults to `"none"`): the normalisation the model expects, applied here:
+            `"none"` (series already normalised), `"zscore"` (per sample) or `"robust"` (`(x - median) / iqr` with
+            cohort statistics, see `fit_robust_statistics`).
+        raw_scale_threshold (`float`, *optional*, defaults to 50.0): with `normalization="none"`, a series whose median
+            absolute ROI mean exceeds this is raw-scale BOLD and is refused (`None` turns the check off).
         zscore_scope (`str`, *optional*, defaults to `"roi"`): z-score each ROI over time (`"roi"`) or the whole
             series at once (`"global"`).
         robust_median (`list[float]`, *optional*): per-ROI cohort medians for `normalization="robust"`.
         robust_iqr (`list[float]`, *optional*): per-ROI cohort interquartile ranges for `normalization="robust"`.
+        shortest_repetition_time (`float`, *optional*, defaults to 0.735): the shortest TR `padding="max_length"`
+            supports; the fixed length is `num_time_patches * round(window_seconds / shortest_repetition_time)`.
         padding_value (`float`, *optional*, defaults to 0.0): value of padded frames.
         return_attention_mask (`bool`, *optional*, defaults to `True`): return the frame mask (1 = real frame).
     """
@@ -51,12 +68,15 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
         self,
         num_rois: int = 400,
         atlas: str = "schaefer400_7networks",
+        roi_labels: list[str] | None = None,
         num_time_patches: int = 18,
         window_seconds: float = 35.28,
         normalization: str = "none",
+        raw_scale_threshold: float | None = 50.0,
         zscore_scope: str = "roi",
         robust_median: list[float] | None = None,
         robust_iqr: list[float] | None = None,
+        shortest_repetition_time: float = 0.735,
         padding_value: float = 0.0,
         return_attention_mask: bool = True,
         **kwargs,
@@ -85,9 +105,13 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
             raise ValueError("num_rois and num_time_patches must be positive integers and window_seconds positive.")
         self.num_rois = num_rois
         self.atlas = atlas
+        self.roi_labels = None if roi_labels is None else list(roi_labels)
+        atlas_roi_labels(atlas, num_rois, self.roi_labels)
         self.num_time_patches = num_time_patches
         self.window_seconds = window_seconds
         self.normalization = normalization
+        self.raw_scale_threshold = raw_scale_threshold
+        self.shortest_repetition_time = check_repetition_time(shortest_repetition_time, "shortest_repetition_time")
         self.zscore_scope = zscore_scope
         self.robust_median = None
         self.robust_iqr = None
@@ -112,15 +136,32 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
         """Frames per time patch at this TR, as the model computes it: `round(window_seconds / repetition_time)`."""
         return patch_length_for_tr(repetition_time, self.window_seconds)
 
+    @property
+    def max_length(self) -> int:
+        """Frames of `padding="max_length"`: `num_time_patches` patches at `shortest_repetition_time`."""
+        return self.num_time_patches * self.patch_length(self.shortest_repetition_time)
+
+    def model_roi_labels(self) -> list[str]:
+        """The model's ROI labels in model order (parcel names for Schaefer-400, `roi_labels` or `"1".."N"`)."""
+        return atlas_roi_labels(self.atlas, self.num_rois, self.roi_labels)
+
     def fit_robust_statistics(self, fmri, layout: str) -> "FMRIFeatureExtractor":
         """Fit per-ROI robust statistics (median and IQR over subjects of their temporal mean) on a cohort and store
         them, so that `normalization="robust"` uses them and `save_pretrained` saves them.
 
         Args:
-            fmri: the cohort's series, a list of 2D arrays (see `__call__`), not cropped.
+            fmri: the cohort's series, any iterable of 2D arrays (see `__call__`), not cropped: a generator that loads
+                one subject at a time keeps only one series in memory.
             layout (`str`): `"rois_first"` or `"time_first"`, as in `__call__`.
         """
-        median, iqr = fit_robust_statistics(self._time_first_series(fmri, layout))
+        self._check_layout(layout)
+        means = (self._checked_series(series, layout, index).mean(axis=0) for index, series in enumerate(fmri))
+        return self.fit_robust_statistics_from_means(means)
+
+    def fit_robust_statistics_from_means(self, roi_means) -> "FMRIFeatureExtractor":
+        """Fit the robust statistics from per-subject ROI means (an iterable of `(num_rois,)` temporal means in model
+        ROI order, or a `(num_subjects, num_rois)` array), e.g. computed one subject at a time."""
+        median, iqr = fit_robust_statistics([np.asarray(means, dtype=np.float64) for means in roi_means])
         self._set_robust_statistics(median, iqr)
         return self
 
@@ -130,6 +171,10 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
         *,
         repetition_time: float | Sequence[float] | None = None,
         layout: str | None = None,
+        atlas: str | None = None,
+        roi_labels: Sequence[str] | None = None,
+        padding: str = "longest",
+        unbatched: bool = False,
         return_tensors: str | TensorType | None = None,
         return_attention_mask: bool | None = None,
     ) -> BatchFeature:
@@ -141,6 +186,15 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
             layout (`str`): the declared axis order of every series: `"rois_first"` (`(num_rois, num_timepoints)`,
                 the layout of ROI CSV files) or `"time_first"` (`(num_timepoints, num_rois)`). Required: an axis
                 order is never guessed.
+            atlas (`str`, *optional*): the atlas the rows follow; a Schaefer-400 order other than the model's is
+                permuted into it, any other atlas is refused. Default: the model's atlas (an array has no labels).
+            roi_labels (`Sequence[str]`, *optional*): the ROI label of each row (checked like a CSV's label column).
+            padding (`str`, *optional*, defaults to `"longest"`): `"longest"` pads to the longest series of the call
+                (rounded up to whole patches); `"max_length"` pads every call to the same `max_length` frames, so
+                samples prepared one at a time collate with `torch.utils.data.default_collate`.
+            unbatched (`bool`, *optional*, defaults to `False`): for one series, drop the batch axis (a per-sample
+                transform: `fmri_values` `(num_rois, max_length)`, `repetition_time` `()`, `attention_mask`
+                `(max_length,)`); needs `padding="max_length"`.
             return_tensors (`str` or `TensorType`, *optional*): `"pt"` or `"np"`; lists of arrays when unset.
             return_attention_mask (`bool`, *optional*): defaults to the extractor's `return_attention_mask`.
 
@@ -148,14 +202,40 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
             `BatchFeature` with `fmri_values` `(batch, num_rois, num_timepoints)` float32, `repetition_time`
             `(batch,)` float32 seconds and `attention_mask` `(batch, num_timepoints)` int (1 = real frame).
         """
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}.")
         series_list = self._time_first_series(fmri, layout)
+        if unbatched and (len(series_list) != 1 or padding != "max_length"):
+            raise ValueError(
+                "unbatched=True prepares one series with padding='max_length' (so samples collate); got "
+                f"{len(series_list)} series and padding={padding!r}."
+            )
+        order = rows_in_model_order(
+            roi_labels, self.atlas, self.model_roi_labels(), declared_atlas=atlas, source="The fMRI series"
+        )
+        if order is not None:
+            series_list = [series[:, order] for series in series_list]
+        return self._prepare(series_list, repetition_time, padding, unbatched, return_tensors, return_attention_mask)
+
+    def _prepare(self, series_list, repetition_time, padding, unbatched, return_tensors, return_attention_mask):
+        """Crop, check the scale, normalise, pad and stack time-first series already in model ROI order."""
         repetition_times = self._per_series_repetition_times(repetition_time, len(series_list))
         prepared, padded_length = [], 0
         for index, (series, tr) in enumerate(zip(series_list, repetition_times, strict=True)):
-            series = self._normalize(self._crop_to_window(series, tr, index))
-            prepared.append(series)
+            series = self._crop_to_window(series, tr, index)
+            if self.normalization == "none":
+                check_normalized_scale(series, self.raw_scale_threshold, f"Series {index}")
+            prepared.append(self._normalize(series))
             patch = self.patch_length(tr)
             padded_length = max(padded_length, math.ceil(len(series) / patch) * patch)
+        if padding == "max_length":
+            if padded_length > self.max_length:
+                raise ValueError(
+                    f"A series needs {padded_length} frames, more than max_length={self.max_length} (TR "
+                    f"{min(repetition_times):g} s is below shortest_repetition_time={self.shortest_repetition_time:g}"
+                    " s). Lower shortest_repetition_time on the processor."
+                )
+            padded_length = self.max_length
         padded = self.pad(
             BatchFeature({"fmri_values": prepared}),
             padding="max_length",
@@ -169,20 +249,52 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
         }
         if "attention_mask" in padded:
             outputs["attention_mask"] = padded["attention_mask"]
+        if unbatched:
+            outputs = {key: value[0] for key, value in outputs.items()}
         return BatchFeature(outputs, tensor_type=return_tensors)
 
-    def process_roi_csv(self, paths, *, repetition_time, has_header: bool = True, **call_kwargs) -> BatchFeature:
-        """Prepare ROI CSV files (rows = ROIs in atlas order, first column = ROI labels, `.csv` or `.csv.gz`).
+    def process_roi_csv(
+        self, paths, *, repetition_time, layout: str = "rois_first", atlas: str | None = None, **call_kwargs
+    ) -> BatchFeature:
+        """Prepare ROI tables: `.csv`/`.tsv` files, optionally gzipped (see `processing.roi_csv`).
+
+        A header row and a label column are detected, never assumed; the labels are compared with the model's and
+        the rows permuted (Schaefer-400 7- <-> 17-network) or refused. The files are only read.
 
         Args:
             paths: one path or a list of paths.
             repetition_time: TR in seconds, one for all files or one per file.
-            has_header (`bool`, *optional*, defaults to `True`): whether the first line is a header row.
-            call_kwargs: `return_tensors`, `return_attention_mask` (see `__call__`).
+            layout (`str`, *optional*, defaults to `"rois_first"`): `"rois_first"` (rows = ROIs, first column =
+                labels) or `"time_first"` (columns = ROIs with a header of labels, rows = frames, e.g. XCP-D TSV).
+            atlas (`str`, *optional*): the atlas the files follow, needed when their labels are numbers 1..400.
+            call_kwargs: `padding`, `unbatched`, `return_tensors`, `return_attention_mask` (see `__call__`).
         """
-        paths = [paths] if isinstance(paths, (str, bytes)) or not isinstance(paths, Sequence) else paths
-        series = [read_roi_csv(path, has_header=has_header)[0] for path in paths]
-        return self(series, repetition_time=repetition_time, layout="rois_first", **call_kwargs)
+        paths = [paths] if isinstance(paths, (str, bytes, os.PathLike)) else list(paths)
+        series_list = []
+        for path in paths:
+            table = read_roi_table(path, layout=layout)
+            rois, frames = table.series.shape
+            if layout == "rois_first" and rois != self.num_rois and frames == self.num_rois:
+                raise ValueError(
+                    f"{path} has {rois} rows and {frames} value columns: it looks time-first (rows = frames) while the "
+                    f"model expects {self.num_rois} ROI rows. Pass layout='time_first' if columns are ROIs."
+                )
+            order = rows_in_model_order(
+                table.labels, self.atlas, self.model_roi_labels(), declared_atlas=atlas, source=str(path)
+            )
+            series = self._checked_series(table.series, "rois_first", str(path))
+            series_list.append(series if order is None else series[:, order])
+        return self._prepare_with(series_list, repetition_time, call_kwargs)
+
+    def _prepare_with(self, series_list, repetition_time, call_kwargs) -> BatchFeature:
+        return self._prepare(
+            series_list,
+            repetition_time,
+            call_kwargs.pop("padding", "longest"),
+            call_kwargs.pop("unbatched", False),
+            call_kwargs.pop("return_tensors", None),
+            call_kwargs.pop("return_attention_mask", None),
+        )
 
     def process_surface(
         self,
@@ -192,6 +304,7 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
         repetition_time=None,
         header_repetition_time=None,
         labels: Sequence[int] | None = None,
+        atlas: str | None = None,
         **call_kwargs,
     ) -> BatchFeature:
         """Parcellate vertex-wise series with a surface atlas, then prepare them.
@@ -203,20 +316,33 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
             repetition_time: TR in seconds, one for all series or one per series; wins over the header's.
             header_repetition_time: the TR recorded in the files the data came from (seconds), if any; used when
                 `repetition_time` is not given, and a disagreement with it warns.
-            labels (`Sequence[int]`, *optional*): atlas labels in model ROI order; default `1..num_rois`.
-            call_kwargs: `return_tensors`, `return_attention_mask` (see `__call__`).
+            labels (`Sequence[int]`, *optional*): label values in model ROI order; default `1..num_rois` of `atlas`.
+            atlas (`str`, *optional*): the atlas `vertex_labels` numbers (default the model's); a Schaefer-400 order
+                other than the model's is permuted into it.
+            call_kwargs: `padding`, `unbatched`, `return_tensors`, `return_attention_mask` (see `__call__`).
         """
         vertex_data = list(vertex_data) if isinstance(vertex_data, (list, tuple)) else [vertex_data]
-        labels = self._atlas_labels(labels)
-        series = [parcellate_surface(data, vertex_labels, labels)[0] for data in vertex_data]
+        labels = self._atlas_labels(labels, atlas)
+        series = [parcellate_surface(data, vertex_labels, labels)[0].T for data in vertex_data]
         repetition_times = [
             resolve_repetition_time(explicit, header_repetition_time, name=f"surface series {index}")
             for index, explicit in enumerate(self._broadcast(repetition_time, len(series)))
         ]
-        return self(series, repetition_time=repetition_times, layout="rois_first", **call_kwargs)
+        return self._prepare_with(
+            [self._checked_series(s, "time_first", index) for index, s in enumerate(series)],
+            repetition_times,
+            call_kwargs,
+        )
 
     def process_nifti(
-        self, images, label_image, *, repetition_time=None, labels: Sequence[int] | None = None, **call_kwargs
+        self,
+        images,
+        label_image,
+        *,
+        repetition_time=None,
+        labels: Sequence[int] | None = None,
+        atlas: str | None = None,
+        **call_kwargs,
     ) -> BatchFeature:
         """Parcellate 4D NIfTI runs with a label NIfTI on the same grid, then prepare them.
 
@@ -226,23 +352,32 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
             images: one 4D NIfTI (path or nibabel image) or a list of them.
             label_image: the 3D atlas (path or nibabel image) on the runs' voxel grid.
             repetition_time: TR in seconds, one for all runs or one per run; optional when the headers give it.
-            labels (`Sequence[int]`, *optional*): atlas labels in model ROI order; default `1..num_rois`.
-            call_kwargs: `return_tensors`, `return_attention_mask` (see `__call__`).
+            labels (`Sequence[int]`, *optional*): label values in model ROI order; default `1..num_rois` of `atlas`.
+            atlas (`str`, *optional*): the atlas `label_image` numbers (default the model's); a Schaefer-400 order
+                other than the model's is permuted into it.
+            call_kwargs: `padding`, `unbatched`, `return_tensors`, `return_attention_mask` (see `__call__`).
         """
         images = list(images) if isinstance(images, (list, tuple)) else [images]
-        labels = self._atlas_labels(labels)
+        labels = self._atlas_labels(labels, atlas)
         label_image = load_image(label_image)
         series, repetition_times = [], []
         explicit_trs = self._broadcast(repetition_time, len(images))
         for index, (source, explicit) in enumerate(zip(images, explicit_trs, strict=True)):
             image = load_image(source)
-            series.append(parcellate_volume(image, label_image, labels)[0])
+            series.append(self._checked_series(parcellate_volume(image, label_image, labels)[0], "rois_first", index))
             name = f"image {index}" + (f" ({source})" if isinstance(source, (str, os.PathLike)) else "")
             repetition_times.append(resolve_repetition_time(explicit, header_repetition_time(image), name=name))
-        return self(series, repetition_time=repetition_times, layout="rois_first", **call_kwargs)
+        return self._prepare_with(series, repetition_times, call_kwargs)
 
-    def _atlas_labels(self, labels: Sequence[int] | None) -> np.ndarray:
-        labels = np.arange(1, self.num_rois + 1) if labels is None else np.asarray(labels)
+    def _atlas_labels(self, labels: Sequence[int] | None, atlas: str | None) -> np.ndarray:
+        """Label values to parcellate, in model ROI order: `labels` as given, else `1..num_rois` of `atlas`."""
+        if labels is None:
+            labels = np.arange(1, self.num_rois + 1)
+            order = rows_in_model_order(
+                None, self.atlas, self.model_roi_labels(), declared_atlas=atlas, source="The label image"
+            )
+            return labels if order is None else labels[order]
+        labels = np.asarray(labels)
         if labels.shape != (self.num_rois,):
             raise ValueError(
                 f"`labels` must list num_rois={self.num_rois} atlas labels in model ROI order, got shape "
@@ -269,13 +404,17 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
             return [check_repetition_time(value) for value in values]
         return [check_repetition_time(value, f"repetition_time[{index}]") for index, value in enumerate(values)]
 
-    def _time_first_series(self, fmri, layout: str | None) -> list[np.ndarray]:
-        """Split the input into series and return each as a checked float `(num_timepoints, num_rois)` array."""
+    @staticmethod
+    def _check_layout(layout: str | None) -> None:
         if layout not in LAYOUTS:
             raise ValueError(
                 f"layout must be declared as one of {LAYOUTS}, got {layout!r}: the axis order of an fMRI array is "
                 "never guessed. ROI CSV files and parcellation outputs are 'rois_first'."
             )
+
+    def _time_first_series(self, fmri, layout: str | None) -> list[np.ndarray]:
+        """Split the input into series and return each as a checked float `(num_timepoints, num_rois)` array."""
+        self._check_layout(layout)
         if isinstance(fmri, (list, tuple)) and len(fmri) and np.ndim(fmri[0]) == 2:
             series_list = [to_numpy(series) for series in fmri]
         else:

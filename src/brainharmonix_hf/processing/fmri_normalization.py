@@ -41,25 +41,25 @@ def zscore(series: np.ndarray, scope: str = "roi") -> np.ndarray:
     return ((series - mean) / np.where(constant, 1.0, std)).astype(np.float32)
 
 
-def fit_robust_statistics(series_list: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def fit_robust_statistics(subject_means: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Cohort statistics for robust scaling: per ROI, the median and the interquartile range over subjects of each
     subject's temporal mean.
 
     Args:
-        series_list: time-first series `(num_timepoints, num_rois)`, one per subject, all with the same ROIs.
+        subject_means: per-subject temporal ROI means, `(num_rois,)` each, one per subject, all with the same ROIs.
 
     Returns:
         `tuple(np.ndarray, np.ndarray)`: float64 `median` and `iqr`, each `(num_rois,)`.
     """
-    if len(series_list) < 2:
+    if len(subject_means) < 2:
         raise ValueError(
-            f"Robust statistics need a cohort: got {len(series_list)} series. Fit on at least two subjects (ideally "
+            f"Robust statistics need a cohort: got {len(subject_means)} series. Fit on at least two subjects (ideally "
             "the whole training cohort)."
         )
-    roi_counts = {np.shape(series)[1] for series in series_list}
+    roi_counts = {np.shape(means) for means in subject_means}
     if len(roi_counts) != 1:
         raise ValueError(f"Every series must have the same number of ROIs to fit statistics; got {sorted(roi_counts)}.")
-    subject_means = np.stack([np.asarray(series, dtype=np.float64).mean(axis=0) for series in series_list])
+    subject_means = np.stack([np.asarray(means, dtype=np.float64) for means in subject_means])
     median = np.median(subject_means, axis=0)
     lower, upper = np.percentile(subject_means, [25, 75], axis=0)
     iqr = upper - lower
@@ -71,6 +71,25 @@ def fit_robust_statistics(series_list: Sequence[np.ndarray]) -> tuple[np.ndarray
             "normalization='zscore'."
         )
     return median, iqr
+
+
+def check_normalized_scale(series: np.ndarray, threshold: float | None, name: str = "The series") -> None:
+    """Refuse a time-first series that is raw-scale BOLD: median over ROIs of `|temporal mean|` above `threshold`.
+
+    Normalised series (z-scored, robust-scaled, demeaned, percent change minus 100) have ROI means near 0; raw BOLD
+    has means in the hundreds or thousands, which a model trained on normalised input turns into near-identical
+    embeddings for every subject. `threshold=None` skips the check.
+    """
+    if threshold is None or len(series) == 0:
+        return
+    level = float(np.median(np.abs(np.asarray(series, dtype=np.float64).mean(axis=0))))
+    if level > threshold:
+        raise ValueError(
+            f"{name} looks like raw-scale BOLD (median absolute ROI mean {level:.4g} > raw_scale_threshold="
+            f"{threshold:g}) but this processor passes values unchanged (normalization='none') and the model expects "
+            "normalised input. Set normalization='zscore', or 'robust' with cohort statistics (fit_robust_statistics), "
+            "or normalise the series yourself; set raw_scale_threshold=None only if this scale is intended."
+        )
 
 
 def robust_scale(series: np.ndarray, median: np.ndarray, iqr: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from transformers import BatchFeature, ProcessorMixin
 from .feature_extraction_fmri import FMRIFeatureExtractor
 from .feature_extraction_t1 import T1VolumeFeatureExtractor
 
-ROI_CSV_SUFFIXES = (".csv", ".csv.gz")
+ROI_CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 # `from_pretrained` keywords that say where and how to read the files (passed on to transformers as they are).
 LOADING_KWARGS = frozenset(
@@ -47,6 +47,7 @@ class BrainHarmonixProcessor(ProcessorMixin):
             FMRIFeatureExtractor(
                 num_rois=function.num_rois,
                 atlas=function.atlas,
+                roi_labels=function.roi_labels,
                 num_time_patches=function.num_time_patches,
                 window_seconds=function.window_seconds,
             ),
@@ -87,7 +88,9 @@ class BrainHarmonixProcessor(ProcessorMixin):
         fmri=None,
         *,
         repetition_time: float | Sequence[float | None] | None = None,
-        layout: str = "rois_first",
+        layout: str | None = None,
+        atlas: str | None = None,
+        roi_labels: Sequence[str] | None = None,
         affine: np.ndarray | None = None,
         fmri_atlas_image=None,
         return_tensors: str | None = None,
@@ -97,13 +100,16 @@ class BrainHarmonixProcessor(ProcessorMixin):
         Args:
             t1: a T1 volume (`.nii`/`.nii.gz` path, nibabel image, or array with `affine`), or a list with one entry
                 per subject, `None` for a subject without T1.
-            fmri: a series per subject: a 2D array (axis order given by `layout`), an ROI CSV path (`.csv`/`.csv.gz`,
-                rows = ROIs), or a 4D NIfTI path or image (needs `fmri_atlas_image`); a list with one entry per
-                subject, `None` for a subject without fMRI.
+            fmri: a series per subject: a 2D array (axis order given by `layout`), an ROI table path (`.csv`/`.tsv`,
+                optionally `.gz`, read as `FMRIFeatureExtractor.process_roi_csv` reads it), or a 4D NIfTI path or
+                image (needs `fmri_atlas_image`); a list with one entry per subject, `None` for a subject without fMRI.
             repetition_time: TR in seconds, one for all subjects or one per subject (`None` where fMRI is missing);
                 optional for NIfTI runs whose header has it.
-            layout (`str`, *optional*, defaults to `"rois_first"`): axis order of array series, `"rois_first"`
-                `(num_rois, num_timepoints)` or `"time_first"`.
+            layout (`str`): axis order of array series, `"rois_first"` `(num_rois, num_timepoints)` or
+                `"time_first"`; required for arrays (never guessed). For ROI tables it defaults to `"rois_first"`.
+            atlas (`str`, *optional*): the atlas the series follow (arrays, tables with numeric labels, the label
+                image); another Schaefer-400 order is permuted into the model's, any other atlas refused.
+            roi_labels (`Sequence[str]`, *optional*): the ROI label of each row of array series.
             affine (`np.ndarray`, *optional*): `(4, 4)` affine of array T1 volumes.
             fmri_atlas_image: the label NIfTI on the grid of 4D NIfTI runs.
             return_tensors (`str`, *optional*): `"pt"` or `"np"`.
@@ -128,7 +134,8 @@ class BrainHarmonixProcessor(ProcessorMixin):
         if t1_list is not None:
             data.update(self._t1_features(t1_list, affine))
         if fmri_list is not None:
-            data.update(self._fmri_features(fmri_list, repetition_time, layout, fmri_atlas_image))
+            identity = {"atlas": atlas, "roi_labels": roi_labels}
+            data.update(self._fmri_features(fmri_list, repetition_time, layout, identity, fmri_atlas_image))
         return BatchFeature(data, tensor_type=return_tensors)
 
     def _t1_features(self, volumes: list, affine: np.ndarray | None) -> dict:
@@ -139,7 +146,7 @@ class BrainHarmonixProcessor(ProcessorMixin):
             pixel_values[present] = self.t1_feature_extractor(given, affine=affine, return_tensors="np")["pixel_values"]
         return {"pixel_values": pixel_values, "has_t1": present}
 
-    def _fmri_features(self, series: list, repetition_time, layout: str, atlas_image) -> dict:
+    def _fmri_features(self, series: list, repetition_time, layout: str | None, identity: dict, atlas_image) -> dict:
         present = np.array([entry is not None for entry in series])
         if np.ndim(repetition_time) == 0:
             repetition_times = [repetition_time] * len(series)
@@ -153,7 +160,9 @@ class BrainHarmonixProcessor(ProcessorMixin):
         given = [(entry, tr) for entry, tr in zip(series, repetition_times, strict=True) if entry is not None]
         if not given:
             raise ValueError("Every fMRI entry is None; leave out `fmri=` when no subject has fMRI.")
-        features = self._prepare_fmri([entry for entry, _ in given], [tr for _, tr in given], layout, atlas_image)
+        features = self._prepare_fmri(
+            [entry for entry, _ in given], [tr for _, tr in given], layout, identity, atlas_image
+        )
         num_timepoints = features["fmri_values"].shape[-1]
         fmri_values = np.zeros((len(series), self.fmri_feature_extractor.num_rois, num_timepoints), dtype=np.float32)
         attention_mask = np.zeros((len(series), num_timepoints), dtype=features["attention_mask"].dtype)
@@ -168,7 +177,9 @@ class BrainHarmonixProcessor(ProcessorMixin):
             "has_fmri": present,
         }
 
-    def _prepare_fmri(self, entries: list, repetition_times: list, layout: str, atlas_image) -> BatchFeature:
+    def _prepare_fmri(
+        self, entries: list, repetition_times: list, layout: str | None, identity: dict, atlas_image
+    ) -> BatchFeature:
         extractor = self.fmri_feature_extractor
         kinds = {_fmri_kind(entry) for entry in entries}
         if len(kinds) > 1:
@@ -177,7 +188,15 @@ class BrainHarmonixProcessor(ProcessorMixin):
             )
         kind = kinds.pop()
         if kind == "roi_csv":
-            return extractor.process_roi_csv(entries, repetition_time=repetition_times, return_tensors="np")
+            if identity["roi_labels"] is not None:
+                raise ValueError("roi_labels= is for array series; ROI tables carry their own labels.")
+            return extractor.process_roi_csv(
+                entries,
+                repetition_time=repetition_times,
+                layout=layout or "rois_first",
+                atlas=identity["atlas"],
+                return_tensors="np",
+            )
         if kind == "nifti":
             if atlas_image is None:
                 raise ValueError(
@@ -185,8 +204,10 @@ class BrainHarmonixProcessor(ProcessorMixin):
                     "or parcellate the runs yourself and pass ROI time series."
                 )
             explicit = None if all(tr is None for tr in repetition_times) else repetition_times
-            return extractor.process_nifti(entries, atlas_image, repetition_time=explicit, return_tensors="np")
-        return extractor(entries, repetition_time=repetition_times, layout=layout, return_tensors="np")
+            return extractor.process_nifti(
+                entries, atlas_image, repetition_time=explicit, atlas=identity["atlas"], return_tensors="np"
+            )
+        return extractor(entries, repetition_time=repetition_times, layout=layout, return_tensors="np", **identity)
 
 
 def _route_options(options: dict) -> dict[str, dict]:

