@@ -25,6 +25,7 @@ from brainharmonix_hf.cli import main
 from brainharmonix_hf.convert import convert_reference_release
 from brainharmonix_hf.convert.function import REFERENCE_ATLAS
 from brainharmonix_hf.convert.harmonizer import convert_harmonizer
+from brainharmonix_hf.processing.atlases import schaefer400_roi_names
 from brainharmonix_hf.sample_data import load_t1_sample
 
 TOLERANCE = 1e-5
@@ -237,8 +238,8 @@ def test_readme_pretrained_weights_snippet_runs_as_written(release, tmp_path, mo
     series = np.random.default_rng(0).normal(size=(ref.ROIS, 150))
     with open("sub-01_schaefer400_17networks.csv", "w") as handle:
         handle.write("roi," + ",".join(f"t{index}" for index in range(150)) + "\n")
-        for roi, row in enumerate(series, start=1):
-            handle.write(f"{roi}," + ",".join(f"{value:.6g}" for value in row) + "\n")
+        for name, row in zip(schaefer400_roi_names("schaefer400_17networks"), series, strict=True):
+            handle.write(f"{name}," + ",".join(f"{value:.6g}" for value in row) + "\n")
     namespace = {}
     exec(snippet, namespace)
     assert tuple(namespace["embedding"].shape) == (1, ref.WIDTH)
