@@ -11,6 +11,7 @@ import numpy as np
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import TensorType, to_numpy
 
+from ..modeling.hub_mixin import BrainHarmonixHubMixin
 from ..modeling.tape import patch_length_for_tr
 from .fmri_normalization import NORMALIZATIONS, ZSCORE_SCOPES, fit_robust_statistics, robust_scale, zscore
 from .nifti_io import load_image
@@ -22,7 +23,7 @@ from .roi_csv import read_roi_csv
 LAYOUTS = ("rois_first", "time_first")
 
 
-class FMRIFeatureExtractor(SequenceFeatureExtractor):
+class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
     r"""Prepares ROI time series for FunctionJEPA: orientation, checks, normalisation, cropping, padding, masks.
 
     Each series is cropped to `num_time_patches` patches of `window_seconds` (the patch length in frames is

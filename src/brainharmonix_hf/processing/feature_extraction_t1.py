@@ -33,13 +33,14 @@ from nibabel.spatialimages import SpatialImage
 from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
 from transformers.utils import TensorType
 
+from ..modeling.hub_mixin import BrainHarmonixHubMixin
 from .nifti_io import ImageSource, NiftiInputError, as_3d, load_image, to_ras, voxel_sizes
 
 NORMALIZATIONS = ("whole_volume", "brain", "none")
 ZSCORE_EPS = 1e-9
 
 
-class T1VolumeFeatureExtractor(FeatureExtractionMixin):
+class T1VolumeFeatureExtractor(BrainHarmonixHubMixin, FeatureExtractionMixin):
     r"""Turns T1-weighted MRI volumes into StructureMAE inputs.
 
     Args:
