@@ -53,7 +53,7 @@ def write_flat_modules(module_names: set[str], folder: str | os.PathLike) -> lis
     for module_name in sorted(module_names):
         modules.update(package_dependencies(module_name))
     by_file = {}
-    for name in modules:
+    for name in sorted(modules):
         clash = by_file.setdefault(_flat_name(name), name)
         if clash != name:
             raise ValueError(
