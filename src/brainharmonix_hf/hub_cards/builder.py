@@ -146,9 +146,10 @@ def build_model_card(
             raise ValueError(f"{folder} holds neither a brainharmonix_hf model nor one of its processors.")
         title, what = PROCESSOR_TYPES[processor_class], "the preprocessing that turns a subject's files into inputs."
     license = license or provenance.get("license") or provenance.get("licence") or OWN_WEIGHTS_LICENSE
+    labels = list((config.get("id2label") or {}).values())
     metrics = None
     if classifier:
-        metrics = ["mse", "pearsonr"] if config.get("num_labels") == 1 else ["accuracy", "f1", "roc_auc"]
+        metrics = ["mse", "pearsonr"] if len(labels) == 1 else ["accuracy", "f1", "roc_auc"]
     card_data = ModelCardData(
         library_name="transformers",
         license=license,
@@ -160,7 +161,7 @@ def build_model_card(
     )
     summary = f"{title.split(':')[0]} is {what} From the BrainHarmonix paper (NeurIPS 2025, arXiv 2509.24693)."
     if classifier:
-        kind = "regression (one output)" if config.get("num_labels") == 1 else f"{config.get('num_labels')} classes"
+        kind = "regression (one output)" if len(labels) == 1 else f"{len(labels)} classes ({', '.join(labels)})"
         summary += f" This checkpoint adds a sequence-classification head on the mean hub token: {kind}."
     template = resources.files(__package__).joinpath("model_card_template.md").read_text(encoding="utf-8")
     return ModelCard.from_template(
