@@ -46,7 +46,7 @@ class FakeHub:
         routes = (
             ("POST", r"/api/repos/create", self._create_repo),
             ("POST", r"/api/validate-yaml", lambda request: httpx2.Response(200, json={})),
-            # huggingface_hub fetches a registry of agent harnesses (utils/_detect_agent.py) for its user-agent; not needed.
+            # huggingface_hub fetches a registry of agent harnesses (utils/_detect_agent.py); not needed here.
             ("GET", r"/api/agent-harnesses", lambda request: _not_found("EntryNotFound")),
             ("POST", r"/api/models/(?P<repo>[^/]+/[^/]+)/preupload/(?P<rev>.+)", self._preupload),
             ("POST", r"/api/models/(?P<repo>[^/]+/[^/]+)/commit/(?P<rev>.+)", self._commit),

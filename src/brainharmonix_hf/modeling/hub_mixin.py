@@ -52,9 +52,18 @@ class BrainHarmonixHubMixin:
                 the package did not write. A card the package wrote is always brought up to date.
         """
         result = super().save_pretrained(save_directory, *args, **kwargs)
-        for hook in self.save_hooks:
-            hook(self, save_directory, overwrite_card)
+        if kwargs.get("is_main_process", True):  # in distributed training only the main process writes the extras
+            for hook in self.save_hooks:
+                hook(self, save_directory, overwrite_card)
         return result
+
+    def to_dict(self) -> dict:
+        """Processor settings without the `auto_map` a saved folder carries: it describes where the code lies, not
+        the settings (transformers' own remote-code saving, `_auto_class` set, keeps it)."""
+        settings = super().to_dict()
+        if getattr(self, "_auto_class", None) is None:
+            settings.pop("auto_map", None)
+        return settings
 
     def push_to_hub(
         self,
