@@ -37,6 +37,7 @@ def composite_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("composite")
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
+    processor.fmri_feature_extractor.save_pretrained(folder.parent / "fmri_extractor")
     rng = np.random.default_rng(0)
     series = rng.standard_normal((400, 60)).astype(np.float32)
     volume = rng.standard_normal((40, 40, 40)).astype(np.float32)
@@ -70,7 +71,7 @@ def test_without_the_package_auto_classes_load_remote_code_with_equal_outputs(co
     torch.save(dict(inputs), tmp_path / "inputs.pt")
     script = BLOCK_PACKAGE + textwrap.dedent(f"""
         import numpy as np, torch
-        from transformers import AutoModel, AutoProcessor
+        from transformers import AutoFeatureExtractor, AutoModel, AutoProcessor
         try:
             import brainharmonix_hf
             raise SystemExit("the package is importable")
@@ -86,6 +87,11 @@ def test_without_the_package_auto_classes_load_remote_code_with_equal_outputs(co
         reference = torch.load({str(tmp_path / "inputs.pt")!r})
         for key, value in reference.items():
             assert torch.equal(inputs[key], value), key
+        extractor_folder = {str(folder.parent / "fmri_extractor")!r}
+        extractor = AutoFeatureExtractor.from_pretrained(extractor_folder, trust_remote_code=True)
+        assert type(extractor).__module__.startswith("transformers_modules."), type(extractor).__module__
+        alone = extractor(series, repetition_time=1.0, layout="rois_first", return_tensors="pt")
+        assert torch.equal(alone["fmri_values"], reference["fmri_values"])
         with torch.no_grad():
             torch.save(model(**inputs).last_hidden_state, {str(tmp_path / "remote.pt")!r})
         assert not any(name.startswith("brainharmonix_hf") for name in sys.modules)

@@ -120,7 +120,8 @@ class BrainHarmonixHubMixin:
         if not _is_model(cls):
             return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         pickle_allowed = kwargs.get("use_safetensors") is False
-        kwargs.setdefault("use_safetensors", True)
+        if kwargs.get("use_safetensors") is None:
+            kwargs["use_safetensors"] = True
         try:
             loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         except OSError as error:
