@@ -98,8 +98,8 @@ LIMITATIONS = (
 
 
 def read_saved_folder(folder: str | os.PathLike) -> dict:
-    """The JSON files of a saved folder that a card describes: `config`, `processor` (the feature extractor's or
-    processor's settings, sub-processors flattened in) and `provenance`, each `{}` when absent."""
+    """The JSON files of a saved folder that a card describes: `config`, `processor` (a feature extractor's settings,
+    or the combined processor's with one entry per sub-processor) and `provenance`, each `{}` when absent."""
     folder = Path(folder)
 
     def load(name):
@@ -107,9 +107,6 @@ def read_saved_folder(folder: str | os.PathLike) -> dict:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
     processor = load(FEATURE_EXTRACTOR_NAME) | load(PROCESSOR_NAME)
-    for key, value in list(processor.items()):
-        if isinstance(value, dict) and ("feature_extractor_type" in value or "image_processor_type" in value):
-            processor[key] = value
     return {"config": load(CONFIG_NAME), "processor": processor, "provenance": load(PROVENANCE_NAME)}
 
 
@@ -178,7 +175,7 @@ def build_model_card(
         inputs=_inputs_section(config, processor, provenance),
         loading=_loading_snippet(config, processor, repo_id or REPO_ID_PLACEHOLDER),
         training=training_summary or _training_section(model_type, provenance),
-        evaluation=evaluation_summary or _evaluation_section(provenance),
+        evaluation=evaluation_summary or _evaluation_section(model_type, provenance),
         provenance=_provenance_section(provenance, license),
         limitations=LIMITATIONS,
         citation=CITATION,
@@ -303,7 +300,9 @@ def _training_section(model_type: str | None, provenance: dict) -> str:
     )
 
 
-def _evaluation_section(provenance: dict) -> str:
+def _evaluation_section(model_type: str | None, provenance: dict) -> str:
+    if model_type is None:
+        return "Not applicable: a processor has no weights."
     if provenance:
         return (
             "Not re-measured for this conversion. The paper reports fine-tuned results on ABIDE-I/II (autism), "
