@@ -67,6 +67,8 @@ def test_composite_push_pull_offline_cache_and_revisions(fake_hub, config, tmp_p
     assert not _same_weights(first, second)
     card = ModelCard.load("lab/brainharmonix-tiny")
     assert "Atlas `schaefer400_7networks`" in card.text and "CLS + 4 hub tokens `(batch, 5, 24)`" in card.text
+    # The card of the last (model) push still describes the processor pushed before it.
+    assert "fMRI normalisation: `none`" in card.text and 'AutoProcessor.from_pretrained("lab/brainharmonix' in card.text
     # The processor pushed between the two model commits is still there: each commit keeps the other files.
     assert type(AutoProcessor.from_pretrained("lab/brainharmonix-tiny")) is BrainHarmonixProcessor
 

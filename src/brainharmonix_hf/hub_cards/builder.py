@@ -26,9 +26,8 @@ from ..modeling.configuration_brainharmonix import BrainHarmonixConfig
 from ..modeling.configuration_function_jepa import FunctionJEPAConfig
 from ..modeling.configuration_harmonizer import HarmonizerConfig
 from ..modeling.configuration_structure_mae import StructureMAEConfig
-from ..modeling.hub_mixin import GENERATED_CARD_MARKER, REPO_ID_PLACEHOLDER, is_generated_card
+from ..modeling.hub_mixin import GENERATED_CARD_MARKER, PROVENANCE_NAME, REPO_ID_PLACEHOLDER, is_generated_card
 
-PROVENANCE_NAME = "conversion.json"
 OWN_WEIGHTS_LICENSE = "apache-2.0"
 STRUCTURE, FUNCTION, HARMONIZER, COMPOSITE = (
     config.model_type for config in (StructureMAEConfig, FunctionJEPAConfig, HarmonizerConfig, BrainHarmonixConfig)

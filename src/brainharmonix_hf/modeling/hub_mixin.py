@@ -14,6 +14,7 @@ code as a sibling module.
 """
 
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -22,9 +23,13 @@ from typing import ClassVar
 import torch
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.errors import EntryNotFoundError, RevisionNotFoundError
+from transformers.utils import CONFIG_NAME, FEATURE_EXTRACTOR_NAME, PROCESSOR_NAME
 
 # Marker line in every card the package writes: such a README is regenerated on the next save, any other is kept.
 GENERATED_CARD_MARKER = "<!-- brainharmonix_hf generated model card: edits here are replaced on the next save -->"
+# The files a model card is built from (`hub_cards`); a push brings the repo's copies along so the card covers them.
+PROVENANCE_NAME = "conversion.json"
+CARD_SOURCES = (CONFIG_NAME, FEATURE_EXTRACTOR_NAME, PROCESSOR_NAME, PROVENANCE_NAME)
 # Stands for the Hub id in a generated card's loading snippet until `push_to_hub` knows it.
 REPO_ID_PLACEHOLDER = "path/to/folder-or-hub-id"
 
@@ -90,6 +95,7 @@ class BrainHarmonixHubMixin:
         api = HfApi(token=token)
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
         with tempfile.TemporaryDirectory() as work_dir:
+            _copy_card_sources(api, repo_id, revision, work_dir)
             save_kwargs = {"max_shard_size": max_shard_size} if _is_model(self) else {}
             self.save_pretrained(work_dir, overwrite_card=True, **save_kwargs)
             card_path = os.path.join(work_dir, "README.md")
@@ -162,6 +168,16 @@ def warn_non_finite_weights(model: torch.nn.Module, source) -> list[str]:
 
 def _is_model(obj) -> bool:
     return issubclass(obj if isinstance(obj, type) else type(obj), torch.nn.Module)
+
+
+def _copy_card_sources(api: HfApi, repo_id: str, revision: str | None, folder: str) -> None:
+    """Copy the repo's files that a card reads into `folder`, so that pushing a processor into a model repo (or the
+    reverse) yields a card that describes both. `save_pretrained` then overwrites the pushed object's own files."""
+    for name in CARD_SOURCES:
+        try:
+            shutil.copyfile(api.hf_hub_download(repo_id, name, revision=revision), os.path.join(folder, name))
+        except (EntryNotFoundError, RevisionNotFoundError):
+            continue
 
 
 def _hub_card(api: HfApi, repo_id: str, revision: str | None) -> ModelCard | None:
