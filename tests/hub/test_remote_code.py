@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from small_configs import small_brainharmonix_config
-from transformers import AutoModel
+from transformers import AutoModel, AutoProcessor
 
 from brainharmonix_hf import BrainHarmonixModel, BrainHarmonixProcessor
 from brainharmonix_hf.remote_code import package_dependencies, write_flat_modules
@@ -106,14 +106,15 @@ def test_without_the_package_auto_classes_load_remote_code_with_equal_outputs(co
     torch.testing.assert_close(remote, expected, rtol=0, atol=0)
 
 
-def test_with_the_package_registration_wins_over_remote_code(composite_folder, monkeypatch):
+def test_with_the_package_registration_wins_over_remote_code(composite_folder):
     folder, inputs, expected = composite_folder
-    # Remote code would be copied under HF_MODULES_CACHE/transformers_modules: nothing may appear there.
+    # Remote code would be imported as transformers_modules.<folder name>.*: no such module may appear.
     for trust in (None, True):
         model = AutoModel.from_pretrained(folder, trust_remote_code=trust).eval()
         assert type(model) is BrainHarmonixModel
         with torch.no_grad():
             torch.testing.assert_close(model(**inputs).last_hidden_state, expected, rtol=0, atol=0)
+        assert type(AutoProcessor.from_pretrained(folder, trust_remote_code=trust)) is BrainHarmonixProcessor
     assert not [name for name in sys.modules if name.startswith("transformers_modules.composite")]
 
 
