@@ -79,6 +79,7 @@ for _config_class, _auto_targets in AUTO_CLASSES.items():
     AutoConfig.register(_config_class.model_type, _config_class)
     for _auto_class, _target in _auto_targets.items():
         _auto_class.register(_config_class, _target)
+del _config_class, _auto_targets, _auto_class, _target
 
 # Saving any model or processor also writes its model card and the code that loads it without the package.
 BrainHarmonixHubMixin.register_save_hook(write_model_card)

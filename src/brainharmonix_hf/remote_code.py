@@ -70,8 +70,10 @@ def write_flat_modules(module_names: set[str], folder: str | os.PathLike) -> lis
 
 def write_remote_code(obj, save_directory: str | os.PathLike, overwrite_card: bool = False) -> None:
     """Save hook: make the folder `obj` was just saved to loadable with `trust_remote_code=True`."""
-    from . import AUTO_CLASSES
+    from . import AUTO_CLASSES  # the package's registrations (its __init__ registers this hook)
 
+    if not isinstance(obj, (PreTrainedModel, ProcessorMixin, FeatureExtractionMixin)):
+        return
     if isinstance(obj, PreTrainedModel):
         config_class = type(obj.config)
         entries = {"AutoConfig": config_class} | {
@@ -88,7 +90,7 @@ def write_remote_code(obj, save_directory: str | os.PathLike, overwrite_card: bo
             if target is type(obj)
         }
         config_file = PROCESSOR_NAME if isinstance(obj, ProcessorMixin) else FEATURE_EXTRACTOR_NAME
-    if not entries or not isinstance(obj, (PreTrainedModel, ProcessorMixin, FeatureExtractionMixin)):
+    if not entries:
         return
     write_flat_modules({target.__module__ for target in entries.values()}, save_directory)
     config_path = Path(save_directory) / config_file
