@@ -111,3 +111,9 @@ def test_a_folder_of_something_else_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(ValueError, match="neither a brainharmonix_hf model nor one of its processors"):
         build_model_card(tmp_path)
+
+
+def test_only_the_main_process_writes_card_and_code(config, tmp_path):
+    StructureMAEModel(config.structure_config).save_pretrained(tmp_path, is_main_process=False)
+    # transformers leaves weights and config to the main process; the card and code hooks follow it.
+    assert list(tmp_path.iterdir()) == []
