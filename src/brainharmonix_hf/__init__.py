@@ -15,10 +15,12 @@ from transformers import (
     AutoProcessor,
 )
 
+from .hub_cards import build_model_card, write_model_card
 from .modeling.configuration_brainharmonix import BrainHarmonixConfig
 from .modeling.configuration_function_jepa import FunctionJEPAConfig
 from .modeling.configuration_harmonizer import HarmonizerConfig
 from .modeling.configuration_structure_mae import StructureMAEConfig
+from .modeling.hub_mixin import BrainHarmonixHubMixin
 from .modeling.modeling_brainharmonix import (
     BrainHarmonixForSequenceClassification,
     BrainHarmonixModel,
@@ -46,28 +48,42 @@ from .processing.feature_extraction_t1 import T1VolumeFeatureExtractor
 from .processing.gradients import compute_gradients
 from .processing.harmonics import compute_geometric_harmonics
 from .processing.processing_brainharmonix import BrainHarmonixProcessor
+from .remote_code import write_remote_code
 from .training.masking import JEPAMasks, SpatiotemporalMaskSampler
 from .training.schedules import ema_momentum
 
-AutoConfig.register(StructureMAEConfig.model_type, StructureMAEConfig)
-AutoModel.register(StructureMAEConfig, StructureMAEModel)
-AutoModelForPreTraining.register(StructureMAEConfig, StructureMAEForPreTraining)
-AutoFeatureExtractor.register(StructureMAEConfig, T1VolumeFeatureExtractor)
+# Every Auto class each config is registered with; `remote_code` writes the same table into saved folders' auto_map.
+AUTO_CLASSES = {
+    StructureMAEConfig: {
+        AutoModel: StructureMAEModel,
+        AutoModelForPreTraining: StructureMAEForPreTraining,
+        AutoFeatureExtractor: T1VolumeFeatureExtractor,
+    },
+    FunctionJEPAConfig: {
+        AutoModel: FunctionJEPAModel,
+        AutoModelForPreTraining: FunctionJEPAForPreTraining,
+        AutoFeatureExtractor: FMRIFeatureExtractor,
+    },
+    HarmonizerConfig: {
+        AutoModel: HarmonizerModel,
+        AutoModelForPreTraining: HarmonizerForPreTraining,
+        AutoModelForSequenceClassification: HarmonizerForSequenceClassification,
+    },
+    BrainHarmonixConfig: {
+        AutoModel: BrainHarmonixModel,
+        AutoModelForSequenceClassification: BrainHarmonixForSequenceClassification,
+        AutoProcessor: BrainHarmonixProcessor,
+    },
+}
+for _config_class, _auto_targets in AUTO_CLASSES.items():
+    AutoConfig.register(_config_class.model_type, _config_class)
+    for _auto_class, _target in _auto_targets.items():
+        _auto_class.register(_config_class, _target)
+del _config_class, _auto_targets, _auto_class, _target
 
-AutoConfig.register(FunctionJEPAConfig.model_type, FunctionJEPAConfig)
-AutoModel.register(FunctionJEPAConfig, FunctionJEPAModel)
-AutoModelForPreTraining.register(FunctionJEPAConfig, FunctionJEPAForPreTraining)
-AutoFeatureExtractor.register(FunctionJEPAConfig, FMRIFeatureExtractor)
-
-AutoConfig.register(HarmonizerConfig.model_type, HarmonizerConfig)
-AutoModel.register(HarmonizerConfig, HarmonizerModel)
-AutoModelForPreTraining.register(HarmonizerConfig, HarmonizerForPreTraining)
-AutoModelForSequenceClassification.register(HarmonizerConfig, HarmonizerForSequenceClassification)
-
-AutoConfig.register(BrainHarmonixConfig.model_type, BrainHarmonixConfig)
-AutoModel.register(BrainHarmonixConfig, BrainHarmonixModel)
-AutoModelForSequenceClassification.register(BrainHarmonixConfig, BrainHarmonixForSequenceClassification)
-AutoProcessor.register(BrainHarmonixConfig, BrainHarmonixProcessor)
+# Saving any model or processor also writes its model card and the code that loads it without the package.
+BrainHarmonixHubMixin.register_save_hook(write_model_card)
+BrainHarmonixHubMixin.register_save_hook(write_remote_code)
 
 __all__ = [
     "BrainHarmonixConfig",
@@ -93,6 +109,7 @@ __all__ = [
     "StructureMAEModel",
     "StructureMAEPreTrainedModel",
     "T1VolumeFeatureExtractor",
+    "build_model_card",
     "compute_geometric_harmonics",
     "compute_gradients",
     "ema_momentum",

@@ -243,7 +243,9 @@ def test_config_refuses_stages_that_do_not_fit_with_the_numbers_on_the_first_lin
 
 def test_save_and_load_round_trip(model, tmp_path):
     model.save_pretrained(tmp_path)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    # Besides weights and config: the model card and the code (`*.py`) that loads it without the package.
+    saved = sorted(path.name for path in tmp_path.iterdir() if path.suffix != ".py")
+    assert saved == ["README.md", "config.json", "model.safetensors"]
     loaded = AutoModel.from_pretrained(tmp_path).eval()
     assert isinstance(loaded, BrainHarmonixModel)
     for name, tensor in model.state_dict().items():

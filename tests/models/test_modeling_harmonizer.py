@@ -244,7 +244,9 @@ def test_hub_tokens_depend_on_both_modalities():
 def test_save_load_round_trip_is_exact(tmp_path):
     model, batch = build(HarmonizerForPreTraining), mixed_batch()
     model.save_pretrained(tmp_path)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    # Besides weights and config: the model card and the code (`*.py`) that loads it without the package.
+    saved = sorted(path.name for path in tmp_path.iterdir() if path.suffix != ".py")
+    assert saved == ["README.md", "config.json", "model.safetensors"]
 
     loaded = AutoModelForPreTraining.from_pretrained(tmp_path, attn_implementation="eager").eval()
     assert type(loaded) is HarmonizerForPreTraining

@@ -135,7 +135,9 @@ def test_round_trip_writes_safetensors_and_reproduces_outputs():
         expected_tokens = model.structure(pixel_values).last_hidden_state
     with tempfile.TemporaryDirectory() as folder:
         model.save_pretrained(folder)
-        assert sorted(path.name for path in Path(folder).iterdir()) == ["config.json", "model.safetensors"]
+        # Besides weights and config: the model card and the code (`*.py`) that loads it without the package.
+        saved = sorted(path.name for path in Path(folder).iterdir() if path.suffix != ".py")
+        assert saved == ["README.md", "config.json", "model.safetensors"]
         reloaded = AutoModelForPreTraining.from_pretrained(folder).eval()
         encoder_only = AutoModel.from_pretrained(folder).eval()
     assert type(reloaded) is StructureMAEForPreTraining and type(encoder_only) is StructureMAEModel

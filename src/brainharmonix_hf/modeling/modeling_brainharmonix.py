@@ -15,6 +15,7 @@ from transformers.utils import ModelOutput
 
 from .._compat import TransformersKwargs, Unpack, can_return_tuple
 from .configuration_brainharmonix import BrainHarmonixConfig
+from .hub_mixin import BrainHarmonixHubMixin
 from .modeling_function_jepa import FunctionJEPAModel, RoiTablesRequiredOnLoad, check_fmri_inputs
 from .modeling_harmonizer import HarmonizerModel, HubTokenClassifier, init_classifier_output
 from .modeling_structure_mae import StructureMAEModel
@@ -53,7 +54,7 @@ class BrainHarmonixModelOutput(ModelOutput):
     attentions: tuple[torch.Tensor, ...] | None = None
 
 
-class BrainHarmonixPreTrainedModel(RoiTablesRequiredOnLoad, PreTrainedModel):
+class BrainHarmonixPreTrainedModel(RoiTablesRequiredOnLoad, BrainHarmonixHubMixin, PreTrainedModel):
     config: BrainHarmonixConfig
     base_model_prefix = "brainharmonix"
     main_input_name = "pixel_values"

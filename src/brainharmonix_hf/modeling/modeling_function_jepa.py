@@ -33,6 +33,7 @@ from .._compat import (
 )
 from ..training.masking import SpatiotemporalMaskSampler
 from .configuration_function_jepa import FunctionJEPAConfig
+from .hub_mixin import BrainHarmonixHubMixin
 from .layers import BrainSelfAttention, TransformerLayer, build_layers
 from .roi_position_embedding import RoiPositionEmbedding, grid_positions, initial_roi_tables, time_sincos_table
 from .tape import TAPEPatchEmbedding
@@ -266,7 +267,7 @@ class FunctionJEPAPredictor(nn.Module):
         return self.proj(self.norm(hidden_states[:, context.shape[1] :]))
 
 
-class FunctionJEPAPreTrainedModel(RoiTablesRequiredOnLoad, PreTrainedModel):
+class FunctionJEPAPreTrainedModel(RoiTablesRequiredOnLoad, BrainHarmonixHubMixin, PreTrainedModel):
     """Weight initialisation, class attributes and ROI-table handling shared by the FunctionJEPA models.
 
     The target (EMA) encoder is the base model (`base_model_prefix = "target_encoder"`): loading

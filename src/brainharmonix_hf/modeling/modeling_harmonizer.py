@@ -28,6 +28,7 @@ from .._compat import (
 )
 from .configuration_harmonizer import HarmonizerConfig
 from .harmonizer_tokens import combine_modalities, hide_one_modality, reconstruction_loss_mask
+from .hub_mixin import BrainHarmonixHubMixin
 from .layers import BrainSelfAttention, TransformerLayer, build_layers
 from .losses import masked_token_mse, standardise_per_token
 from .positions import sincos_1d_with_cls
@@ -174,7 +175,7 @@ def init_classifier_output(module: nn.Module) -> bool:
     return True
 
 
-class HarmonizerPreTrainedModel(PreTrainedModel):
+class HarmonizerPreTrainedModel(BrainHarmonixHubMixin, PreTrainedModel):
     config: HarmonizerConfig
     base_model_prefix = "harmonizer"
     # Inputs are encoder latents of an fMRI series (time) and a T1 volume (image); fMRI is the primary one.

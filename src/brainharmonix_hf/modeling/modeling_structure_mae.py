@@ -27,6 +27,7 @@ from .._compat import (
     merge_with_config_defaults,
 )
 from .configuration_structure_mae import StructureMAEConfig
+from .hub_mixin import BrainHarmonixHubMixin
 from .layers import BrainSelfAttention, TransformerLayer, build_layers
 from .losses import masked_token_mse, standardise_per_token
 from .positions import sincos_3d
@@ -259,7 +260,7 @@ class StructureMAEDecoder(nn.Module):
         return self.pred(self.norm(hidden_states))
 
 
-class StructureMAEPreTrainedModel(PreTrainedModel):
+class StructureMAEPreTrainedModel(BrainHarmonixHubMixin, PreTrainedModel):
     """Weight initialisation and class attributes shared by the StructureMAE models."""
 
     config: StructureMAEConfig

@@ -57,14 +57,18 @@ class RoiTables:
 
 
 def _data_dir():
-    return resources.files("brainharmonix_hf").joinpath("data")
+    try:
+        return resources.files("brainharmonix_hf").joinpath("data")
+    except ModuleNotFoundError:  # copied beside a checkpoint and loaded without the package: tables are in the weights
+        return None
 
 
 def available_atlases() -> list[str]:
-    """Names of the atlases whose tables ship with the package."""
-    return sorted(
-        entry.name[: -len(_FILE_SUFFIX)] for entry in _data_dir().iterdir() if entry.name.endswith(_FILE_SUFFIX)
-    )
+    """Names of the atlases whose tables ship with the package (none when running without the package)."""
+    data_dir = _data_dir()
+    if data_dir is None:
+        return []
+    return sorted(entry.name[: -len(_FILE_SUFFIX)] for entry in data_dir.iterdir() if entry.name.endswith(_FILE_SUFFIX))
 
 
 def save_roi_tables(tables: RoiTables, path: str | Path) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import TensorType, to_numpy
 
+from ..modeling.hub_mixin import BrainHarmonixHubMixin
 from ..modeling.tape import patch_length_for_tr
 from .atlases import atlas_roi_labels, rows_in_model_order
 from .fmri_normalization import (
@@ -31,7 +32,7 @@ LAYOUTS = ("rois_first", "time_first")
 PADDINGS = ("longest", "max_length")
 
 
-class FMRIFeatureExtractor(SequenceFeatureExtractor):
+class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
     r"""Prepares ROI time series for FunctionJEPA: orientation, checks, normalisation, cropping, padding, masks.
 
     Each series is cropped to `num_time_patches` patches of `window_seconds` (the patch length in frames is

@@ -38,6 +38,7 @@ import numpy as np
 from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
 from transformers.utils import TensorType
 
+from ..modeling.hub_mixin import BrainHarmonixHubMixin
 from .nifti_io import ImageSource, NiftiInputError, as_3d, load_image
 from .reference_grid import MNI152_FIELD_OF_VIEW, check_mni_space, map_onto_grid, reference_grid
 
@@ -45,7 +46,7 @@ NORMALIZATIONS = ("whole_volume", "brain", "none")
 ZSCORE_EPS = 1e-9
 
 
-class T1VolumeFeatureExtractor(FeatureExtractionMixin):
+class T1VolumeFeatureExtractor(BrainHarmonixHubMixin, FeatureExtractionMixin):
     r"""Turns T1-weighted MRI volumes into StructureMAE inputs.
 
     Args:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from transformers import BatchFeature, ProcessorMixin
 
+from ..modeling.hub_mixin import BrainHarmonixHubMixin
 from .feature_extraction_fmri import FMRIFeatureExtractor
 from .feature_extraction_t1 import T1VolumeFeatureExtractor
 
@@ -23,7 +24,7 @@ LOADING_KWARGS = frozenset(
 )  # fmt: skip
 
 
-class BrainHarmonixProcessor(ProcessorMixin):
+class BrainHarmonixProcessor(BrainHarmonixHubMixin, ProcessorMixin):
     r"""Joins a `T1VolumeFeatureExtractor` and an `FMRIFeatureExtractor` into the inputs of `BrainHarmonixModel`.
 
     A batch may mix complete and incomplete subjects: put `None` in place of a subject's missing T1 or fMRI. The
