@@ -34,6 +34,7 @@ def composite_folder(tmp_path_factory):
     config = small_brainharmonix_config(image_size=(32, 32, 32), num_time_patches=2)
     model = BrainHarmonixModel(config).eval()
     processor = BrainHarmonixProcessor.for_config(config)
+    processor.t1_feature_extractor.check_mni_space = False  # the random volume below is no brain
     folder = tmp_path_factory.mktemp("composite")
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
@@ -43,7 +44,9 @@ def composite_folder(tmp_path_factory):
     volume = rng.standard_normal((40, 40, 40)).astype(np.float32)
     np.save(folder.parent / "series.npy", series)
     np.save(folder.parent / "volume.npy", volume)
-    inputs = processor(t1=volume, fmri=series, repetition_time=1.0, affine=np.eye(4), return_tensors="pt")
+    inputs = processor(
+        t1=volume, fmri=series, repetition_time=1.0, layout="rois_first", affine=np.eye(4), return_tensors="pt"
+    )
     with torch.no_grad():
         expected = model(**inputs).last_hidden_state
     return folder, inputs, expected
@@ -83,7 +86,9 @@ def test_without_the_package_auto_classes_load_remote_code_with_equal_outputs(co
         assert type(processor).__module__.startswith("transformers_modules."), type(processor).__module__
         series = np.load({str(folder.parent / "series.npy")!r})
         volume = np.load({str(folder.parent / "volume.npy")!r})
-        inputs = processor(t1=volume, fmri=series, repetition_time=1.0, affine=np.eye(4), return_tensors="pt")
+        inputs = processor(
+            t1=volume, fmri=series, repetition_time=1.0, layout="rois_first", affine=np.eye(4), return_tensors="pt"
+        )
         reference = torch.load({str(tmp_path / "inputs.pt")!r})
         for key, value in reference.items():
             assert torch.equal(inputs[key], value), key

@@ -299,9 +299,11 @@ class FunctionJEPAPreTrainedModel(RoiTablesRequiredOnLoad, BrainHarmonixHubMixin
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, RoiPositionEmbedding):
-            geometric_harmonics, functional_gradients = initial_roi_tables(self.config)
-            init.copy_(module.geometric_harmonics, geometric_harmonics)
-            init.copy_(module.functional_gradients, functional_gradients)
+            # Tables read from a checkpoint are data: never look up (or recompute) the initial ones over them.
+            if not getattr(module.geometric_harmonics, "_is_hf_initialized", False):
+                geometric_harmonics, functional_gradients = initial_roi_tables(self.config)
+                init.copy_(module.geometric_harmonics, geometric_harmonics)
+                init.copy_(module.functional_gradients, functional_gradients)
             init.copy_(
                 module.time_embedding, time_sincos_table(module.time_embedding.shape[1], self.config.num_time_patches)
             )

@@ -43,7 +43,7 @@ def chain_harmonics(num_rois: int, num_modes: int, first_mode: int = 0) -> torch
 def initial_roi_tables(config: FunctionJEPAConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """The tables a freshly built model starts with, by `config.roi_tables`: the shipped ones for `config.atlas`
     (`"shipped"`), zeros to be replaced with `set_roi_tables` (`"custom"`), or the chain placeholder
-    (`"placeholder"`, with a warning).
+    (`"placeholder"`, with a warning). On the meta device (a model being loaded) always zeros.
 
     Returns:
         `(num_rois, num_geometric_modes)` and `(num_rois, num_gradient_components)` tables in the default dtype.
@@ -51,7 +51,9 @@ def initial_roi_tables(config: FunctionJEPAConfig) -> tuple[torch.Tensor, torch.
     harmonics_shape = (config.num_rois, config.num_geometric_modes)
     gradients_shape = (config.num_rois, config.num_gradient_components)
     dtype = torch.get_default_dtype()
-    if config.roi_tables == "custom":
+    # `from_pretrained` builds the model on the meta device and then reads the tables from the checkpoint (whose
+    # loading refuses a file without them): nothing to read, warn about or compute here.
+    if config.roi_tables == "custom" or torch.empty(0).is_meta:
         return torch.zeros(harmonics_shape, dtype=dtype), torch.zeros(gradients_shape, dtype=dtype)
     if config.roi_tables == "placeholder":
         logger.warning_once(
