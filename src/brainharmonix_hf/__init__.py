@@ -40,12 +40,12 @@ from .modeling.modeling_structure_mae import (
     StructureMAEModel,
     StructureMAEPreTrainedModel,
 )
-from .modeling.roi_tables import RoiTables, load_roi_tables
 from .processing.feature_extraction_fmri import FMRIFeatureExtractor
 from .processing.feature_extraction_t1 import T1VolumeFeatureExtractor
-from .processing.gradients import compute_gradients
-from .processing.harmonics import compute_geometric_harmonics
 from .processing.processing_brainharmonix import BrainHarmonixProcessor
+from .roi_positions.gradients import compute_gradients
+from .roi_positions.harmonics import compute_geometric_harmonics
+from .roi_positions.tables import RoiTables, load_roi_tables
 from .training.masking import JEPAMasks, SpatiotemporalMaskSampler
 from .training.schedules import ema_momentum
 

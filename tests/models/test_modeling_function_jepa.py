@@ -19,8 +19,8 @@ from brainharmonix_hf import (
     FunctionJEPAModel,
     ema_momentum,
 )
-from brainharmonix_hf._compat import create_bidirectional_mask
-from brainharmonix_hf.modeling.roi_tables import load_roi_tables
+from brainharmonix_hf.modeling._compat import create_bidirectional_mask
+from brainharmonix_hf.roi_positions.tables import load_roi_tables
 
 NUM_ROIS, NUM_TIME_PATCHES, NUM_FRAMES = 8, 4, 32
 

@@ -18,7 +18,7 @@ from torch import nn
 from transformers.activations import ACT2FN
 from transformers.configuration_utils import PreTrainedConfig
 
-from .._compat import ALL_ATTENTION_FUNCTIONS, GradientCheckpointingLayer, TransformersKwargs, Unpack
+from ._compat import ALL_ATTENTION_FUNCTIONS, GradientCheckpointingLayer, TransformersKwargs, Unpack
 
 
 def eager_attention_forward(

@@ -13,7 +13,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.modeling_utils import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .._compat import TransformersKwargs, Unpack, can_return_tuple
+from ._compat import TransformersKwargs, Unpack, can_return_tuple
 from .configuration_brainharmonix import BrainHarmonixConfig
 from .modeling_function_jepa import FunctionJEPAModel
 from .modeling_harmonizer import HarmonizerModel, HubTokenClassifier, init_classifier_output

@@ -22,7 +22,8 @@ from torch import nn
 from transformers.modeling_utils import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .._compat import (
+from ..training.masking import SpatiotemporalMaskSampler
+from ._compat import (
     TransformersKwargs,
     Unpack,
     can_return_tuple,
@@ -31,7 +32,6 @@ from .._compat import (
     init,
     merge_with_config_defaults,
 )
-from ..training.masking import SpatiotemporalMaskSampler
 from .configuration_function_jepa import FunctionJEPAConfig
 from .layers import BrainSelfAttention, TransformerLayer, build_layers
 from .roi_position_embedding import RoiPositionEmbedding, grid_positions, initial_roi_tables, time_sincos_table

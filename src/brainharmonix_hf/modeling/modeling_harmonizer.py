@@ -17,7 +17,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceCl
 from transformers.modeling_utils import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .._compat import (
+from ._compat import (
     TransformersKwargs,
     Unpack,
     can_return_tuple,

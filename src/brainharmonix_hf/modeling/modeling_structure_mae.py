@@ -18,7 +18,7 @@ from torch import nn
 from transformers.modeling_utils import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .._compat import (
+from ._compat import (
     TransformersKwargs,
     Unpack,
     can_return_tuple,

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 from transformers.utils import logging
 
+from ..roi_positions.tables import available_atlases, load_roi_tables
 from .configuration_function_jepa import FunctionJEPAConfig
 from .positions import sincos_1d
-from .roi_tables import available_atlases, load_roi_tables
 
 logger = logging.get_logger(__name__)
 

@@ -11,12 +11,12 @@ import numpy as np
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import TensorType, to_numpy
 
+from ..modeling.repetition_time import check_repetition_time, resolve_repetition_time
 from ..modeling.tape import patch_length_for_tr
 from .fmri_normalization import NORMALIZATIONS, ZSCORE_SCOPES, fit_robust_statistics, robust_scale, zscore
 from .nifti_io import load_image
 from .nifti_io import repetition_time as header_repetition_time
 from .parcellation import parcellate_surface, parcellate_volume
-from .repetition_time import check_repetition_time, resolve_repetition_time
 from .roi_csv import read_roi_csv
 
 LAYOUTS = ("rois_first", "time_first")

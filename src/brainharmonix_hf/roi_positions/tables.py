@@ -57,7 +57,7 @@ class RoiTables:
 
 
 def _data_dir():
-    return resources.files("brainharmonix_hf").joinpath("data")
+    return resources.files(__package__).joinpath("data")
 
 
 def available_atlases() -> list[str]:
