@@ -45,9 +45,11 @@ from .processing.feature_extraction_t1 import T1VolumeFeatureExtractor
 from .processing.processing_brainharmonix import BrainHarmonixProcessor
 from .roi_positions.gradients import compute_gradients
 from .roi_positions.harmonics import compute_geometric_harmonics
-from .roi_positions.tables import RoiTables, load_roi_tables
+from .roi_positions.tables import RoiTables, load_roi_tables, register_shipped_tables
 from .training.masking import JEPAMasks, SpatiotemporalMaskSampler
 from .training.schedules import ema_momentum
+
+register_shipped_tables()
 
 AutoConfig.register(StructureMAEConfig.model_type, StructureMAEConfig)
 AutoModel.register(StructureMAEConfig, StructureMAEModel)

@@ -29,7 +29,7 @@ from ._compat import (
 from .configuration_structure_mae import StructureMAEConfig
 from .layers import BrainSelfAttention, TransformerLayer, build_layers
 from .losses import masked_token_mse, standardise_per_token
-from .positions import sincos_3d
+from .positions import padded_sincos_3d, sincos_3d
 
 
 @dataclass
@@ -126,18 +126,6 @@ def patches_to_volume(patches: torch.Tensor, config: StructureMAEConfig) -> torc
     volume = patches.reshape(patches.shape[0], g0, g1, g2, channels, p0, p1, p2)
     volume = volume.permute(0, 4, 1, 5, 2, 6, 3, 7)
     return volume.reshape(patches.shape[0], channels, *config.image_size)
-
-
-def padded_sincos_3d(embed_dim: int, grid_size: tuple[int, int, int]) -> torch.Tensor:
-    """`sincos_3d` for any width: the largest multiple of 6 carries positions, the last `embed_dim % 6` columns are 0.
-
-    The decoder's default width (512) is not a multiple of 6, so its two last channels get no position.
-
-    Returns:
-        `(prod(grid_size), embed_dim)` table in the default dtype.
-    """
-    table = sincos_3d(embed_dim - embed_dim % 6, grid_size)
-    return nn.functional.pad(table, (0, embed_dim % 6))
 
 
 def random_masking(

@@ -6,26 +6,41 @@ harmonics E `(R, 200)` and functional gradients G `(R, 30)`:
 `s = minmax_to[-1, 1](0.5 · (Linear(E) + Linear(G)))`, rescaled over the whole `(R, D/2)` matrix at once. The tables are
 persistent buffers, so a checkpoint carries the tables it was trained with.
 
-Tables ship for the atlases in `roi_tables.available_atlases()`. For any other atlas (custom or tiny test configs) the
-buffers start as a placeholder, the graph harmonics of a chain of ROIs (cosines, see `chain_harmonics`): distinct per
+A fresh model starts with the tables registered for `config.atlas` (`register_atlas_tables`; importing
+`brainharmonix_hf` registers the atlases whose tables ship in `brainharmonix_hf.roi_positions`, and this module never
+reads table files itself). For any other atlas (custom or tiny test configs) the buffers start as a placeholder, the graph harmonics of a chain of ROIs (cosines, see `chain_harmonics`): distinct per
 ROI and deterministic, but not anatomical. Replace them with `model.set_roi_tables(geometric_harmonics,
 functional_gradients)` before training such a model.
 """
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 from transformers.utils import logging
 
-from ..roi_positions.tables import available_atlases, load_roi_tables
 from .configuration_function_jepa import FunctionJEPAConfig
-from .positions import sincos_1d
+from .positions import time_sincos_table
 
 logger = logging.get_logger(__name__)
 
 # Keeps the min-max rescaling finite when every ROI embedding is equal (e.g. all-zero projections).
 MINMAX_EPS = 1e-12
+
+# Atlas name -> loader returning its `(geometric_harmonics, functional_gradients)` tables.
+_ATLAS_TABLES: dict[str, Callable[[], tuple[torch.Tensor, torch.Tensor]]] = {}
+
+
+def register_atlas_tables(atlas: str, loader: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Make `loader` the source of the tables a fresh model with `config.atlas == atlas` starts with.
+
+    Args:
+        atlas: atlas name as configs spell it, e.g. "schaefer400_7networks".
+        loader: returns `(num_rois, num_geometric_modes)` harmonics and `(num_rois, num_gradient_components)`
+            gradients; called once per model built.
+    """
+    _ATLAS_TABLES[atlas] = loader
 
 
 def chain_harmonics(num_rois: int, num_modes: int, first_mode: int = 0) -> torch.Tensor:
@@ -40,24 +55,24 @@ def chain_harmonics(num_rois: int, num_modes: int, first_mode: int = 0) -> torch
 
 
 def initial_roi_tables(config: FunctionJEPAConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """The tables a freshly built model starts with: the shipped ones for `config.atlas`, else the chain placeholder.
+    """The tables a freshly built model starts with: the registered ones for `config.atlas`, else the chain placeholder.
 
     Returns:
         `(num_rois, num_geometric_modes)` and `(num_rois, num_gradient_components)` tables in the default dtype.
     """
     harmonics_shape = (config.num_rois, config.num_geometric_modes)
     gradients_shape = (config.num_rois, config.num_gradient_components)
-    if config.atlas not in available_atlases():
+    if config.atlas not in _ATLAS_TABLES:
         logger.info(
-            f"No ROI tables ship for atlas {config.atlas!r}: the model starts with placeholder tables. Call "
+            f"No ROI tables are registered for atlas {config.atlas!r}: the model starts with placeholder tables. Call "
             "`model.set_roi_tables(geometric_harmonics, functional_gradients)` before training it."
         )
         return (
             chain_harmonics(config.num_rois, config.num_geometric_modes, first_mode=0),
             chain_harmonics(config.num_rois, config.num_gradient_components, first_mode=1),
         )
-    tables = load_roi_tables(config.atlas)
-    shipped = (tuple(tables.geometric_harmonics.shape), tuple(tables.functional_gradients.shape))
+    geometric_harmonics, functional_gradients = _ATLAS_TABLES[config.atlas]()
+    shipped = (tuple(geometric_harmonics.shape), tuple(functional_gradients.shape))
     if shipped != (harmonics_shape, gradients_shape):
         raise ValueError(
             f"The tables shipped for atlas {config.atlas!r} have shapes {shipped[0]} and {shipped[1]}, but the config "
@@ -66,18 +81,13 @@ def initial_roi_tables(config: FunctionJEPAConfig) -> tuple[torch.Tensor, torch.
             "`model.set_roi_tables(...)` with your own tables."
         )
     dtype = torch.get_default_dtype()
-    return tables.geometric_harmonics.to(dtype), tables.functional_gradients.to(dtype)
+    return geometric_harmonics.to(dtype), functional_gradients.to(dtype)
 
 
 def grid_positions(time_table: torch.Tensor, roi_table: torch.Tensor) -> torch.Tensor:
     """`(W, a)` time rows and `(R, b)` ROI rows -> `(R * W, a + b)` positions in ROI-major token order."""
     num_time_patches, num_rois = time_table.shape[0], roi_table.shape[0]
     return torch.cat([time_table.repeat(num_rois, 1), roi_table.repeat_interleave(num_time_patches, dim=0)], dim=1)
-
-
-def time_sincos_table(width: int, num_time_patches: int) -> torch.Tensor:
-    """`(num_time_patches, width)` sin-cos table of the time-patch index."""
-    return sincos_1d(width, torch.arange(num_time_patches))
 
 
 class RoiPositionEmbedding(nn.Module):
@@ -130,4 +140,4 @@ class RoiPositionEmbedding(nn.Module):
             buffer.copy_(table)
 
 
-__all__ = ["RoiPositionEmbedding", "chain_harmonics", "grid_positions", "initial_roi_tables", "time_sincos_table"]
+__all__ = ["RoiPositionEmbedding", "chain_harmonics", "grid_positions", "initial_roi_tables", "register_atlas_tables"]

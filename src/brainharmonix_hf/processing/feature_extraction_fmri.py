@@ -11,8 +11,7 @@ import numpy as np
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import TensorType, to_numpy
 
-from ..modeling.repetition_time import check_repetition_time, resolve_repetition_time
-from ..modeling.tape import patch_length_for_tr
+from ..modeling.repetition_time import check_repetition_time, patch_length_for_tr, resolve_repetition_time
 from .fmri_normalization import NORMALIZATIONS, ZSCORE_SCOPES, fit_robust_statistics, robust_scale, zscore
 from .nifti_io import load_image
 from .nifti_io import repetition_time as header_repetition_time

@@ -1,19 +1,23 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
 """ROI position tables shipped with the package: geometric harmonics and functional gradients per atlas ROI.
 
-One safetensors file per atlas in `brainharmonix_hf/data/<atlas>_roi_positions.safetensors` holds the two tables
-and JSON-encoded metadata (provenance, method, sign rule, licences). `scripts/build_roi_position_tables.py`
-rebuilds the default file from public data.
+One safetensors file per atlas in `brainharmonix_hf/roi_positions/data/<atlas>_roi_positions.safetensors` holds the
+two tables and JSON-encoded metadata (provenance, method, sign rule, licences). `python -m
+brainharmonix_hf.roi_positions.build` rebuilds the default file from public data. `register_shipped_tables` (run when
+`brainharmonix_hf` is imported) makes them the starting tables of fresh FunctionJEPA models.
 """
 
 import json
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+from ..modeling.roi_position_embedding import register_atlas_tables
 
 DEFAULT_ATLAS = "schaefer400_7networks"
 _FILE_SUFFIX = "_roi_positions.safetensors"
@@ -106,3 +110,14 @@ def load_roi_tables(atlas: str = DEFAULT_ATLAS) -> RoiTables:
         )
     with resources.as_file(path) as local_path:
         return read_roi_tables(local_path)
+
+
+def _shipped_table_pair(atlas: str) -> tuple[torch.Tensor, torch.Tensor]:
+    tables = load_roi_tables(atlas)
+    return tables.geometric_harmonics, tables.functional_gradients
+
+
+def register_shipped_tables() -> None:
+    """Register every shipped atlas with the model (see `modeling.roi_position_embedding.register_atlas_tables`)."""
+    for atlas in available_atlases():
+        register_atlas_tables(atlas, partial(_shipped_table_pair, atlas))
