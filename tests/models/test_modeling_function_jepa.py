@@ -390,6 +390,25 @@ def test_targets_are_layer_normalised_target_encoder_features():
     torch.testing.assert_close(outputs.loss, loss)  # every fixed target is a real token: the plain mean
 
 
+def test_nan_and_inf_in_padded_frames_leave_tokens_and_loss_unchanged():
+    torch.manual_seed(0)
+    model = FunctionJEPAForPreTraining(tiny_config()).eval()
+    batch = {**padded_batch(), **fixed_masks(3)}
+    poisoned = dict(batch, fmri_values=batch["fmri_values"].clone())
+    padding = ~batch["attention_mask"].bool()
+    poisoned["fmri_values"][1].transpose(0, 1)[padding[1]] = float("nan")
+    poisoned["fmri_values"][2].transpose(0, 1)[padding[2]] = float("inf")
+    with torch.no_grad():
+        clean = model.target_encoder(**padded_batch()).last_hidden_state
+        dirty = model.target_encoder(**{k: poisoned[k] for k in padded_batch()}).last_hidden_state
+    assert torch.isfinite(dirty).all()
+    torch.testing.assert_close(dirty, clean, rtol=0, atol=1e-6)
+    loss = model(**poisoned).loss
+    loss.backward()
+    torch.testing.assert_close(loss, model(**batch).loss, rtol=0, atol=1e-6)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
 def test_out_of_grid_token_indices_are_refused():
     model = FunctionJEPAForPreTraining(tiny_config())
     masks = fixed_masks(3)

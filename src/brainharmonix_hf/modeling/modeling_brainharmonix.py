@@ -71,6 +71,19 @@ class BrainHarmonixPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         init_classifier_output(module)
 
+    def initialize_weights(self) -> None:
+        """Initialise as usual, then freeze the encoders of every `BrainHarmonixModel` inside whose config asks.
+
+        transformers calls `initialize_weights` of the outermost model only, both at construction and after
+        `from_pretrained` has put fresh (trainable) parameters in place, so freezing here holds for a task head
+        wrapping the composite as well as for the composite alone.
+        """
+        super().initialize_weights()
+        for module in self.modules():
+            if isinstance(module, BrainHarmonixModel) and module.config.freeze_encoders:
+                module.structure.requires_grad_(False)
+                module.function.requires_grad_(False)
+
 
 class BrainHarmonixModel(BrainHarmonixPreTrainedModel):
     """StructureMAE + FunctionJEPA encoders (frozen by default) feeding the Harmonizer.
@@ -133,14 +146,6 @@ class BrainHarmonixModel(BrainHarmonixPreTrainedModel):
             getattr(model, name).load_state_dict(stage.state_dict())
         return model
 
-    def initialize_weights(self) -> None:
-        """Initialise as usual, then freeze the encoders when the config asks (also after loading, which builds fresh
-        parameters)."""
-        super().initialize_weights()
-        if self.config.freeze_encoders:
-            self.structure.requires_grad_(False)
-            self.function.requires_grad_(False)
-
     def train(self, mode: bool = True) -> "BrainHarmonixModel":
         """Frozen encoders stay in eval mode (no dropout or stochastic depth) while the Harmonizer trains."""
         super().train(mode)
@@ -157,6 +162,7 @@ class BrainHarmonixModel(BrainHarmonixPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         has_t1: torch.Tensor | None = None,
         has_fmri: torch.Tensor | None = None,
+        patch_size: torch.Tensor | None = None,
     ) -> ModalityLatents:
         """Run each encoder on the subjects that have its modality (see `forward` for the arguments)."""
         latents = ModalityLatents()
@@ -171,7 +177,8 @@ class BrainHarmonixModel(BrainHarmonixPreTrainedModel):
                 if repetition_time is None:
                     raise ValueError("fmri_values need repetition_time: the TR in seconds of each subject's series.")
                 frame_mask = attention_mask[present] if attention_mask is not None else None
-                outputs = self.function(fmri_values[present], repetition_time[present], frame_mask)
+                patch_size = patch_size[present] if patch_size is not None else None
+                outputs = self.function(fmri_values[present], repetition_time[present], frame_mask, patch_size)
                 latents.fmri_latents = _scatter_subjects(outputs.last_hidden_state, present)
                 latents.fmri_token_mask = _scatter_subjects(outputs.token_mask, present)
         return latents
@@ -185,6 +192,7 @@ class BrainHarmonixModel(BrainHarmonixPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         has_t1: torch.Tensor | None = None,
         has_fmri: torch.Tensor | None = None,
+        patch_size: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> BrainHarmonixModelOutput:
         r"""
@@ -194,14 +202,19 @@ class BrainHarmonixModel(BrainHarmonixPreTrainedModel):
             fmri_values: `(batch, num_rois, num_timepoints)` ROI series (see `FMRIFeatureExtractor`), or `None` when
                 no subject has fMRI.
             repetition_time: `(batch,)` TR in seconds of each series; a batch may mix TRs.
-            attention_mask: `(batch, num_timepoints)` fMRI frame mask, 1 for a real frame.
+            attention_mask: `(batch, num_timepoints)` fMRI frame mask, 1 for a real frame (see
+                [`FunctionJEPAModel`]).
             has_t1: `(batch,)` bool, which subjects have a T1 (all when `None`).
             has_fmri: `(batch,)` bool, which subjects have fMRI (all when `None`).
+            patch_size: `(batch,)` frames per time patch of each series, as the processor returns it; derived from
+                `repetition_time` when `None`.
 
         Returns:
             [`BrainHarmonixModelOutput`] with the hub tokens and the pooled subject embedding.
         """
-        latents = self.encode_modalities(pixel_values, fmri_values, repetition_time, attention_mask, has_t1, has_fmri)
+        latents = self.encode_modalities(
+            pixel_values, fmri_values, repetition_time, attention_mask, has_t1, has_fmri, patch_size
+        )
         outputs = self.harmonizer(**latents, **kwargs)
         return BrainHarmonixModelOutput(
             last_hidden_state=outputs.last_hidden_state,
@@ -241,12 +254,13 @@ class BrainHarmonixForSequenceClassification(BrainHarmonixPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         has_t1: torch.Tensor | None = None,
         has_fmri: torch.Tensor | None = None,
+        patch_size: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> SequenceClassifierOutput:
         r"""
         Args:
-            pixel_values, fmri_values, repetition_time, attention_mask, has_t1, has_fmri: as in
+            pixel_values, fmri_values, repetition_time, attention_mask, has_t1, has_fmri, patch_size: as in
                 [`BrainHarmonixModel.forward`].
             labels: `(batch,)` class indices, `(batch, num_labels)` multi-hot floats, or regression targets.
 
@@ -254,7 +268,7 @@ class BrainHarmonixForSequenceClassification(BrainHarmonixPreTrainedModel):
             `SequenceClassifierOutput` with `logits` `(batch, num_labels)`.
         """
         outputs = self.brainharmonix(
-            pixel_values, fmri_values, repetition_time, attention_mask, has_t1, has_fmri, **kwargs
+            pixel_values, fmri_values, repetition_time, attention_mask, has_t1, has_fmri, patch_size, **kwargs
         )
         logits = self.classifier(outputs.pooler_output)
         loss = self.loss_function(labels, logits, self.config) if labels is not None else None

@@ -44,7 +44,7 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
         return_attention_mask (`bool`, *optional*, defaults to `True`): return the frame mask (1 = real frame).
     """
 
-    model_input_names: ClassVar[list[str]] = ["fmri_values", "repetition_time", "attention_mask"]
+    model_input_names: ClassVar[list[str]] = ["fmri_values", "repetition_time", "patch_size", "attention_mask"]
 
     def __init__(
         self,
@@ -108,7 +108,8 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
         self.robust_median, self.robust_iqr = median.tolist(), iqr.tolist()
 
     def patch_length(self, repetition_time: float) -> int:
-        """Frames per time patch at this TR, as the model computes it: `round(window_seconds / repetition_time)`."""
+        """Frames per time patch at this TR, `round(window_seconds / repetition_time)` (the rule of
+        `brainharmonix_hf.modeling.repetition_time`, shared with the model)."""
         return patch_length_for_tr(repetition_time, self.window_seconds)
 
     def fit_robust_statistics(self, fmri, layout: str) -> "FMRIFeatureExtractor":
@@ -145,15 +146,16 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
 
         Returns:
             `BatchFeature` with `fmri_values` `(batch, num_rois, num_timepoints)` float32, `repetition_time`
-            `(batch,)` float32 seconds and `attention_mask` `(batch, num_timepoints)` int (1 = real frame).
+            `(batch,)` float32 seconds, `patch_size` `(batch,)` int64 frames per time patch (the model uses it as
+            given) and `attention_mask` `(batch, num_timepoints)` int, the frame mask (1 = real frame).
         """
         series_list = self._time_first_series(fmri, layout)
         repetition_times = self._per_series_repetition_times(repetition_time, len(series_list))
+        patch_sizes = [self.patch_length(tr) for tr in repetition_times]
         prepared, padded_length = [], 0
-        for index, (series, tr) in enumerate(zip(series_list, repetition_times, strict=True)):
-            series = self._normalize(self._crop_to_window(series, tr, index))
+        for index, (series, tr, patch) in enumerate(zip(series_list, repetition_times, patch_sizes, strict=True)):
+            series = self._normalize(self._crop_to_window(series, tr, patch, index))
             prepared.append(series)
-            patch = self.patch_length(tr)
             padded_length = max(padded_length, math.ceil(len(series) / patch) * patch)
         padded = self.pad(
             BatchFeature({"fmri_values": prepared}),
@@ -165,6 +167,7 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
         outputs = {
             "fmri_values": padded["fmri_values"].transpose(0, 2, 1),
             "repetition_time": np.asarray(repetition_times, dtype=np.float32),
+            "patch_size": np.asarray(patch_sizes, dtype=np.int64),
         }
         if "attention_mask" in padded:
             outputs["attention_mask"] = padded["attention_mask"]
@@ -317,9 +320,9 @@ class FMRIFeatureExtractor(SequenceFeatureExtractor):
             )
         return series.astype(np.float64)
 
-    def _crop_to_window(self, series: np.ndarray, tr: float, index: int) -> np.ndarray:
-        """Keep at most `num_time_patches` patches of frames; warn when a series is cropped or under one patch."""
-        patch = self.patch_length(tr)
+    def _crop_to_window(self, series: np.ndarray, tr: float, patch: int, index: int) -> np.ndarray:
+        """Keep at most `num_time_patches` patches of `patch` frames; warn when a series is cropped or under one
+        patch."""
         max_frames = self.num_time_patches * patch
         if len(series) > max_frames:
             dropped = len(series) - max_frames
