@@ -354,7 +354,8 @@ class FunctionJEPAForPreTraining(FunctionJEPAPreTrainedModel):
 
     >>> config = FunctionJEPAConfig(num_hidden_layers=2, predictor_num_hidden_layers=1)
     >>> model = FunctionJEPAForPreTraining(config)
-    >>> masks = SpatiotemporalMaskSampler.from_config(config)(torch.tensor([17, 17]))  # 300 frames at TR 2 s: 17 patches
+    >>> sampler = SpatiotemporalMaskSampler.from_config(config)
+    >>> masks = sampler(torch.tensor([17, 17]))  # valid time patches: 300 frames at TR 2 s fill 17
     >>> outputs = model(
     ...     torch.randn(2, 400, 300),
     ...     repetition_time=torch.tensor([2.0, 2.0]),

@@ -8,9 +8,10 @@ persistent buffers, so a checkpoint carries the tables it was trained with.
 
 A fresh model starts with the tables registered for `config.atlas` (`register_atlas_tables`; importing
 `brainharmonix_hf` registers the atlases whose tables ship in `brainharmonix_hf.roi_positions`, and this module never
-reads table files itself). For any other atlas (custom or tiny test configs) the buffers start as a placeholder, the graph harmonics of a chain of ROIs (cosines, see `chain_harmonics`): distinct per
-ROI and deterministic, but not anatomical. Replace them with `model.set_roi_tables(geometric_harmonics,
-functional_gradients)` before training such a model.
+reads table files itself). For any other atlas (custom or tiny test configs) the buffers start as a placeholder, the
+graph harmonics of a chain of ROIs (cosines, see `chain_harmonics`): distinct per ROI and deterministic, but not
+anatomical. Replace them with `model.set_roi_tables(geometric_harmonics, functional_gradients)` before training such a
+model.
 """
 
 import math

@@ -1,14 +1,14 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
 """TAPE: temporal adaptive patch embedding, one patch kernel for every repetition time (TR).
 
-A token covers a fixed stretch of time, the canonical window τ (35.28 s = 48 frames at TR 0.735 s), so a scan at
-TR covers a token with `p = round(τ / TR)` frames (the rule lives in `repetition_time`). The patch kernel is stored for `p0 = 48` frames; for another `p`
-it is resized with the pseudo-inverse ("PI-resize") rule: if `B` (p × p0) resizes a length-p0 signal to length p
-(bicubic with antialiasing, applied to each basis vector), the resized kernel `pinv(Bᵀ) · w` gives the same token
-for a resized signal as `w` gives for the original one. The resize matrix depends only on `(p0, p)`: each module caches
-it per `(p, device, dtype)`, always built outside inference mode so that a cache filled during inference serves
-training too. The resized kernel itself is a small matmul recomputed each forward so gradients always reach the
-stored weights.
+A token covers a fixed stretch of time, the canonical window τ (35.28 s = 48 frames at TR 0.735 s), so a scan at TR
+covers a token with `p = round(τ / TR)` frames (the rule lives in `repetition_time`). The patch kernel is stored for
+`p0 = 48` frames; for another `p` it is resized with the pseudo-inverse ("PI-resize") rule: if `B` (p × p0) resizes a
+length-p0 signal to length p (bicubic with antialiasing, applied to each basis vector), the resized kernel
+`pinv(Bᵀ) · w` gives the same token for a resized signal as `w` gives for the original one. The resize matrix depends
+only on `(p0, p)`: each module caches it per `(p, device, dtype)`, always built outside inference mode so that a cache
+filled during inference serves training too. The resized kernel itself is a small matmul recomputed each forward so
+gradients always reach the stored weights.
 
 Every sample keeps the same token grid `num_rois × num_time_patches` whatever its TR, so a batch may mix TRs.
 """
