@@ -409,6 +409,20 @@ def test_nan_and_inf_in_padded_frames_leave_tokens_and_loss_unchanged():
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
+def test_residual_outputs_start_depth_scaled_in_both_stacks_and_loading_keeps_them(tmp_path):
+    torch.manual_seed(0)
+    model = FunctionJEPAForPreTraining(tiny_config(hidden_size=128, intermediate_size=256, predictor_hidden_size=64))
+    for stack in (model.encoder, model.predictor):
+        for depth, layer in enumerate(stack.layers, start=1):
+            expected = 0.02 / (2 * depth) ** 0.5
+            for residual_output in (layer.attention.proj, layer.mlp.fc2):
+                assert abs(residual_output.weight.std().item() / expected - 1.0) < 0.1
+            assert abs(layer.attention.qkv.weight.std().item() / 0.02 - 1.0) < 0.1
+    model.save_pretrained(tmp_path)
+    reloaded = FunctionJEPAForPreTraining.from_pretrained(tmp_path)
+    assert torch.equal(reloaded.encoder.layers[1].mlp.fc2.weight, model.encoder.layers[1].mlp.fc2.weight)
+
+
 def test_out_of_grid_token_indices_are_refused():
     model = FunctionJEPAForPreTraining(tiny_config())
     masks = fixed_masks(3)

@@ -214,16 +214,10 @@ class FunctionJEPAPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """Truncated-normal linears and patch kernel, truncated-normal mask token, fixed tables recomputed; each stack
-        (encoder, predictor) then scales the residual-branch outputs of its layer l (attention `proj`, MLP `fc2`) to
-        std / sqrt(2l), so deep stacks start with small residual updates. Modules are initialised children first, so
-        the stack's rule runs after the plain Linear rule."""
+        """Truncated-normal linears and patch kernel, truncated-normal mask token, fixed tables recomputed (the
+        residual outputs of each stack are redrawn afterwards, see `initialize_weights`)."""
         super()._init_weights(module)
         std = self.config.initializer_range
-        if isinstance(module, (FunctionJEPAModel, FunctionJEPAPredictor)):
-            for depth, layer in enumerate(module.layers, start=1):
-                for residual_output in (layer.attention.proj, layer.mlp.fc2):
-                    init.trunc_normal_(residual_output.weight, std=std / math.sqrt(2.0 * depth))
         if isinstance(module, (nn.Linear, nn.Conv2d)):
             init.trunc_normal_(module.weight, std=std)
             if module.bias is not None:
@@ -240,6 +234,23 @@ class FunctionJEPAPreTrainedModel(PreTrainedModel):
             init.copy_(
                 module.time_embedding, time_sincos_table(module.time_embedding.shape[1], self.config.num_time_patches)
             )
+
+    @torch.no_grad()
+    def initialize_weights(self) -> None:
+        """Initialise every module, then let each stack (encoder, predictor) scale the residual-branch outputs of its
+        layer l (attention `proj`, MLP `fc2`) to std / sqrt(2l), so deep stacks start with small residual updates.
+
+        The depth rule belongs to the stack, which knows the depth of each layer; transformers' per-module
+        `_init_weights` pass skips modules without parameters of their own in models defined outside transformers,
+        so the stacks apply it here, after that pass. Loaded weights are never redrawn.
+        """
+        super().initialize_weights()
+        std = self.config.initializer_range
+        for module in self.modules():
+            if isinstance(module, (FunctionJEPAModel, FunctionJEPAPredictor)):
+                for depth, layer in enumerate(module.layers, start=1):
+                    for residual_output in (layer.attention.proj, layer.mlp.fc2):
+                        init.trunc_normal_(residual_output.weight, std=std / math.sqrt(2.0 * depth))
 
     def set_roi_tables(self, geometric_harmonics: torch.Tensor, functional_gradients: torch.Tensor) -> None:
         """Replace the ROI tables of every encoder in the model (they are saved with it).

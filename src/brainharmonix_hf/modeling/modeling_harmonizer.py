@@ -28,6 +28,7 @@ from ._compat import (
 )
 from .configuration_harmonizer import HarmonizerConfig
 from .harmonizer_tokens import combine_modalities, hide_one_modality, reconstruction_loss_mask
+from .hub_token_head import HubTokenClassifier, init_hub_token_classifier
 from .layers import BrainSelfAttention, TransformerLayer, build_layers
 from .losses import masked_token_mse, standardise_per_token
 from .positions import sincos_1d_with_cls
@@ -147,33 +148,6 @@ class HarmonizerDecoder(nn.Module):
         return hidden_states[:, 1 : 1 + num_latent_tokens]
 
 
-class HubTokenClassifier(nn.Module):
-    """Task head on the pooled hub tokens: LayerNorm then Linear, `(batch, hidden_size)` -> `(batch, num_labels)`.
-
-    The Linear starts near zero (truncated normal with std `initializer_range`, 2e-5 by default): its weights carry
-    `initializer_range` for `_init_weights`.
-    """
-
-    def __init__(self, hidden_size: int, num_labels: int, layer_norm_eps: float, initializer_range: float):
-        super().__init__()
-        self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
-        self.dense = nn.Linear(hidden_size, num_labels)
-        self.dense.head_initializer_range = initializer_range
-
-    def forward(self, pooled_hub_tokens: torch.Tensor) -> torch.Tensor:
-        return self.dense(self.norm(pooled_hub_tokens))
-
-
-def init_classifier_output(module: nn.Module) -> bool:
-    """Initialise `module` if it is the output Linear of a `HubTokenClassifier`; returns whether it was."""
-    initializer_range = getattr(module, "head_initializer_range", None)
-    if initializer_range is None:
-        return False
-    init.trunc_normal_(module.weight, std=initializer_range)
-    init.zeros_(module.bias)
-    return True
-
-
 class HarmonizerPreTrainedModel(PreTrainedModel):
     config: HarmonizerConfig
     base_model_prefix = "harmonizer"
@@ -193,8 +167,6 @@ class HarmonizerPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
         std = self.config.initializer_range
-        if init_classifier_output(module):
-            return
         if isinstance(module, nn.Linear):
             # MAE-style init of every other Linear, as the reference pretraining.
             init.xavier_uniform_(module.weight)
@@ -209,6 +181,13 @@ class HarmonizerPreTrainedModel(PreTrainedModel):
             init.normal_(module.mask_token, std=std)
             init.normal_(module.hub_position_embeddings, std=1.0)
             init.copy_(module.position_embeddings, module.build_position_table(self.config))
+
+    @torch.no_grad()
+    def initialize_weights(self) -> None:
+        """Initialise every module, then the task head's output layer (see `hub_token_head`)."""
+        super().initialize_weights()
+        for module in self.modules():
+            init_hub_token_classifier(module)
 
 
 class HarmonizerModel(HarmonizerPreTrainedModel):

@@ -1,0 +1,46 @@
+# Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
+"""The task head of both sequence classifiers (Harmonizer and end-to-end BrainHarmonix): pooled hub tokens ->
+LayerNorm -> Linear.
+
+The pooled input is the mean of the K hub tokens (the Harmonizer's `pooler_output`, CLS excluded) taken from an encoder
+without its final LayerNorm, as the reference fine-tuning does. The Linear starts near zero: its weights are drawn with
+std `initializer_range` (2e-5 by default) by `init_hub_token_classifier`, which each classifier's `initialize_weights`
+calls after the per-module pass (transformers' `_init_weights` pass skips modules without parameters of their own,
+such as this head, in models defined outside transformers).
+"""
+
+import torch
+from torch import nn
+
+from ._compat import init
+
+
+class HubTokenClassifier(nn.Module):
+    """`(batch, hidden_size)` pooled hub tokens -> `(batch, num_labels)` logits.
+
+    Args:
+        hidden_size: width of the hub tokens.
+        num_labels: outputs (1 for regression).
+        layer_norm_eps: epsilon of the LayerNorm.
+        initializer_range: std of the truncated-normal init of the output Linear.
+    """
+
+    def __init__(self, hidden_size: int, num_labels: int, layer_norm_eps: float, initializer_range: float):
+        super().__init__()
+        self.initializer_range = initializer_range
+        self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.dense = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, pooled_hub_tokens: torch.Tensor) -> torch.Tensor:
+        return self.dense(self.norm(pooled_hub_tokens))
+
+
+def init_hub_token_classifier(module: nn.Module) -> None:
+    """Draw the output Linear of a `HubTokenClassifier` (std `initializer_range`, zero bias) unless it was loaded;
+    other modules are left alone."""
+    if isinstance(module, HubTokenClassifier):
+        init.trunc_normal_(module.dense.weight, std=module.initializer_range)
+        init.zeros_(module.dense.bias)
+
+
+__all__ = ["HubTokenClassifier", "init_hub_token_classifier"]
