@@ -10,8 +10,10 @@ Every processor that takes a brain image goes through `load_image`, which accept
 
 and returns an in-memory `nib.Nifti1Image` whose voxels have all been read and checked. Reading the data at load time
 means a truncated or corrupt `.nii.gz` fails here, with the file name, instead of deep inside a processor. Problems
-with the content raise `NiftiInputError` (a `ValueError`); a missing file raises `FileNotFoundError`; an input of the
-wrong Python type raises `TypeError`. Every message names the problem and how to fix it.
+with the content raise `NiftiInputError` (a `ValueError`); a file that is not a readable NIfTI image (wrong format,
+damaged header, truncated or corrupt voxels) raises `NiftiFileError`, which is both a `NiftiInputError` and nibabel's
+`ImageFileError`, so code that catches nibabel's error catches ours too; a missing file raises `FileNotFoundError`; an
+input of the wrong Python type raises `TypeError`. Every message names the problem and how to fix it.
 """
 
 import gzip
@@ -38,6 +40,10 @@ class NiftiInputError(ValueError):
     """A brain image that cannot be used as given; the message says what is wrong and how to fix it."""
 
 
+class NiftiFileError(NiftiInputError, ImageFileError):
+    """A file that is not a readable NIfTI image; also a nibabel `ImageFileError`."""
+
+
 def load_image(source: ImageSource, affine: np.ndarray | None = None) -> nib.Nifti1Image:
     """Load a 3D or 4D brain image and check it: readable, finite, with a usable affine.
 
@@ -53,8 +59,8 @@ def load_image(source: ImageSource, affine: np.ndarray | None = None) -> nib.Nif
     Raises:
         FileNotFoundError: the path does not exist.
         TypeError: `source` is none of the accepted kinds.
-        NiftiInputError: not a NIfTI file, truncated or corrupt data, NaN/Inf voxels, wrong number of dimensions,
-            missing or invalid affine.
+        NiftiFileError: not a NIfTI file, damaged header, truncated or corrupt data (also a `NiftiInputError`).
+        NiftiInputError: NaN/Inf voxels, wrong number of dimensions, missing or invalid affine.
     """
     if isinstance(source, (str, os.PathLike)):
         _refuse_affine(affine, "a file path")
@@ -167,19 +173,19 @@ def _read_file(path: Path) -> nib.Nifti1Image:
     if not path.exists():
         raise FileNotFoundError(f"No NIfTI file at {path}. Check the path (relative paths start at {Path.cwd()}).")
     if not path.name.lower().endswith(NIFTI_SUFFIXES):
-        raise NiftiInputError(
+        raise NiftiFileError(
             f"{path} is not a NIfTI file (expected a name ending in {' or '.join(NIFTI_SUFFIXES)}). Convert it to "
             f"NIfTI, or load it with nibabel and pass the image object."
         )
     try:
         image = nib.load(path)
     except ImageFileError as error:
-        raise NiftiInputError(
+        raise NiftiFileError(
             f"{path} is not a readable NIfTI file ({error}): its header is missing or damaged. Re-export the image "
             f"as NIfTI, and check that the extension matches the content (.nii.gz must be gzip-compressed)."
         ) from error
     if not isinstance(image, nib.Nifti1Image):
-        raise NiftiInputError(
+        raise NiftiFileError(
             f"{path} loads as {type(image).__name__}, not NIfTI. Convert it to NIfTI (.nii or .nii.gz)."
         )
     return _in_memory(image, name=str(path))
@@ -192,7 +198,7 @@ def _in_memory(image: SpatialImage, name: str) -> nib.Nifti1Image:
     try:
         data = np.asanyarray(image.dataobj)
     except (EOFError, zlib.error, gzip.BadGzipFile, OSError, ValueError) as error:
-        raise NiftiInputError(
+        raise NiftiFileError(
             f"Could not read the voxels of {name}: the file is truncated or corrupt ({type(error).__name__}: "
             f"{error}). Copy or download it again, or re-export it from the source."
         ) from error
