@@ -1,7 +1,8 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
 """BrainHarmonix for Hugging Face: T1 MRI and fMRI of any TR to 1D hub tokens.
 
-Importing the package registers every config, model and processor with the transformers Auto classes.
+Importing the package registers every config, model and processor with the transformers Auto classes, and the shipped
+ROI position tables as the starting tables of fresh FunctionJEPA models.
 """
 
 __version__ = "0.1.0"
