@@ -11,8 +11,11 @@ such as this head, in models defined outside transformers).
 
 import torch
 from torch import nn
+from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.utils import ModelOutput
 
 from ._compat import init
+from .configuration_harmonizer import HarmonizerConfig
 
 
 class HubTokenClassifier(nn.Module):
@@ -31,8 +34,30 @@ class HubTokenClassifier(nn.Module):
         self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.dense = nn.Linear(hidden_size, num_labels)
 
+    @classmethod
+    def from_config(cls, harmonizer_config: HarmonizerConfig, num_labels: int) -> "HubTokenClassifier":
+        """The head on the hub tokens of a Harmonizer built from `harmonizer_config`."""
+        return cls(
+            harmonizer_config.hidden_size,
+            num_labels,
+            harmonizer_config.layer_norm_eps,
+            harmonizer_config.classifier_initializer_range,
+        )
+
     def forward(self, pooled_hub_tokens: torch.Tensor) -> torch.Tensor:
         return self.dense(self.norm(pooled_hub_tokens))
+
+    def classify(
+        self, outputs: ModelOutput, labels: torch.Tensor | None, loss_function, config
+    ) -> SequenceClassifierOutput:
+        """Logits from an encoder output's `pooler_output` (the mean hub token) and, with `labels`, the loss
+        `loss_function(labels, logits, config)` (transformers' sequence-classification loss: `config.num_labels` and
+        `config.problem_type` select regression, single- or multi-label classification)."""
+        logits = self(outputs.pooler_output)
+        loss = loss_function(labels, logits, config) if labels is not None else None
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
 
 
 def init_hub_token_classifier(module: nn.Module) -> None:

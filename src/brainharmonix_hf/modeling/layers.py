@@ -189,3 +189,16 @@ def build_layers(
     return nn.ModuleList(
         TransformerLayer(config, hidden_size, num_attention_heads, intermediate_size, rate) for rate in rates
     )
+
+
+def build_encoder_layers(config: PreTrainedConfig) -> nn.ModuleList:
+    """The encoder stack a model config describes (`num_hidden_layers`, `hidden_size`, `num_attention_heads`,
+    `intermediate_size`, `drop_path_rate`)."""
+    return build_layers(
+        config,
+        config.num_hidden_layers,
+        config.hidden_size,
+        config.num_attention_heads,
+        config.intermediate_size,
+        config.drop_path_rate,
+    )

@@ -232,14 +232,8 @@ class BrainHarmonixForSequenceClassification(BrainHarmonixPreTrainedModel):
 
     def __init__(self, config: BrainHarmonixConfig):
         super().__init__(config)
-        harmonizer = config.harmonizer_config
         self.brainharmonix = BrainHarmonixModel(config, add_final_layernorm=False)
-        self.classifier = HubTokenClassifier(
-            harmonizer.hidden_size,
-            config.num_labels,
-            harmonizer.layer_norm_eps,
-            harmonizer.classifier_initializer_range,
-        )
+        self.classifier = HubTokenClassifier.from_config(config.harmonizer_config, config.num_labels)
         self.post_init()
 
     @can_return_tuple
@@ -267,11 +261,7 @@ class BrainHarmonixForSequenceClassification(BrainHarmonixPreTrainedModel):
         outputs = self.brainharmonix(
             pixel_values, fmri_values, repetition_time, attention_mask, has_t1, has_fmri, patch_size, **kwargs
         )
-        logits = self.classifier(outputs.pooler_output)
-        loss = self.loss_function(labels, logits, self.config) if labels is not None else None
-        return SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
+        return self.classifier.classify(outputs, labels, self.loss_function, self.config)
 
 
 def _presence(flags: torch.Tensor | None, inputs: torch.Tensor | None) -> torch.Tensor | None:

@@ -37,7 +37,7 @@ from ._compat import (
     merge_with_config_defaults,
 )
 from .configuration_function_jepa import FunctionJEPAConfig
-from .layers import BrainSelfAttention, TransformerLayer, build_layers
+from .layers import BrainSelfAttention, TransformerLayer, build_encoder_layers, build_layers
 from .losses import jepa_loss
 from .positions import time_sincos_table
 from .roi_position_embedding import RoiPositionEmbedding, grid_positions, initial_roi_tables
@@ -291,14 +291,7 @@ class FunctionJEPAModel(FunctionJEPAPreTrainedModel):
             config.hidden_size, config.num_time_patches, config.base_patch_length, config.window_seconds
         )
         self.roi_positions = RoiPositionEmbedding(config)
-        self.layers = build_layers(
-            config,
-            config.num_hidden_layers,
-            config.hidden_size,
-            config.num_attention_heads,
-            config.intermediate_size,
-            config.drop_path_rate,
-        )
+        self.layers = build_encoder_layers(config)
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init()
 

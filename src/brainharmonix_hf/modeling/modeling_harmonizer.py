@@ -29,7 +29,7 @@ from ._compat import (
 from .configuration_harmonizer import HarmonizerConfig
 from .harmonizer_tokens import combine_modalities, hide_one_modality, reconstruction_loss_mask
 from .hub_token_head import HubTokenClassifier, init_hub_token_classifier
-from .layers import BrainSelfAttention, TransformerLayer, build_layers
+from .layers import BrainSelfAttention, TransformerLayer, build_encoder_layers, build_layers
 from .losses import masked_token_mse, standardise_per_token
 from .positions import sincos_1d_with_cls
 from .token_packing import pack_tokens
@@ -202,14 +202,7 @@ class HarmonizerModel(HarmonizerPreTrainedModel):
     def __init__(self, config: HarmonizerConfig, add_final_layernorm: bool = True):
         super().__init__(config)
         self.embeddings = HarmonizerEmbeddings(config)
-        self.layers = build_layers(
-            config,
-            config.num_hidden_layers,
-            config.hidden_size,
-            config.num_attention_heads,
-            config.intermediate_size,
-            config.drop_path_rate,
-        )
+        self.layers = build_encoder_layers(config)
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if add_final_layernorm else None
         self.post_init()
 
@@ -330,9 +323,7 @@ class HarmonizerForSequenceClassification(HarmonizerPreTrainedModel):
     def __init__(self, config: HarmonizerConfig):
         super().__init__(config)
         self.harmonizer = HarmonizerModel(config, add_final_layernorm=False)
-        self.classifier = HubTokenClassifier(
-            config.hidden_size, config.num_labels, config.layer_norm_eps, config.classifier_initializer_range
-        )
+        self.classifier = HubTokenClassifier.from_config(config, config.num_labels)
         self.post_init()
 
     @can_return_tuple
@@ -355,15 +346,7 @@ class HarmonizerForSequenceClassification(HarmonizerPreTrainedModel):
             `SequenceClassifierOutput` with `logits` `(batch, num_labels)`.
         """
         outputs = self.harmonizer(fmri_latents, fmri_token_mask, t1_latents, t1_token_mask, **kwargs)
-        logits = self.classifier(outputs.pooler_output)
-
-        loss = None
-        if labels is not None:
-            loss = self.loss_function(labels, logits, self.config)
-
-        return SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
+        return self.classifier.classify(outputs, labels, self.loss_function, self.config)
 
 
 __all__ = [

@@ -27,7 +27,7 @@ from ._compat import (
     merge_with_config_defaults,
 )
 from .configuration_structure_mae import StructureMAEConfig
-from .layers import BrainSelfAttention, TransformerLayer, build_layers
+from .layers import BrainSelfAttention, TransformerLayer, build_encoder_layers, build_layers
 from .losses import masked_token_mse, standardise_per_token
 from .positions import padded_sincos_3d, sincos_3d
 
@@ -309,14 +309,7 @@ class StructureMAEModel(StructureMAEPreTrainedModel):
     def __init__(self, config: StructureMAEConfig):
         super().__init__(config)
         self.embeddings = StructureMAEEmbeddings(config)
-        self.layers = build_layers(
-            config,
-            config.num_hidden_layers,
-            config.hidden_size,
-            config.num_attention_heads,
-            config.intermediate_size,
-            config.drop_path_rate,
-        )
+        self.layers = build_encoder_layers(config)
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init()
 
