@@ -494,7 +494,7 @@ def fine_tune(output_dir, per_device_batch_size: int, gradient_accumulation_step
         gradient_accumulation_steps=gradient_accumulation_steps,
         per_device_eval_batch_size=8,
         num_train_epochs=6,
-        learning_rate=3e-3,
+        learning_rate=2e-3,
         logging_steps=1,
         save_strategy="no",
         seed=0,

@@ -3,10 +3,10 @@
 LayerNorm -> Linear.
 
 The pooled input is the mean of the K hub tokens (the Harmonizer's `pooler_output`, CLS excluded) taken from an encoder
-without its final LayerNorm, as the reference fine-tuning does. The Linear starts near zero: its weights are drawn with
-std `initializer_range` (2e-5 by default) by `init_hub_token_classifier`, which each classifier's `initialize_weights`
-calls after the per-module pass (transformers' `_init_weights` pass skips modules without parameters of their own,
-such as this head, in models defined outside transformers).
+without its final LayerNorm, as the reference fine-tuning does. The Linear starts near zero: the head declares the std
+of its output layer (`initializer_range`, 2e-5 by default), and each model's `_init_weights` draws it through
+`init_hub_token_classifier_output` (transformers' per-module init visits the Linear itself, not the parameter-less head,
+in models defined outside transformers).
 """
 
 import torch
@@ -60,12 +60,16 @@ class HubTokenClassifier(nn.Module):
         )
 
 
-def init_hub_token_classifier(module: nn.Module) -> None:
-    """Draw the output Linear of a `HubTokenClassifier` (std `initializer_range`, zero bias) unless it was loaded;
-    other modules are left alone."""
-    if isinstance(module, HubTokenClassifier):
-        init.trunc_normal_(module.dense.weight, std=module.initializer_range)
-        init.zeros_(module.dense.bias)
+def init_hub_token_classifier_output(model: nn.Module, module: nn.Module) -> bool:
+    """If `module` is the output Linear of a `HubTokenClassifier` inside `model`, draw it (truncated normal with the
+    head's `initializer_range`, zero bias; loaded weights are kept) and return `True`; else do nothing and return
+    `False`."""
+    for head in model.modules():
+        if isinstance(head, HubTokenClassifier) and head.dense is module:
+            init.trunc_normal_(module.weight, std=head.initializer_range)
+            init.zeros_(module.bias)
+            return True
+    return False
 
 
-__all__ = ["HubTokenClassifier", "init_hub_token_classifier"]
+__all__ = ["HubTokenClassifier", "init_hub_token_classifier_output"]

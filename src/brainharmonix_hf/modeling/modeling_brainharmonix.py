@@ -8,13 +8,14 @@ those subjects and the Harmonizer masks that modality's tokens.
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.modeling_utils import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from ._compat import TransformersKwargs, Unpack, can_return_tuple
 from .configuration_brainharmonix import BrainHarmonixConfig
-from .hub_token_head import HubTokenClassifier, init_hub_token_classifier
+from .hub_token_head import HubTokenClassifier, init_hub_token_classifier_output
 from .modeling_function_jepa import FunctionJEPAModel
 from .modeling_harmonizer import HarmonizerModel
 from .modeling_structure_mae import StructureMAEModel
@@ -65,10 +66,14 @@ class BrainHarmonixPreTrainedModel(PreTrainedModel):
     _supports_flex_attn = True
     _supports_attention_backend = True
 
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        # The three stages are PreTrainedModels and initialise themselves; only the task head is ours.
+        super()._init_weights(module)
+        init_hub_token_classifier_output(self, module)
+
     def initialize_weights(self) -> None:
-        """Initialise as usual (the three stages are PreTrainedModels and initialise themselves), then the task head's
-        output layer (see `hub_token_head`), then freeze the encoders of every `BrainHarmonixModel` inside whose config
-        asks.
+        """Initialise as usual, then freeze the encoders of every `BrainHarmonixModel` inside whose config asks.
 
         transformers calls `initialize_weights` of the outermost model only, both at construction and after
         `from_pretrained` has put fresh (trainable) parameters in place, so freezing here holds for a task head
@@ -76,7 +81,6 @@ class BrainHarmonixPreTrainedModel(PreTrainedModel):
         """
         super().initialize_weights()
         for module in self.modules():
-            init_hub_token_classifier(module)
             if isinstance(module, BrainHarmonixModel) and module.config.freeze_encoders:
                 module.structure.requires_grad_(False)
                 module.function.requires_grad_(False)

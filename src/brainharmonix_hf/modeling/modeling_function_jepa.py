@@ -214,12 +214,13 @@ class FunctionJEPAPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """Truncated-normal linears and patch kernel, truncated-normal mask token, fixed tables recomputed (the
-        residual outputs of each stack are redrawn afterwards, see `initialize_weights`)."""
+        """Truncated-normal linears and patch kernel (std / sqrt(2l) for the residual outputs of layer l of a stack,
+        see `residual_output_depths`), truncated-normal mask token, fixed tables recomputed."""
         super()._init_weights(module)
         std = self.config.initializer_range
         if isinstance(module, (nn.Linear, nn.Conv2d)):
-            init.trunc_normal_(module.weight, std=std)
+            depth = self.residual_output_depths().get(module)
+            init.trunc_normal_(module.weight, std=std if depth is None else std / math.sqrt(2.0 * depth))
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, RoiPositionEmbedding):
@@ -235,22 +236,17 @@ class FunctionJEPAPreTrainedModel(PreTrainedModel):
                 module.time_embedding, time_sincos_table(module.time_embedding.shape[1], self.config.num_time_patches)
             )
 
-    @torch.no_grad()
-    def initialize_weights(self) -> None:
-        """Initialise every module, then let each stack (encoder, predictor) scale the residual-branch outputs of its
-        layer l (attention `proj`, MLP `fc2`) to std / sqrt(2l), so deep stacks start with small residual updates.
-
-        The depth rule belongs to the stack, which knows the depth of each layer; transformers' per-module
-        `_init_weights` pass skips modules without parameters of their own in models defined outside transformers,
-        so the stacks apply it here, after that pass. Loaded weights are never redrawn.
-        """
-        super().initialize_weights()
-        std = self.config.initializer_range
-        for module in self.modules():
-            if isinstance(module, (FunctionJEPAModel, FunctionJEPAPredictor)):
-                for depth, layer in enumerate(module.layers, start=1):
-                    for residual_output in (layer.attention.proj, layer.mlp.fc2):
-                        init.trunc_normal_(residual_output.weight, std=std / math.sqrt(2.0 * depth))
+    def residual_output_depths(self) -> dict[nn.Module, int]:
+        """Depth `l` (from 1) of each residual-branch output (attention `proj`, MLP `fc2`) of every stack in the model
+        (encoders, predictor), read off the stacks' `layers`; `_init_weights` draws them with std / sqrt(2l), so deep
+        stacks start with small residual updates."""
+        return {
+            residual_output: depth
+            for stack in self.modules()
+            if isinstance(stack, (FunctionJEPAModel, FunctionJEPAPredictor))
+            for depth, layer in enumerate(stack.layers, start=1)
+            for residual_output in (layer.attention.proj, layer.mlp.fc2)
+        }
 
     def set_roi_tables(self, geometric_harmonics: torch.Tensor, functional_gradients: torch.Tensor) -> None:
         """Replace the ROI tables of every encoder in the model (they are saved with it).

@@ -28,7 +28,7 @@ from ._compat import (
 )
 from .configuration_harmonizer import HarmonizerConfig
 from .harmonizer_tokens import combine_modalities, hide_one_modality, reconstruction_loss_mask
-from .hub_token_head import HubTokenClassifier, init_hub_token_classifier
+from .hub_token_head import HubTokenClassifier, init_hub_token_classifier_output
 from .layers import BrainSelfAttention, TransformerLayer, build_encoder_layers, build_layers
 from .losses import masked_token_mse, standardise_per_token
 from .positions import sincos_1d_with_cls
@@ -167,6 +167,8 @@ class HarmonizerPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
         std = self.config.initializer_range
+        if init_hub_token_classifier_output(self, module):
+            return
         if isinstance(module, nn.Linear):
             # MAE-style init of every other Linear, as the reference pretraining.
             init.xavier_uniform_(module.weight)
@@ -181,13 +183,6 @@ class HarmonizerPreTrainedModel(PreTrainedModel):
             init.normal_(module.mask_token, std=std)
             init.normal_(module.hub_position_embeddings, std=1.0)
             init.copy_(module.position_embeddings, module.build_position_table(self.config))
-
-    @torch.no_grad()
-    def initialize_weights(self) -> None:
-        """Initialise every module, then the task head's output layer (see `hub_token_head`)."""
-        super().initialize_weights()
-        for module in self.modules():
-            init_hub_token_classifier(module)
 
 
 class HarmonizerModel(HarmonizerPreTrainedModel):
