@@ -1,7 +1,8 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
 """BrainHarmonix for Hugging Face: T1 MRI and fMRI of any TR to 1D hub tokens.
 
-Importing the package registers every config, model and processor with the transformers Auto classes.
+Importing the package registers every config, model and processor with the transformers Auto classes, and the shipped
+ROI position tables as the starting tables of fresh FunctionJEPA models.
 """
 
 __version__ = "0.1.0"
@@ -42,15 +43,17 @@ from .modeling.modeling_structure_mae import (
     StructureMAEModel,
     StructureMAEPreTrainedModel,
 )
-from .modeling.roi_tables import RoiTables, load_roi_tables
 from .processing.feature_extraction_fmri import FMRIFeatureExtractor
 from .processing.feature_extraction_t1 import T1VolumeFeatureExtractor
-from .processing.gradients import compute_gradients
-from .processing.harmonics import compute_geometric_harmonics
 from .processing.processing_brainharmonix import BrainHarmonixProcessor
 from .remote_code import write_remote_code
+from .roi_positions.gradients import compute_gradients
+from .roi_positions.harmonics import compute_geometric_harmonics
+from .roi_positions.tables import RoiTables, load_roi_tables, register_shipped_tables
 from .training.masking import JEPAMasks, SpatiotemporalMaskSampler
 from .training.schedules import ema_momentum
+
+register_shipped_tables()
 
 # Every Auto class each config is registered with; `remote_code` writes the same table into saved folders' auto_map.
 AUTO_CLASSES = {

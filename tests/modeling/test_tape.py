@@ -1,5 +1,5 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
-"""TAPE: patch length per TR, the pseudo-inverse kernel resize, token grids and masks, mixed-TR batches."""
+"""TAPE: the pseudo-inverse kernel resize and its cache, token grids and masks, mixed-TR batches."""
 
 import math
 
@@ -8,12 +8,7 @@ import torch
 from transformers.testing_utils import CaptureLogger
 
 from brainharmonix_hf.modeling import tape
-from brainharmonix_hf.modeling.tape import (
-    TAPEPatchEmbedding,
-    patch_length_for_tr,
-    pi_resize_matrix,
-    valid_time_patches,
-)
+from brainharmonix_hf.modeling.tape import TAPEPatchEmbedding, pi_resize_matrix
 
 WINDOW_SECONDS = 35.28
 NUM_TIME_PATCHES = 18
@@ -41,30 +36,6 @@ def slow_oscillations(times: torch.Tensor, num_rois: int, seed: int) -> torch.Te
     phase = 2 * math.pi * torch.rand(num_rois, 5, 1, generator=generator, dtype=torch.float64)
     amplitude = torch.randn(num_rois, 5, 1, generator=generator, dtype=torch.float64)
     return (amplitude * torch.sin(2 * math.pi * frequency * times.double() + phase)).sum(1).float()
-
-
-@pytest.mark.parametrize(
-    ("repetition_time", "patch_length"),
-    [(0.735, 48), (1.47, 24), (2.0, 18), (2.205, 16), (2.5, 14), (3.0, 12), (0.72, 49), (0.8, 44), (1.4, 25)],
-)
-def test_patch_length_is_the_rounded_window_over_tr(repetition_time, patch_length):
-    assert patch_length_for_tr(repetition_time) == patch_length
-    assert patch_length_for_tr(torch.tensor([repetition_time])).tolist() == [patch_length]
-
-
-def test_patch_length_refuses_bad_trs():
-    with pytest.raises(ValueError, match="positive"):
-        patch_length_for_tr(0.0)
-    with pytest.raises(ValueError, match="check that TR is in seconds"):
-        patch_length_for_tr(torch.tensor([2.0, 2000.0]))
-
-
-def test_valid_patches_round_up_and_clip():
-    frames = torch.tensor([150, 1, 17, 18, 19, 1000])
-    lengths = torch.full_like(frames, 18)
-    assert valid_time_patches(frames, lengths, NUM_TIME_PATCHES).tolist() == [9, 1, 1, 1, 2, 18]
-    with pytest.raises(ValueError, match="at least one real frame"):
-        valid_time_patches(torch.tensor([0]), torch.tensor([18]), NUM_TIME_PATCHES)
 
 
 def test_base_patch_length_is_the_identity():
@@ -200,6 +171,22 @@ def test_resized_kernel_passes_gradients_to_the_stored_kernel():
     tokens = module(torch.randn(2, 3, 200), torch.tensor([2.0, 1.47])).embeddings
     tokens.square().sum().backward()
     assert module.proj.weight.grad is not None and module.proj.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_pi_resize_cache_built_in_inference_mode_serves_training(dtype):
+    # A (base, new) length pair no other test uses, so the resize matrix is first built inside inference mode; in
+    # float64, the dtype it is computed in, no cast stands between the cached tensor and the kernel.
+    torch.manual_seed(0)
+    module = TAPEPatchEmbedding(8, 4, base_patch_length=11, window_seconds=11.0).to(dtype)
+    series, repetition_time = torch.randn(2, 3, 28, dtype=dtype), torch.tensor([1.57, 1.57])  # 7 frames per patch
+    with torch.inference_mode():
+        inferred = module(series, repetition_time).embeddings
+    module.train()
+    trained = module(series, repetition_time).embeddings
+    trained.square().sum().backward()
+    assert module.proj.weight.grad is not None and module.proj.weight.grad.abs().sum() > 0
+    torch.testing.assert_close(trained.detach(), inferred)
 
 
 def test_bad_inputs_are_refused_with_the_fix():

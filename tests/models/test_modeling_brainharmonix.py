@@ -8,8 +8,16 @@ import pytest
 import torch
 from hf_common.upstream.test_configuration_common import ConfigTester
 from hf_common.upstream.test_modeling_common import ModelTesterMixin, floats_tensor
+from huggingface_hub.errors import StrictDataclassClassValidationError
 from small_configs import assert_checkpoint_without_roi_tables_is_refused, small_brainharmonix_config
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoProcessor,
+    Trainer,
+    TrainingArguments,
+)
 
 from brainharmonix_hf import (
     BrainHarmonixConfig,
@@ -186,6 +194,51 @@ def test_padded_frames_do_not_change_hub_tokens(model):
     padding = 1 - inputs["attention_mask"].unsqueeze(1)
     noisy["fmri_values"] = inputs["fmri_values"] + 100.0 * torch.randn_like(inputs["fmri_values"]) * padding
     torch.testing.assert_close(hub_tokens(model, **noisy), hub_tokens(model, **inputs), rtol=0, atol=1e-6)
+
+
+def test_nan_and_inf_in_padded_frames_and_missing_modalities_leave_hub_tokens_unchanged(model):
+    inputs = dict(tiny_inputs(batch_size=4), has_t1=torch.tensor([True, True, False, True]))
+    inputs["has_fmri"] = torch.tensor([True, True, True, False])
+    poisoned = {key: value.clone() for key, value in inputs.items()}
+    padding = ~inputs["attention_mask"].bool()
+    poisoned["fmri_values"][1].transpose(0, 1)[padding[1]] = float("nan")  # padded frames of a mixed-TR batch
+    poisoned["fmri_values"][3] = float("inf")  # a subject without fMRI
+    poisoned["pixel_values"][2] = float("nan")  # a subject without T1
+    dirty = hub_tokens(model, **poisoned)
+    assert torch.isfinite(dirty).all()
+    torch.testing.assert_close(dirty, hub_tokens(model, **inputs), rtol=0, atol=1e-6)
+
+
+def trainable_tensors(model) -> int:
+    return sum(parameter.requires_grad for parameter in model.parameters())
+
+
+def test_encoders_stay_frozen_after_build_from_pretrained_and_in_trainer(tmp_path):
+    torch.manual_seed(0)
+    classifier = BrainHarmonixForSequenceClassification(tiny_config(num_labels=2))
+    head_and_harmonizer = len(list(classifier.brainharmonix.harmonizer.parameters())) + len(
+        list(classifier.classifier.parameters())
+    )
+    assert trainable_tensors(classifier) == head_and_harmonizer
+    classifier.save_pretrained(tmp_path)
+
+    loaded = BrainHarmonixForSequenceClassification.from_pretrained(tmp_path)
+    assert trainable_tensors(loaded) == head_and_harmonizer
+    assert not any(p.requires_grad for p in loaded.brainharmonix.structure.parameters())
+    assert not any(p.requires_grad for p in loaded.brainharmonix.function.parameters())
+    composite = BrainHarmonixModel.from_pretrained(tmp_path)
+    assert trainable_tensors(composite) == len(list(composite.harmonizer.parameters()))
+
+    trainer = Trainer(
+        model=loaded, args=TrainingArguments(output_dir=str(tmp_path / "run"), report_to=[], use_cpu=True)
+    )
+    optimizer = trainer.create_optimizer()
+    in_optimizer = [p for group in optimizer.param_groups for p in group["params"]]
+    assert len(in_optimizer) == head_and_harmonizer
+    frozen = {id(p) for p in loaded.brainharmonix.structure.parameters()} | {
+        id(p) for p in loaded.brainharmonix.function.parameters()
+    }
+    assert not frozen & {id(p) for p in in_optimizer}
 
 
 def test_missing_modality_in_a_mixed_batch_equals_the_masked_computation(model):

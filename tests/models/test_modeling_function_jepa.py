@@ -1,11 +1,14 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
 """FunctionJEPA: transformers' common model and config tests with a tiny config, then behaviour tests.
 
-The common tests run in two classes, one per model class, because only the pretraining head takes `context_mask` /
-`target_mask` (fixed index tensors here, so its forward pass is deterministic).
+The common tests run in two classes, one per model class, because only the pretraining head takes `context_indices` /
+`target_indices` (fixed index tensors here, so its forward pass is deterministic).
 """
 
+import ast
+import sys
 import unittest
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,14 +17,15 @@ from hf_common.upstream.test_modeling_common import ModelTesterMixin, floats_ten
 from safetensors import safe_open
 from small_configs import assert_checkpoint_without_roi_tables_is_refused
 
+import brainharmonix_hf
 from brainharmonix_hf import (
     FunctionJEPAConfig,
     FunctionJEPAForPreTraining,
     FunctionJEPAModel,
     ema_momentum,
 )
-from brainharmonix_hf._compat import create_bidirectional_mask
-from brainharmonix_hf.modeling.roi_tables import load_roi_tables
+from brainharmonix_hf.modeling._compat import create_bidirectional_mask
+from brainharmonix_hf.roi_positions.tables import load_roi_tables
 
 NUM_ROIS, NUM_TIME_PATCHES, NUM_FRAMES = 8, 4, 32
 
@@ -86,8 +90,8 @@ class FunctionJEPAModelTester:
             "attention_mask": torch.ones(self.batch_size, NUM_FRAMES, dtype=torch.long),
         }
         if self.with_masks:
-            inputs["context_mask"] = torch.tensor(CONTEXT_TOKENS).repeat(self.batch_size, 1)
-            inputs["target_mask"] = torch.tensor(TARGET_TOKENS).repeat(self.batch_size, 1)
+            inputs["context_indices"] = torch.tensor(CONTEXT_TOKENS).repeat(self.batch_size, 1)
+            inputs["target_indices"] = torch.tensor(TARGET_TOKENS).repeat(self.batch_size, 1)
         return self.get_config(), inputs
 
 
@@ -146,7 +150,7 @@ class FunctionJEPAModelCommonTest(FunctionJEPACommonTestMixin, unittest.TestCase
 
 class FunctionJEPAForPreTrainingCommonTest(FunctionJEPACommonTestMixin, unittest.TestCase):
     all_model_classes = (FunctionJEPAForPreTraining,)
-    additional_model_inputs = ["repetition_time", "context_mask", "target_mask"]
+    additional_model_inputs = ["repetition_time", "context_indices", "target_indices"]
 
     def setUp(self):
         self.model_tester = FunctionJEPAModelTester(self, with_masks=True)
@@ -185,8 +189,8 @@ def masked_reference_forward(model: FunctionJEPAModel, batch: dict) -> torch.Ten
 
 def fixed_masks(batch_size: int) -> dict:
     return {
-        "context_mask": torch.tensor(CONTEXT_TOKENS).repeat(batch_size, 1),
-        "target_mask": torch.tensor(TARGET_TOKENS).repeat(batch_size, 1),
+        "context_indices": torch.tensor(CONTEXT_TOKENS).repeat(batch_size, 1),
+        "target_indices": torch.tensor(TARGET_TOKENS).repeat(batch_size, 1),
     }
 
 
@@ -323,9 +327,18 @@ def test_ema_momentum_is_linear_per_step():
     assert ema_momentum(50, 100) == pytest.approx(0.998)
     assert ema_momentum(100, 100) == pytest.approx(1.0)
     assert ema_momentum(250, 100) == pytest.approx(1.0)
-    assert ema_momentum(1, 4, start=0.5, end=0.9) == pytest.approx(0.6)
     with pytest.raises(ValueError, match="total_steps"):
         ema_momentum(0, 0)
+
+
+def test_ema_momentum_reads_the_config_momenta():
+    config = tiny_config(ema_momentum_start=0.5, ema_momentum_end=0.9)
+    assert ema_momentum(0, 4, config) == pytest.approx(0.5)
+    assert ema_momentum(1, 4, config) == pytest.approx(0.6)
+    assert ema_momentum(9, 4, config) == pytest.approx(0.9)
+    # The defaults come from the config class too: one source of truth.
+    defaults = FunctionJEPAConfig()
+    assert ema_momentum(0, 4) == defaults.ema_momentum_start and ema_momentum(4, 4) == defaults.ema_momentum_end
 
 
 def test_loss_falls_when_overfitting_with_ema_updates():
@@ -341,24 +354,35 @@ def test_loss_falls_when_overfitting_with_ema_updates():
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        model.update_target_encoder(ema_momentum(step, total_steps, config.ema_momentum_start, config.ema_momentum_end))
+        model.update_target_encoder(ema_momentum(step, total_steps, config))
         losses.append(loss.item())
     assert losses[-1] < 0.3 * losses[0], losses
 
 
-def test_masks_are_sampled_when_not_given():
-    torch.manual_seed(0)
+def test_pretraining_forward_requires_the_masks():
     model = FunctionJEPAForPreTraining(tiny_config())
-    batch = padded_batch()
-    outputs = model(**batch)
-    assert outputs.loss.ndim == 0 and torch.isfinite(outputs.loss)
-    valid = torch.ones(3, NUM_ROIS * NUM_TIME_PATCHES, dtype=torch.bool)
-    valid.view(3, NUM_ROIS, NUM_TIME_PATCHES)[2, :, 2:] = False  # the third series fills 2 of 4 patches
-    for row in range(3):
-        context, targets = set(outputs.context_mask[row].tolist()), set(outputs.target_mask[row].tolist())
-        assert context and targets and not context & targets
-        assert all(valid[row, index] for index in context | targets)
-    assert outputs.predictions.shape == outputs.targets.shape == (3, outputs.target_mask.shape[1], 32)
+    masks = fixed_masks(3)
+    for given in ({}, {"context_indices": masks["context_indices"]}, {"target_indices": masks["target_indices"]}):
+        with pytest.raises(ValueError, match=r"needs context_indices and target_indices.*SpatiotemporalMaskSampler"):
+            model(**padded_batch(), **given)
+
+
+def test_modeling_modules_import_only_siblings_and_allowed_packages():
+    """modeling/ never imports training/ (masks come from the collator) nor anything outside itself but the
+    libraries a Hub checkpoint's remote code may rely on."""
+    allowed = {"torch", "numpy", "transformers", "huggingface_hub", "safetensors"}
+    standard = set(sys.stdlib_module_names)
+    modeling_dir = Path(brainharmonix_hf.__file__).parent / "modeling"
+    offending = []
+    for path in sorted(modeling_dir.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                if node.level != 1 or node.module is None:
+                    offending.append(f"{path.name}: from {'.' * node.level}{node.module or ''} import ...")
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module]
+                offending += [f"{path.name}: {name}" for name in names if name.split(".")[0] not in allowed | standard]
+    assert not offending, offending
 
 
 def test_targets_are_layer_normalised_target_encoder_features():
@@ -376,17 +400,44 @@ def test_targets_are_layer_normalised_target_encoder_features():
     torch.testing.assert_close(outputs.loss, loss)  # every fixed target is a real token: the plain mean
 
 
-def test_one_mask_without_the_other_is_refused():
-    model = FunctionJEPAForPreTraining(tiny_config())
-    with pytest.raises(ValueError, match="both context_mask and target_mask"):
-        model(**padded_batch(), context_mask=fixed_masks(3)["context_mask"])
+def test_nan_and_inf_in_padded_frames_leave_tokens_and_loss_unchanged():
+    torch.manual_seed(0)
+    model = FunctionJEPAForPreTraining(tiny_config()).eval()
+    batch = {**padded_batch(), **fixed_masks(3)}
+    poisoned = dict(batch, fmri_values=batch["fmri_values"].clone())
+    padding = ~batch["attention_mask"].bool()
+    poisoned["fmri_values"][1].transpose(0, 1)[padding[1]] = float("nan")
+    poisoned["fmri_values"][2].transpose(0, 1)[padding[2]] = float("inf")
+    with torch.no_grad():
+        clean = model.target_encoder(**padded_batch()).last_hidden_state
+        dirty = model.target_encoder(**{k: poisoned[k] for k in padded_batch()}).last_hidden_state
+    assert torch.isfinite(dirty).all()
+    torch.testing.assert_close(dirty, clean, rtol=0, atol=1e-6)
+    loss = model(**poisoned).loss
+    loss.backward()
+    torch.testing.assert_close(loss, model(**batch).loss, rtol=0, atol=1e-6)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_residual_outputs_start_depth_scaled_in_both_stacks_and_loading_keeps_them(tmp_path):
+    torch.manual_seed(0)
+    model = FunctionJEPAForPreTraining(tiny_config(hidden_size=128, intermediate_size=256, predictor_hidden_size=64))
+    for stack in (model.encoder, model.predictor):
+        for depth, layer in enumerate(stack.layers, start=1):
+            expected = 0.02 / (2 * depth) ** 0.5
+            for residual_output in (layer.attention.proj, layer.mlp.fc2):
+                assert abs(residual_output.weight.std().item() / expected - 1.0) < 0.1
+            assert abs(layer.attention.qkv.weight.std().item() / 0.02 - 1.0) < 0.1
+    model.save_pretrained(tmp_path)
+    reloaded = FunctionJEPAForPreTraining.from_pretrained(tmp_path)
+    assert torch.equal(reloaded.encoder.layers[1].mlp.fc2.weight, model.encoder.layers[1].mlp.fc2.weight)
 
 
 def test_out_of_grid_token_indices_are_refused():
     model = FunctionJEPAForPreTraining(tiny_config())
     masks = fixed_masks(3)
-    masks["target_mask"][0, 0] = NUM_ROIS * NUM_TIME_PATCHES
-    with pytest.raises(ValueError, match="target_mask holds indices outside"):
+    masks["target_indices"][0, 0] = NUM_ROIS * NUM_TIME_PATCHES
+    with pytest.raises(ValueError, match="target_indices holds indices outside"):
         model(**padded_batch(), **masks)
 
 

@@ -208,6 +208,30 @@ def test_padded_fmri_values_do_not_change_output():
     assert torch.equal(model(**batch).last_hidden_state, model(**altered).last_hidden_state)
 
 
+def with_non_finite_padding(batch: dict) -> dict:
+    """`mixed_batch` with NaN in the padded fMRI tokens and the missing fMRI, Inf in the missing T1 tokens."""
+    poisoned = dict(batch, fmri_latents=batch["fmri_latents"].clone(), t1_latents=batch["t1_latents"].clone())
+    poisoned["fmri_latents"][~batch["fmri_token_mask"].bool()] = float("nan")
+    poisoned["t1_latents"][~batch["t1_token_mask"].bool()] = float("inf")
+    return poisoned
+
+
+def test_nan_and_inf_in_padded_latents_leave_outputs_and_loss_unchanged():
+    batch = mixed_batch()
+    poisoned = with_non_finite_padding(batch)
+    model = build(HarmonizerModel)
+    with torch.no_grad():
+        clean, dirty = model(**batch).last_hidden_state, model(**poisoned).last_hidden_state
+    assert torch.isfinite(dirty).all()
+    torch.testing.assert_close(dirty, clean, rtol=0, atol=1e-6)
+
+    pretraining = build(HarmonizerForPreTraining)
+    loss = pretraining(**poisoned).loss
+    loss.backward()
+    torch.testing.assert_close(loss, pretraining(**batch).loss, rtol=0, atol=1e-6)
+    assert all(torch.isfinite(p.grad).all() for p in pretraining.parameters() if p.grad is not None)
+
+
 @torch.no_grad()
 def test_missing_modality_equals_masked_modality():
     model, batch = build(HarmonizerModel), mixed_batch()

@@ -20,7 +20,7 @@ from brainharmonix_hf.processing.atlases import (
     schaefer400_permutation,
     schaefer400_roi_names,
 )
-from brainharmonix_hf.processing.repetition_time import check_repetition_time
+from brainharmonix_hf.modeling.repetition_time import check_repetition_time
 from brainharmonix_hf.processing.roi_csv import read_roi_table
 
 NAMES_7 = schaefer400_roi_names(SCHAEFER400_7NETWORKS)

@@ -15,7 +15,7 @@ from transformers.utils import logging
 
 from brainharmonix_hf import BrainHarmonixModel, FMRIFeatureExtractor, FunctionJEPAConfig, FunctionJEPAModel
 from brainharmonix_hf.modeling.modeling_function_jepa import split_valid_tokens
-from brainharmonix_hf.modeling.roi_tables import load_roi_tables
+from brainharmonix_hf.roi_positions.tables import load_roi_tables
 from brainharmonix_hf.processing.atlases import (
     SCHAEFER400_7NETWORKS,
     SCHAEFER400_17NETWORKS,

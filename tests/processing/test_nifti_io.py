@@ -11,11 +11,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from nibabel.filebasedimages import ImageFileError
 from nibabel.testing import data_path
 
 from brainharmonix_hf.processing.feature_extraction_fmri import FMRIFeatureExtractor
 from brainharmonix_hf.processing.feature_extraction_t1 import T1VolumeFeatureExtractor
 from brainharmonix_hf.processing.nifti_io import (
+    NiftiFileError,
     NiftiInputError,
     as_3d,
     check_labels_on_grid,
@@ -153,6 +155,21 @@ def test_truncated_uncompressed_file_is_detected_at_load(tmp_path):
     message = r"truncated\.nii: .* needs 68,002 bytes, but the file holds at most 34,001"
     with pytest.raises(NiftiInputError, match=message):
         load_image(path)
+
+
+def test_file_errors_are_nibabel_image_file_errors_and_input_errors(tmp_path, anatomical_gz):
+    truncated = tmp_path / "truncated.nii.gz"
+    truncated.write_bytes(anatomical_gz.read_bytes()[:-2000])
+    garbage = tmp_path / "garbage.nii"
+    garbage.write_bytes(b"not an image " * 100)
+    other_format = tmp_path / "t1.mgz"
+    other_format.write_bytes(b"\0" * 400)
+    for path in (truncated, garbage, other_format):
+        # Callers written for nibabel (`except ImageFileError`) and for this package both catch it.
+        with pytest.raises(ImageFileError) as raised:
+            load_image(path)
+        assert isinstance(raised.value, NiftiFileError) and isinstance(raised.value, NiftiInputError)
+        assert path.name in str(raised.value)
 
 
 @pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])

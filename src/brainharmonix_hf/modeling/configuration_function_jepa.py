@@ -119,6 +119,7 @@ class FunctionJEPAConfig(PreTrainedConfig):
     base_patch_length: int = 48
     num_geometric_modes: int = 200
     num_gradient_components: int = 30
+    # The ViT fields below repeat in every model config on purpose: each config stands alone (transformers style).
     hidden_size: int = 768
     num_hidden_layers: int = 12
     num_attention_heads: int = 12

@@ -60,6 +60,7 @@ class HarmonizerConfig(PreTrainedConfig):
     num_fmri_tokens: int = 7200
     num_t1_tokens: int = 1200
     latent_size: int = 768
+    # The ViT fields below repeat in every model config on purpose: each config stands alone (transformers style).
     hidden_size: int = 768
     num_hidden_layers: int = 12
     num_attention_heads: int = 12

@@ -75,6 +75,7 @@ class StructureMAEConfig(PreTrainedConfig):
     image_size: list[int] | tuple[int, int, int] = (160, 192, 160)
     patch_size: int | list[int] | tuple[int, int, int] = 16
     num_channels: int = 1
+    # The ViT fields below repeat in every model config on purpose: each config stands alone (transformers style).
     hidden_size: int = 768
     num_hidden_layers: int = 12
     num_attention_heads: int = 12

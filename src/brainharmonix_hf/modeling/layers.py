@@ -18,7 +18,7 @@ from torch import nn
 from transformers.activations import ACT2FN
 from transformers.configuration_utils import PreTrainedConfig
 
-from .._compat import ALL_ATTENTION_FUNCTIONS, GradientCheckpointingLayer, TransformersKwargs, Unpack
+from ._compat import ALL_ATTENTION_FUNCTIONS, GradientCheckpointingLayer, TransformersKwargs, Unpack
 
 
 def eager_attention_forward(
@@ -188,4 +188,17 @@ def build_layers(
         rates = [drop_path_rate] * num_layers
     return nn.ModuleList(
         TransformerLayer(config, hidden_size, num_attention_heads, intermediate_size, rate) for rate in rates
+    )
+
+
+def build_encoder_layers(config: PreTrainedConfig) -> nn.ModuleList:
+    """The encoder stack a model config describes (`num_hidden_layers`, `hidden_size`, `num_attention_heads`,
+    `intermediate_size`, `drop_path_rate`)."""
+    return build_layers(
+        config,
+        config.num_hidden_layers,
+        config.hidden_size,
+        config.num_attention_heads,
+        config.intermediate_size,
+        config.drop_path_rate,
     )

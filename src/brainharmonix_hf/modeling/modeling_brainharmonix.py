@@ -13,11 +13,12 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.modeling_utils import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .._compat import TransformersKwargs, Unpack, can_return_tuple
+from ._compat import TransformersKwargs, Unpack, can_return_tuple
 from .configuration_brainharmonix import BrainHarmonixConfig
 from .hub_mixin import BrainHarmonixHubMixin
+from .hub_token_head import HubTokenClassifier, init_hub_token_classifier_output
 from .modeling_function_jepa import FunctionJEPAModel, RoiTablesRequiredOnLoad, check_fmri_inputs
-from .modeling_harmonizer import HarmonizerModel, HubTokenClassifier, init_classifier_output
+from .modeling_harmonizer import HarmonizerModel
 from .modeling_structure_mae import StructureMAEModel
 
 
@@ -70,7 +71,20 @@ class BrainHarmonixPreTrainedModel(RoiTablesRequiredOnLoad, BrainHarmonixHubMixi
     def _init_weights(self, module: nn.Module) -> None:
         # The three stages are PreTrainedModels and initialise themselves; only the task head is ours.
         super()._init_weights(module)
-        init_classifier_output(module)
+        init_hub_token_classifier_output(self, module)
+
+    def initialize_weights(self) -> None:
+        """Initialise as usual, then freeze the encoders of every `BrainHarmonixModel` inside whose config asks.
+
+        transformers calls `initialize_weights` of the outermost model only, both at construction and after
+        `from_pretrained` has put fresh (trainable) parameters in place, so freezing here holds for a task head
+        wrapping the composite as well as for the composite alone.
+        """
+        super().initialize_weights()
+        for module in self.modules():
+            if isinstance(module, BrainHarmonixModel) and module.config.freeze_encoders:
+                module.structure.requires_grad_(False)
+                module.function.requires_grad_(False)
 
 
 class BrainHarmonixModel(BrainHarmonixPreTrainedModel):
@@ -134,14 +148,6 @@ class BrainHarmonixModel(BrainHarmonixPreTrainedModel):
             getattr(model, name).load_state_dict(stage.state_dict())
         return model
 
-    def initialize_weights(self) -> None:
-        """Initialise as usual, then freeze the encoders when the config asks (also after loading, which builds fresh
-        parameters)."""
-        super().initialize_weights()
-        if self.config.freeze_encoders:
-            self.structure.requires_grad_(False)
-            self.function.requires_grad_(False)
-
     def train(self, mode: bool = True) -> "BrainHarmonixModel":
         """Frozen encoders stay in eval mode (no dropout or stochastic depth) while the Harmonizer trains."""
         super().train(mode)
@@ -158,6 +164,7 @@ class BrainHarmonixModel(BrainHarmonixPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         has_t1: torch.Tensor | None = None,
         has_fmri: torch.Tensor | None = None,
+        patch_size: torch.Tensor | None = None,
     ) -> ModalityLatents:
         """Run each encoder on the subjects that have its modality (see `forward` for the arguments)."""
         latents = ModalityLatents()
@@ -173,7 +180,8 @@ class BrainHarmonixModel(BrainHarmonixPreTrainedModel):
                 if repetition_time is None:
                     raise ValueError("fmri_values need repetition_time: the TR in seconds of each subject's series.")
                 frame_mask = attention_mask[present] if attention_mask is not None else None
-                outputs = self.function(fmri_values[present], repetition_time[present], frame_mask)
+                patch_size = patch_size[present] if patch_size is not None else None
+                outputs = self.function(fmri_values[present], repetition_time[present], frame_mask, patch_size)
                 latents.fmri_latents = _scatter_subjects(outputs.last_hidden_state, present)
                 latents.fmri_token_mask = _scatter_subjects(outputs.token_mask, present)
         return latents
@@ -187,6 +195,7 @@ class BrainHarmonixModel(BrainHarmonixPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         has_t1: torch.Tensor | None = None,
         has_fmri: torch.Tensor | None = None,
+        patch_size: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> BrainHarmonixModelOutput:
         r"""
@@ -196,14 +205,19 @@ class BrainHarmonixModel(BrainHarmonixPreTrainedModel):
             fmri_values: `(batch, num_rois, num_timepoints)` ROI series (see `FMRIFeatureExtractor`), or `None` when
                 no subject has fMRI.
             repetition_time: `(batch,)` TR in seconds of each series; a batch may mix TRs.
-            attention_mask: `(batch, num_timepoints)` fMRI frame mask, 1 for a real frame.
+            attention_mask: `(batch, num_timepoints)` fMRI frame mask, 1 for a real frame (see
+                [`FunctionJEPAModel`]).
             has_t1: `(batch,)` bool, which subjects have a T1 (all when `None`).
             has_fmri: `(batch,)` bool, which subjects have fMRI (all when `None`).
+            patch_size: `(batch,)` frames per time patch of each series, as the processor returns it; derived from
+                `repetition_time` when `None`.
 
         Returns:
             [`BrainHarmonixModelOutput`] with the hub tokens and the pooled subject embedding.
         """
-        latents = self.encode_modalities(pixel_values, fmri_values, repetition_time, attention_mask, has_t1, has_fmri)
+        latents = self.encode_modalities(
+            pixel_values, fmri_values, repetition_time, attention_mask, has_t1, has_fmri, patch_size
+        )
         outputs = self.harmonizer(**latents, **kwargs)
         return BrainHarmonixModelOutput(
             last_hidden_state=outputs.last_hidden_state,
@@ -224,14 +238,8 @@ class BrainHarmonixForSequenceClassification(BrainHarmonixPreTrainedModel):
 
     def __init__(self, config: BrainHarmonixConfig):
         super().__init__(config)
-        harmonizer = config.harmonizer_config
         self.brainharmonix = BrainHarmonixModel(config, add_final_layernorm=False)
-        self.classifier = HubTokenClassifier(
-            harmonizer.hidden_size,
-            config.num_labels,
-            harmonizer.layer_norm_eps,
-            harmonizer.classifier_initializer_range,
-        )
+        self.classifier = HubTokenClassifier.from_config(config.harmonizer_config, config.num_labels)
         self.post_init()
 
     @can_return_tuple
@@ -243,12 +251,13 @@ class BrainHarmonixForSequenceClassification(BrainHarmonixPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         has_t1: torch.Tensor | None = None,
         has_fmri: torch.Tensor | None = None,
+        patch_size: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> SequenceClassifierOutput:
         r"""
         Args:
-            pixel_values, fmri_values, repetition_time, attention_mask, has_t1, has_fmri: as in
+            pixel_values, fmri_values, repetition_time, attention_mask, has_t1, has_fmri, patch_size: as in
                 [`BrainHarmonixModel.forward`].
             labels: `(batch,)` class indices, `(batch, num_labels)` multi-hot floats, or regression targets.
 
@@ -256,13 +265,9 @@ class BrainHarmonixForSequenceClassification(BrainHarmonixPreTrainedModel):
             `SequenceClassifierOutput` with `logits` `(batch, num_labels)`.
         """
         outputs = self.brainharmonix(
-            pixel_values, fmri_values, repetition_time, attention_mask, has_t1, has_fmri, **kwargs
+            pixel_values, fmri_values, repetition_time, attention_mask, has_t1, has_fmri, patch_size, **kwargs
         )
-        logits = self.classifier(outputs.pooler_output)
-        loss = self.loss_function(labels, logits, self.config) if labels is not None else None
-        return SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
+        return self.classifier.classify(outputs, labels, self.loss_function, self.config)
 
 
 def _presence(flags: torch.Tensor | None, inputs: torch.Tensor | None) -> torch.Tensor | None:

@@ -9,9 +9,14 @@ back as zeros.
 
 `FunctionJEPAForPreTraining` adds JEPA pretraining: a context encoder sees the context tokens, a predictor fills the
 target positions with a mask token and predicts their features, and the targets are the layer-normalised outputs of a
-target encoder, an exponential moving average (EMA) of the context encoder that sees the whole series. The EMA update
-is an explicit call, `update_target_encoder(momentum)`, made by the training loop after each optimizer step, with
-`momentum = ema_momentum(step, total_steps, ...)`.
+target encoder, an exponential moving average (EMA) of the context encoder that sees the whole series. The context and
+target token indices are inputs: a data collator samples them (`SpatiotemporalMaskSampler`), the model never does. The
+EMA update is an explicit call, `update_target_encoder(momentum)`, made by the training loop after each optimizer step,
+with `momentum = ema_momentum(step, total_steps, config)`.
+
+fMRI inputs come with a frame mask: `attention_mask` `(batch, num_timepoints)` marks real frames (1) and padded frames
+(0) of each series, real frames first, exactly as `FMRIFeatureExtractor` returns it; it is not a token mask. The model
+derives the token mask (`token_mask`, `(batch, num_rois * num_time_patches)`) from it and the patch length.
 """
 
 import math
@@ -22,7 +27,7 @@ from torch import nn
 from transformers.modeling_utils import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .._compat import (
+from ._compat import (
     TransformersKwargs,
     Unpack,
     can_return_tuple,
@@ -31,11 +36,12 @@ from .._compat import (
     init,
     merge_with_config_defaults,
 )
-from ..training.masking import SpatiotemporalMaskSampler
 from .configuration_function_jepa import FunctionJEPAConfig
 from .hub_mixin import BrainHarmonixHubMixin
-from .layers import BrainSelfAttention, TransformerLayer, build_layers
-from .roi_position_embedding import RoiPositionEmbedding, grid_positions, initial_roi_tables, time_sincos_table
+from .layers import BrainSelfAttention, TransformerLayer, build_encoder_layers, build_layers
+from .losses import jepa_loss
+from .positions import time_sincos_table
+from .roi_position_embedding import RoiPositionEmbedding, grid_positions, initial_roi_tables
 from .tape import TAPEPatchEmbedding
 from .token_packing import pack_tokens, unpack_tokens
 
@@ -130,10 +136,10 @@ class FunctionJEPAForPreTrainingOutput(ModelOutput):
             Predictor outputs at the target tokens.
         targets (`torch.FloatTensor` of shape `(batch, num_targets, hidden_size)`):
             Target-encoder features at the target tokens, layer-normalised without affine parameters.
-        context_mask (`torch.LongTensor` of shape `(batch, num_context)`):
-            Token indices the context encoder saw (as passed, or as sampled).
-        target_mask (`torch.LongTensor` of shape `(batch, num_targets)`):
-            Token indices that were predicted.
+        context_indices (`torch.LongTensor` of shape `(batch, num_context)`):
+            Token indices the context encoder saw (as passed).
+        target_indices (`torch.LongTensor` of shape `(batch, num_targets)`):
+            Token indices that were predicted (as passed).
         hidden_states (`tuple(torch.FloatTensor)`, *optional*):
             Context-encoder hidden states, as in [`FunctionJEPAModelOutput`].
         attentions (`tuple(torch.FloatTensor)`, *optional*):
@@ -143,8 +149,8 @@ class FunctionJEPAForPreTrainingOutput(ModelOutput):
     loss: torch.FloatTensor | None = None
     predictions: torch.FloatTensor | None = None
     targets: torch.FloatTensor | None = None
-    context_mask: torch.LongTensor | None = None
-    target_mask: torch.LongTensor | None = None
+    context_indices: torch.LongTensor | None = None
+    target_indices: torch.LongTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
@@ -164,30 +170,6 @@ def check_token_indices(indices: torch.Tensor, name: str, batch_size: int, num_t
         )
     if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= num_tokens):
         raise ValueError(f"{name} holds indices outside [0, {num_tokens}) (num_rois * num_time_patches).")
-
-
-def jepa_loss(predictions: torch.Tensor, targets: torch.Tensor, target_valid: torch.Tensor) -> torch.Tensor:
-    """Smooth-L1 (β = 1) averaged over features, then over each series' valid targets, then over the batch.
-
-    Args:
-        predictions, targets: `(batch, num_targets, hidden_size)`.
-        target_valid: `(batch, num_targets)`, 1 for a target holding real frames.
-    """
-    per_token = nn.functional.smooth_l1_loss(predictions.float(), targets.float(), reduction="none", beta=1.0)
-    per_token = per_token.mean(dim=-1)
-    valid = target_valid.to(per_token.dtype)
-    return ((per_token * valid).sum(dim=1) / valid.sum(dim=1).clamp_min(1)).mean()
-
-
-def mark_residual_projections(layers: nn.ModuleList) -> None:
-    """Tag the residual-branch outputs (attention `proj`, MLP `fc2`) of layer l with `residual_depth = l`.
-
-    `_init_weights` draws their weights with std `initializer_range / sqrt(2l)`, so deep stacks start with small
-    residual updates. (Init runs per module, and a Linear cannot see its depth otherwise.)
-    """
-    for depth, layer in enumerate(layers, start=1):
-        layer.attention.proj.residual_depth = depth
-        layer.mlp.fc2.residual_depth = depth
 
 
 def sync_unloaded_encoder(encoder: nn.Module, target_encoder: nn.Module) -> None:
@@ -225,7 +207,6 @@ class FunctionJEPAPredictor(nn.Module):
             config.predictor_intermediate_size,
             config.drop_path_rate,
         )
-        mark_residual_projections(self.layers)
         self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.proj = nn.Linear(width, config.hidden_size)
 
@@ -238,8 +219,8 @@ class FunctionJEPAPredictor(nn.Module):
         self,
         context_features: torch.Tensor,
         roi_embedding: torch.Tensor,
-        context_mask: torch.Tensor,
-        target_mask: torch.Tensor,
+        context_indices: torch.Tensor,
+        target_indices: torch.Tensor,
         context_valid: torch.Tensor,
         target_valid: torch.Tensor,
     ) -> torch.Tensor:
@@ -247,15 +228,15 @@ class FunctionJEPAPredictor(nn.Module):
         Args:
             context_features: `(batch, num_context, hidden_size)` context-encoder outputs.
             roi_embedding: `(num_rois, hidden_size / 2)` ROI half of the context encoder's positions.
-            context_mask, target_mask: `(batch, num_context)` / `(batch, num_targets)` token indices.
+            context_indices, target_indices: `(batch, num_context)` / `(batch, num_targets)` token indices.
             context_valid, target_valid: same shapes, 1 for tokens holding real frames.
 
         Returns:
             `(batch, num_targets, hidden_size)` predictions.
         """
         positions = self.positions(roi_embedding)
-        context = self.embed(context_features) + positions[context_mask]
-        targets = self.mask_token.to(context.dtype) + positions[target_mask]
+        context = self.embed(context_features) + positions[context_indices]
+        targets = self.mask_token.to(context.dtype) + positions[target_indices]
         hidden_states = torch.cat([context, targets], dim=1)
         attention_mask = create_bidirectional_mask(
             config=self.config,
@@ -289,12 +270,12 @@ class FunctionJEPAPreTrainedModel(RoiTablesRequiredOnLoad, BrainHarmonixHubMixin
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """Truncated-normal linears and patch kernel (std / sqrt(2l) for the residual outputs of layer l, see
-        `mark_residual_projections`), truncated-normal mask token, fixed tables recomputed."""
+        """Truncated-normal linears and patch kernel (std / sqrt(2l) for the residual outputs of layer l of a stack,
+        see `residual_output_depths`), truncated-normal mask token, fixed tables recomputed."""
         super()._init_weights(module)
         std = self.config.initializer_range
         if isinstance(module, (nn.Linear, nn.Conv2d)):
-            depth = getattr(module, "residual_depth", None)
+            depth = self.residual_output_depths().get(module)
             init.trunc_normal_(module.weight, std=std if depth is None else std / math.sqrt(2.0 * depth))
             if module.bias is not None:
                 init.zeros_(module.bias)
@@ -312,6 +293,18 @@ class FunctionJEPAPreTrainedModel(RoiTablesRequiredOnLoad, BrainHarmonixHubMixin
             init.copy_(
                 module.time_embedding, time_sincos_table(module.time_embedding.shape[1], self.config.num_time_patches)
             )
+
+    def residual_output_depths(self) -> dict[nn.Module, int]:
+        """Depth `l` (from 1) of each residual-branch output (attention `proj`, MLP `fc2`) of every stack in the model
+        (encoders, predictor), read off the stacks' `layers`; `_init_weights` draws them with std / sqrt(2l), so deep
+        stacks start with small residual updates."""
+        return {
+            residual_output: depth
+            for stack in self.modules()
+            if isinstance(stack, (FunctionJEPAModel, FunctionJEPAPredictor))
+            for depth, layer in enumerate(stack.layers, start=1)
+            for residual_output in (layer.attention.proj, layer.mlp.fc2)
+        }
 
     def set_roi_tables(self, geometric_harmonics: torch.Tensor, functional_gradients: torch.Tensor) -> None:
         """Replace the ROI tables of every encoder in the model (they are saved with it).
@@ -352,15 +345,7 @@ class FunctionJEPAModel(FunctionJEPAPreTrainedModel):
             config.hidden_size, config.num_time_patches, config.base_patch_length, config.window_seconds
         )
         self.roi_positions = RoiPositionEmbedding(config)
-        self.layers = build_layers(
-            config,
-            config.num_hidden_layers,
-            config.hidden_size,
-            config.num_attention_heads,
-            config.intermediate_size,
-            config.drop_path_rate,
-        )
-        mark_residual_projections(self.layers)
+        self.layers = build_encoder_layers(config)
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init()
 
@@ -371,24 +356,28 @@ class FunctionJEPAModel(FunctionJEPAPreTrainedModel):
         fmri_values: torch.Tensor,
         repetition_time: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
+        patch_size: torch.Tensor | None = None,
         token_indices: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> FunctionJEPAModelOutput:
         r"""
         Args:
             fmri_values (`torch.FloatTensor` of shape `(batch, num_rois, num_timepoints)`):
-                ROI series (see `FMRIFeatureExtractor`), zero-padded to the longest in the batch. Series longer than
+                ROI series (see `FMRIFeatureExtractor`), padded to the longest in the batch. Series longer than
                 `num_time_patches` windows are cropped (with a warning).
             repetition_time (`torch.FloatTensor` of shape `(batch,)`):
                 TR of each series in seconds; a batch may mix TRs.
             attention_mask (`torch.LongTensor` of shape `(batch, num_timepoints)`, *optional*):
-                Frame mask, 1 for a real frame (real frames first). Every frame is real when `None`.
+                Frame mask (see the module docstring), 1 for a real frame. Every frame is real when `None`.
+            patch_size (`torch.LongTensor` of shape `(batch,)`, *optional*):
+                Frames per time patch of each series, as `FMRIFeatureExtractor` returns it; derived from
+                `repetition_time` with the same rule (`repetition_time.patch_length_for_tr`) when `None`.
             token_indices (`torch.LongTensor` of shape `(batch, k)`, *optional*):
                 Encode only these tokens (grid indices `roi * num_time_patches + t`), as the JEPA context encoder
                 does; every token otherwise.
         """
         check_fmri_inputs(fmri_values, repetition_time, self.config.num_rois)
-        embedded = self.patch_embedding(fmri_values, repetition_time, attention_mask)
+        embedded = self.patch_embedding(fmri_values, repetition_time, attention_mask, patch_size)
         hidden_states = embedded.embeddings + self.roi_positions().to(embedded.embeddings.dtype)
         token_mask = embedded.token_mask
         if token_indices is not None:
@@ -413,22 +402,30 @@ class FunctionJEPAModel(FunctionJEPAPreTrainedModel):
 class FunctionJEPAForPreTraining(FunctionJEPAPreTrainedModel):
     """Context encoder + EMA target encoder + predictor for JEPA pretraining on fMRI.
 
-    The forward pass needs no labels: give `context_mask` / `target_mask` token indices (e.g. from a
-    `SpatiotemporalMaskSampler` in the data collator, the reproducible way), or leave both out and the model samples
-    them with the sampler its config describes, drawing from the global torch RNG. After each optimizer step call
-    `update_target_encoder(ema_momentum(step, total_steps))`; the target encoder never receives gradients.
+    The forward pass needs no labels but the JEPA masking as token indices, `context_indices` / `target_indices`,
+    drawn by a `SpatiotemporalMaskSampler` in the data collator (the model never samples). After each optimizer step
+    call `update_target_encoder(ema_momentum(step, total_steps, config))`; the target encoder never receives
+    gradients.
 
     Example:
 
     ```python
     >>> import torch
-    >>> from brainharmonix_hf import FunctionJEPAConfig, FunctionJEPAForPreTraining, ema_momentum
+    >>> from brainharmonix_hf import FunctionJEPAConfig, FunctionJEPAForPreTraining, SpatiotemporalMaskSampler
+    >>> from brainharmonix_hf import ema_momentum
 
     >>> config = FunctionJEPAConfig(num_hidden_layers=2, predictor_num_hidden_layers=1)
     >>> model = FunctionJEPAForPreTraining(config)
-    >>> outputs = model(torch.randn(2, 400, 300), repetition_time=torch.tensor([2.0, 2.0]))
+    >>> sampler = SpatiotemporalMaskSampler.from_config(config)
+    >>> masks = sampler(torch.tensor([17, 17]))  # valid time patches: 300 frames at TR 2 s fill 17
+    >>> outputs = model(
+    ...     torch.randn(2, 400, 300),
+    ...     repetition_time=torch.tensor([2.0, 2.0]),
+    ...     context_indices=masks.context_indices,
+    ...     target_indices=masks.target_indices,
+    ... )
     >>> outputs.loss.backward()
-    >>> model.update_target_encoder(ema_momentum(step=1, total_steps=1000))
+    >>> model.update_target_encoder(ema_momentum(step=1, total_steps=1000, config=config))
     ```
     """
 
@@ -439,7 +436,6 @@ class FunctionJEPAForPreTraining(FunctionJEPAPreTrainedModel):
         self.encoder = FunctionJEPAModel(config)
         self.target_encoder = FunctionJEPAModel(config)
         self.predictor = FunctionJEPAPredictor(config)
-        self.mask_sampler = SpatiotemporalMaskSampler.from_config(config)
         self.post_init()
 
     def initialize_weights(self) -> None:
@@ -459,62 +455,60 @@ class FunctionJEPAForPreTraining(FunctionJEPAPreTrainedModel):
         ):
             target_param.lerp_(context_param.to(target_param.dtype), 1.0 - momentum)
 
-    def num_valid_time_patches(self, token_mask: torch.Tensor) -> torch.Tensor:
-        """`(batch, num_tokens)` token mask -> `(batch,)` valid time patches (those of the first ROI)."""
-        return token_mask.view(token_mask.shape[0], self.config.num_rois, self.config.num_time_patches)[:, 0].sum(-1)
-
     @can_return_tuple
     def forward(
         self,
         fmri_values: torch.Tensor,
         repetition_time: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        context_mask: torch.Tensor | None = None,
-        target_mask: torch.Tensor | None = None,
+        patch_size: torch.Tensor | None = None,
+        context_indices: torch.Tensor | None = None,
+        target_indices: torch.Tensor | None = None,
         return_loss: bool = True,
         **kwargs: Unpack[TransformersKwargs],
     ) -> FunctionJEPAForPreTrainingOutput:
         r"""
         Args:
-            fmri_values, repetition_time, attention_mask:
+            fmri_values, repetition_time, attention_mask, patch_size:
                 As in [`FunctionJEPAModel.forward`].
-            context_mask (`torch.LongTensor` of shape `(batch, num_context)`, *optional*):
-                Token indices the context encoder sees.
-            target_mask (`torch.LongTensor` of shape `(batch, num_targets)`, *optional*):
-                Token indices to predict. Give both masks or neither (then they are sampled).
+            context_indices (`torch.LongTensor` of shape `(batch, num_context)`):
+                Token indices the context encoder sees. Required.
+            target_indices (`torch.LongTensor` of shape `(batch, num_targets)`):
+                Token indices to predict. Required.
             return_loss (`bool`, defaults to `True`):
                 Compute the JEPA loss.
         """
-        if (context_mask is None) != (target_mask is None):
-            raise ValueError("Pass both context_mask and target_mask, or neither to sample them with the mask sampler.")
+        if context_indices is None or target_indices is None:
+            raise ValueError(
+                "FunctionJEPAForPreTraining needs context_indices and target_indices (the JEPA masking as token "
+                "indices); the model does not sample them. Draw them in the data collator with "
+                "`SpatiotemporalMaskSampler.from_config(model.config)(num_valid_time_patches)` and pass both."
+            )
         with torch.no_grad():
-            target_outputs = self.target_encoder(fmri_values, repetition_time, attention_mask)
+            target_outputs = self.target_encoder(fmri_values, repetition_time, attention_mask, patch_size)
         token_mask = target_outputs.token_mask
-        if context_mask is None:
-            masks = self.mask_sampler(self.num_valid_time_patches(token_mask))
-            context_mask, target_mask = masks.context_mask, masks.target_mask
-        check_token_indices(target_mask, "target_mask", *token_mask.shape)
+        check_token_indices(target_indices, "target_indices", *token_mask.shape)
 
         context_outputs = self.encoder(
-            fmri_values, repetition_time, attention_mask, token_indices=context_mask, **kwargs
+            fmri_values, repetition_time, attention_mask, patch_size, token_indices=context_indices, **kwargs
         )
-        target_valid = gather_tokens(token_mask, target_mask)
+        target_valid = gather_tokens(token_mask, target_indices)
         predictions = self.predictor(
             context_outputs.last_hidden_state,
             self.encoder.roi_positions.roi_embedding(),
-            context_mask,
-            target_mask,
+            context_indices,
+            target_indices,
             context_outputs.token_mask,
             target_valid,
         )
-        target_features = gather_tokens(target_outputs.last_hidden_state, target_mask)
+        target_features = gather_tokens(target_outputs.last_hidden_state, target_indices)
         targets = nn.functional.layer_norm(target_features, target_features.shape[-1:])
         return FunctionJEPAForPreTrainingOutput(
             loss=jepa_loss(predictions, targets, target_valid) if return_loss else None,
             predictions=predictions,
             targets=targets,
-            context_mask=context_mask,
-            target_mask=target_mask,
+            context_indices=context_indices,
+            target_indices=target_indices,
             hidden_states=context_outputs.hidden_states,
             attentions=context_outputs.attentions,
         )

@@ -17,7 +17,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceCl
 from transformers.modeling_utils import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .._compat import (
+from ._compat import (
     TransformersKwargs,
     Unpack,
     can_return_tuple,
@@ -29,7 +29,8 @@ from .._compat import (
 from .configuration_harmonizer import HarmonizerConfig
 from .harmonizer_tokens import combine_modalities, hide_one_modality, reconstruction_loss_mask
 from .hub_mixin import BrainHarmonixHubMixin
-from .layers import BrainSelfAttention, TransformerLayer, build_layers
+from .hub_token_head import HubTokenClassifier, init_hub_token_classifier_output
+from .layers import BrainSelfAttention, TransformerLayer, build_encoder_layers, build_layers
 from .losses import masked_token_mse, standardise_per_token
 from .positions import sincos_1d_with_cls
 from .token_packing import pack_tokens
@@ -148,33 +149,6 @@ class HarmonizerDecoder(nn.Module):
         return hidden_states[:, 1 : 1 + num_latent_tokens]
 
 
-class HubTokenClassifier(nn.Module):
-    """Task head on the pooled hub tokens: LayerNorm then Linear, `(batch, hidden_size)` -> `(batch, num_labels)`.
-
-    The Linear starts near zero (truncated normal with std `initializer_range`, 2e-5 by default): its weights carry
-    `initializer_range` for `_init_weights`.
-    """
-
-    def __init__(self, hidden_size: int, num_labels: int, layer_norm_eps: float, initializer_range: float):
-        super().__init__()
-        self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
-        self.dense = nn.Linear(hidden_size, num_labels)
-        self.dense.head_initializer_range = initializer_range
-
-    def forward(self, pooled_hub_tokens: torch.Tensor) -> torch.Tensor:
-        return self.dense(self.norm(pooled_hub_tokens))
-
-
-def init_classifier_output(module: nn.Module) -> bool:
-    """Initialise `module` if it is the output Linear of a `HubTokenClassifier`; returns whether it was."""
-    initializer_range = getattr(module, "head_initializer_range", None)
-    if initializer_range is None:
-        return False
-    init.trunc_normal_(module.weight, std=initializer_range)
-    init.zeros_(module.bias)
-    return True
-
-
 class HarmonizerPreTrainedModel(BrainHarmonixHubMixin, PreTrainedModel):
     config: HarmonizerConfig
     base_model_prefix = "harmonizer"
@@ -194,7 +168,7 @@ class HarmonizerPreTrainedModel(BrainHarmonixHubMixin, PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
         std = self.config.initializer_range
-        if init_classifier_output(module):
+        if init_hub_token_classifier_output(self, module):
             return
         if isinstance(module, nn.Linear):
             # MAE-style init of every other Linear, as the reference pretraining.
@@ -224,14 +198,7 @@ class HarmonizerModel(HarmonizerPreTrainedModel):
     def __init__(self, config: HarmonizerConfig, add_final_layernorm: bool = True):
         super().__init__(config)
         self.embeddings = HarmonizerEmbeddings(config)
-        self.layers = build_layers(
-            config,
-            config.num_hidden_layers,
-            config.hidden_size,
-            config.num_attention_heads,
-            config.intermediate_size,
-            config.drop_path_rate,
-        )
+        self.layers = build_encoder_layers(config)
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if add_final_layernorm else None
         self.post_init()
 
@@ -352,9 +319,7 @@ class HarmonizerForSequenceClassification(HarmonizerPreTrainedModel):
     def __init__(self, config: HarmonizerConfig):
         super().__init__(config)
         self.harmonizer = HarmonizerModel(config, add_final_layernorm=False)
-        self.classifier = HubTokenClassifier(
-            config.hidden_size, config.num_labels, config.layer_norm_eps, config.classifier_initializer_range
-        )
+        self.classifier = HubTokenClassifier.from_config(config, config.num_labels)
         self.post_init()
 
     @can_return_tuple
@@ -377,15 +342,7 @@ class HarmonizerForSequenceClassification(HarmonizerPreTrainedModel):
             `SequenceClassifierOutput` with `logits` `(batch, num_labels)`.
         """
         outputs = self.harmonizer(fmri_latents, fmri_token_mask, t1_latents, t1_token_mask, **kwargs)
-        logits = self.classifier(outputs.pooler_output)
-
-        loss = None
-        if labels is not None:
-            loss = self.loss_function(labels, logits, self.config)
-
-        return SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
+        return self.classifier.classify(outputs, labels, self.loss_function, self.config)
 
 
 __all__ = [

@@ -18,7 +18,7 @@ from torch import nn
 from transformers.modeling_utils import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .._compat import (
+from ._compat import (
     TransformersKwargs,
     Unpack,
     can_return_tuple,
@@ -28,9 +28,9 @@ from .._compat import (
 )
 from .configuration_structure_mae import StructureMAEConfig
 from .hub_mixin import BrainHarmonixHubMixin
-from .layers import BrainSelfAttention, TransformerLayer, build_layers
+from .layers import BrainSelfAttention, TransformerLayer, build_encoder_layers, build_layers
 from .losses import masked_token_mse, standardise_per_token
-from .positions import sincos_3d
+from .positions import padded_sincos_3d, sincos_3d
 
 
 @dataclass
@@ -127,18 +127,6 @@ def patches_to_volume(patches: torch.Tensor, config: StructureMAEConfig) -> torc
     volume = patches.reshape(patches.shape[0], g0, g1, g2, channels, p0, p1, p2)
     volume = volume.permute(0, 4, 1, 5, 2, 6, 3, 7)
     return volume.reshape(patches.shape[0], channels, *config.image_size)
-
-
-def padded_sincos_3d(embed_dim: int, grid_size: tuple[int, int, int]) -> torch.Tensor:
-    """`sincos_3d` for any width: the largest multiple of 6 carries positions, the last `embed_dim % 6` columns are 0.
-
-    The decoder's default width (512) is not a multiple of 6, so its two last channels get no position.
-
-    Returns:
-        `(prod(grid_size), embed_dim)` table in the default dtype.
-    """
-    table = sincos_3d(embed_dim - embed_dim % 6, grid_size)
-    return nn.functional.pad(table, (0, embed_dim % 6))
 
 
 def random_masking(
@@ -322,14 +310,7 @@ class StructureMAEModel(StructureMAEPreTrainedModel):
     def __init__(self, config: StructureMAEConfig):
         super().__init__(config)
         self.embeddings = StructureMAEEmbeddings(config)
-        self.layers = build_layers(
-            config,
-            config.num_hidden_layers,
-            config.hidden_size,
-            config.num_attention_heads,
-            config.intermediate_size,
-            config.drop_path_rate,
-        )
+        self.layers = build_encoder_layers(config)
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init()
 

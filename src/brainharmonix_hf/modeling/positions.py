@@ -1,11 +1,12 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
-"""Fixed sin-cos position tables.
+"""Fixed sin-cos position tables of every model: 1D (Harmonizer sequence, fMRI time patches) and 3D (T1 patch grid).
 
 Tables are computed in float64 and returned in the default dtype, so a model built under `dtype=torch.bfloat16`
 gets bf16 tables; callers cast at use (`table.to(hidden_states.dtype)`).
 """
 
 import torch
+from torch import nn
 
 
 def sincos_1d(embed_dim: int, positions: torch.Tensor) -> torch.Tensor:
@@ -51,3 +52,20 @@ def sincos_3d(embed_dim: int, grid_size: tuple[int, int, int]) -> torch.Tensor:
     return torch.cat(
         [sincos_1d(part, j.reshape(-1)), sincos_1d(part, i.reshape(-1)), sincos_1d(part, k.reshape(-1))], dim=1
     )
+
+
+def padded_sincos_3d(embed_dim: int, grid_size: tuple[int, int, int]) -> torch.Tensor:
+    """`sincos_3d` for any width: the largest multiple of 6 carries positions, the last `embed_dim % 6` columns are 0.
+
+    The StructureMAE decoder's default width (512) is not a multiple of 6, so its two last channels get no position.
+
+    Returns:
+        `(prod(grid_size), embed_dim)` table in the default dtype.
+    """
+    table = sincos_3d(embed_dim - embed_dim % 6, grid_size)
+    return nn.functional.pad(table, (0, embed_dim % 6))
+
+
+def time_sincos_table(width: int, num_time_patches: int) -> torch.Tensor:
+    """`(num_time_patches, width)` sin-cos table of the fMRI time-patch index."""
+    return sincos_1d(width, torch.arange(num_time_patches))

@@ -6,27 +6,42 @@ harmonics E `(R, 200)` and functional gradients G `(R, 30)`:
 `s = minmax_to[-1, 1](0.5 · (Linear(E) + Linear(G)))`, rescaled over the whole `(R, D/2)` matrix at once. The tables are
 persistent buffers, so a checkpoint carries the tables it was trained with.
 
-Tables ship for the atlases in `roi_tables.available_atlases()` (and Schaefer-400 17-network order, by permuting the
-7-network rows). Another atlas needs `config.roi_tables="custom"` and `model.set_roi_tables(geometric_harmonics,
-functional_gradients)` before the first forward pass, or an explicit `roi_tables="placeholder"`: the graph harmonics of
-a chain of ROIs (cosines, see `chain_harmonics`), distinct per ROI and deterministic but not anatomical (warns).
+A fresh model starts with the tables `config.roi_tables` says: `"shipped"`, the tables registered for `config.atlas`
+(`register_atlas_tables`; importing `brainharmonix_hf` registers the atlases whose tables ship in
+`brainharmonix_hf.roi_positions`, Schaefer-400 in 7- and 17-network order, and this module never reads table files
+itself); `"custom"`, zeros that `model.set_roi_tables(geometric_harmonics, functional_gradients)` must replace before
+the first forward pass; or an explicit `"placeholder"`: the graph harmonics of a chain of ROIs (cosines, see
+`chain_harmonics`), distinct per ROI and deterministic but not anatomical (warns).
 """
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 from transformers.utils import logging
 
-from ..processing.atlases import SCHAEFER400_7NETWORKS, SCHAEFER400_17NETWORKS, schaefer400_permutation
 from .configuration_function_jepa import FunctionJEPAConfig
-from .positions import sincos_1d
-from .roi_tables import available_atlases, load_roi_tables
+from .positions import time_sincos_table
 
 logger = logging.get_logger(__name__)
 
 # Keeps the min-max rescaling finite when every ROI embedding is equal (e.g. all-zero projections).
 MINMAX_EPS = 1e-12
+
+# Atlas name -> loader returning its `(geometric_harmonics, functional_gradients)` tables.
+_ATLAS_TABLES: dict[str, Callable[[], tuple[torch.Tensor, torch.Tensor]]] = {}
+
+
+def register_atlas_tables(atlas: str, loader: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Make `loader` the source of the tables a fresh model with `config.atlas == atlas` starts with.
+
+    Args:
+        atlas: atlas name as configs spell it, e.g. "schaefer400_7networks".
+        loader: returns `(num_rois, num_geometric_modes)` harmonics and `(num_rois, num_gradient_components)`
+            gradients; called once per model built.
+    """
+    _ATLAS_TABLES[atlas] = loader
 
 
 def chain_harmonics(num_rois: int, num_modes: int, first_mode: int = 0) -> torch.Tensor:
@@ -41,7 +56,7 @@ def chain_harmonics(num_rois: int, num_modes: int, first_mode: int = 0) -> torch
 
 
 def initial_roi_tables(config: FunctionJEPAConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """The tables a freshly built model starts with, by `config.roi_tables`: the shipped ones for `config.atlas`
+    """The tables a freshly built model starts with, by `config.roi_tables`: the registered ones for `config.atlas`
     (`"shipped"`), zeros to be replaced with `set_roi_tables` (`"custom"`), or the chain placeholder
     (`"placeholder"`, with a warning). On the meta device (a model being loaded) always zeros.
 
@@ -64,8 +79,15 @@ def initial_roi_tables(config: FunctionJEPAConfig) -> tuple[torch.Tensor, torch.
             chain_harmonics(config.num_rois, config.num_geometric_modes, first_mode=0),
             chain_harmonics(config.num_rois, config.num_gradient_components, first_mode=1),
         )
-    tables = shipped_roi_tables(config.atlas)
-    shipped = (tuple(tables[0].shape), tuple(tables[1].shape))
+    if config.atlas not in _ATLAS_TABLES:
+        raise ValueError(
+            f"No ROI position tables are registered for atlas {config.atlas!r} (registered: {sorted(_ATLAS_TABLES)}; "
+            "`import brainharmonix_hf` registers the shipped ones). Compute yours (`compute_geometric_harmonics`, "
+            "`compute_gradients`; see the README's 'Other atlases'), build the model with roi_tables='custom' and call "
+            "`model.set_roi_tables(...)`; or opt in to non-anatomical placeholders with roi_tables='placeholder'."
+        )
+    geometric_harmonics, functional_gradients = _ATLAS_TABLES[config.atlas]()
+    shipped = (tuple(geometric_harmonics.shape), tuple(functional_gradients.shape))
     if shipped != (harmonics_shape, gradients_shape):
         raise ValueError(
             f"The tables shipped for atlas {config.atlas!r} have shapes {shipped[0]} and {shipped[1]}, but the config "
@@ -73,35 +95,13 @@ def initial_roi_tables(config: FunctionJEPAConfig) -> tuple[torch.Tensor, torch.
             "num_gradient_components to the atlas, or give the config another atlas name with roi_tables='custom' "
             "and call `model.set_roi_tables(...)` with your own tables."
         )
-    return tables[0].to(dtype), tables[1].to(dtype)
-
-
-def shipped_roi_tables(atlas: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The shipped tables of `atlas`; Schaefer-400 17-network tables are the 7-network ones in 17-network row order."""
-    if atlas == SCHAEFER400_17NETWORKS and atlas not in available_atlases():
-        tables = load_roi_tables(SCHAEFER400_7NETWORKS)
-        rows = torch.from_numpy(schaefer400_permutation(SCHAEFER400_7NETWORKS, SCHAEFER400_17NETWORKS))
-        return tables.geometric_harmonics[rows], tables.functional_gradients[rows]
-    if atlas not in available_atlases():
-        raise ValueError(
-            f"No ROI position tables ship for atlas {atlas!r} (shipped: {available_atlases()} and "
-            f"{SCHAEFER400_17NETWORKS!r}). Compute yours (`compute_geometric_harmonics`, `compute_gradients`; see the "
-            "README's 'Other atlases'), build the model with roi_tables='custom' and call "
-            "`model.set_roi_tables(...)`; or opt in to non-anatomical placeholders with roi_tables='placeholder'."
-        )
-    tables = load_roi_tables(atlas)
-    return tables.geometric_harmonics, tables.functional_gradients
+    return geometric_harmonics.to(dtype), functional_gradients.to(dtype)
 
 
 def grid_positions(time_table: torch.Tensor, roi_table: torch.Tensor) -> torch.Tensor:
     """`(W, a)` time rows and `(R, b)` ROI rows -> `(R * W, a + b)` positions in ROI-major token order."""
     num_time_patches, num_rois = time_table.shape[0], roi_table.shape[0]
     return torch.cat([time_table.repeat(num_rois, 1), roi_table.repeat_interleave(num_time_patches, dim=0)], dim=1)
-
-
-def time_sincos_table(width: int, num_time_patches: int) -> torch.Tensor:
-    """`(num_time_patches, width)` sin-cos table of the time-patch index."""
-    return sincos_1d(width, torch.arange(num_time_patches))
 
 
 class RoiPositionEmbedding(nn.Module):
@@ -159,4 +159,4 @@ class RoiPositionEmbedding(nn.Module):
             buffer.copy_(table)
 
 
-__all__ = ["RoiPositionEmbedding", "chain_harmonics", "grid_positions", "initial_roi_tables", "time_sincos_table"]
+__all__ = ["RoiPositionEmbedding", "chain_harmonics", "grid_positions", "initial_roi_tables", "register_atlas_tables"]

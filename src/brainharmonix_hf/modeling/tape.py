@@ -1,77 +1,30 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
 """TAPE: temporal adaptive patch embedding, one patch kernel for every repetition time (TR).
 
-A token covers a fixed stretch of time, the canonical window τ (35.28 s = 48 frames at TR 0.735 s), so a scan at
-TR covers a token with `p = round(τ / TR)` frames. The patch kernel is stored for `p0 = 48` frames; for another `p`
-it is resized with the pseudo-inverse ("PI-resize") rule: if `B` (p × p0) resizes a length-p0 signal to length p
-(bicubic with antialiasing, applied to each basis vector), the resized kernel `pinv(Bᵀ) · w` gives the same token
-for a resized signal as `w` gives for the original one. The resize matrix depends only on `(p0, p)`, so it is cached;
-the resized kernel itself is a small matmul recomputed each forward so gradients always reach the stored weights.
+A token covers a fixed stretch of time, the canonical window τ (35.28 s = 48 frames at TR 0.735 s), so a scan at TR
+covers a token with `p = round(τ / TR)` frames (the rule lives in `repetition_time`). The patch kernel is stored for
+`p0 = 48` frames; for another `p` it is resized with the pseudo-inverse ("PI-resize") rule: if `B` (p × p0) resizes a
+length-p0 signal to length p (bicubic with antialiasing, applied to each basis vector), the resized kernel
+`pinv(Bᵀ) · w` gives the same token for a resized signal as `w` gives for the original one. The resize matrix depends
+only on `(p0, p)`: each module caches it per `(p, device, dtype)`, always built outside inference mode so that a cache
+filled during inference serves training too. The resized kernel itself is a small matmul recomputed each forward so
+gradients always reach the stored weights.
 
 Every sample keeps the same token grid `num_rois × num_time_patches` whatever its TR, so a batch may mix TRs.
 """
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
 from torch import nn
 from transformers.utils import logging
 
+from .repetition_time import patch_lengths_for_batch, valid_time_patches
+
 logger = logging.get_logger(__name__)
 
 # Cropping is reported once per process: every encoder of a model sees the same series.
 _crop_reported = False
-
-
-def patch_length_for_tr(repetition_time: float | torch.Tensor, window_seconds: float = 35.28) -> int | torch.Tensor:
-    """Frames per token, `round(window_seconds / repetition_time)` (half to even, like Python's `round`).
-
-    Args:
-        repetition_time: TR in seconds, a number or a `(batch,)` tensor.
-        window_seconds: seconds of signal per token (τ).
-
-    Returns:
-        An int for a number, a `(batch,)` long tensor for a tensor. E.g. TR 0.735 → 48, 2.0 → 18, 3.0 → 12.
-    """
-    if isinstance(repetition_time, torch.Tensor):
-        if not bool((repetition_time > 0).all()):
-            raise ValueError(f"repetition_time must be positive seconds, got {repetition_time.tolist()}.")
-        lengths = torch.round(window_seconds / repetition_time.to(torch.float64)).long()
-        if not bool((lengths >= 1).all()):
-            raise ValueError(
-                f"repetition_time {repetition_time.max().item():g} s is longer than twice the {window_seconds} s "
-                "token window, so a token would hold no frame: check that TR is in seconds."
-            )
-        return lengths
-    if repetition_time <= 0:
-        raise ValueError(f"repetition_time must be positive seconds, got {repetition_time}.")
-    length = round(window_seconds / repetition_time)
-    if length < 1:
-        raise ValueError(
-            f"repetition_time {repetition_time:g} s is longer than twice the {window_seconds} s token window, so a "
-            "token would hold no frame: check that TR is in seconds."
-        )
-    return length
-
-
-def valid_time_patches(num_frames: torch.Tensor, patch_length: torch.Tensor, num_time_patches: int) -> torch.Tensor:
-    """Time patches holding real frames, `ceil(num_frames / patch_length)` clipped to `[1, num_time_patches]`.
-
-    The last valid patch may be partly zero-padded; a series shorter than one patch still fills one patch.
-
-    Args:
-        num_frames: `(batch,)` real frames per series.
-        patch_length: `(batch,)` frames per token.
-        num_time_patches: time patches in the token grid (W).
-
-    Returns:
-        `(batch,)` long.
-    """
-    if bool((num_frames < 1).any()):
-        raise ValueError("Every fMRI series needs at least one real frame; drop empty series from the batch.")
-    ceil_patches = torch.div(num_frames + patch_length - 1, patch_length, rounding_mode="floor")
-    return ceil_patches.clamp(max=num_time_patches).long()
 
 
 def token_mask_for(num_valid_time_patches: torch.Tensor, num_rois: int, num_time_patches: int) -> torch.Tensor:
@@ -81,12 +34,12 @@ def token_mask_for(num_valid_time_patches: torch.Tensor, num_rois: int, num_time
     return per_time.repeat(1, num_rois)
 
 
-@lru_cache(maxsize=64)
 def pi_resize_matrix(base_length: int, new_length: int) -> torch.Tensor:
     """`pinv(Bᵀ)` (new_length × base_length, float64) mapping a length-`base_length` kernel to length `new_length`.
 
     Column i of `B` (new_length × base_length) is the one-hot vector `e_i` resized to `new_length` with bicubic,
-    antialiased interpolation. For `new_length == base_length` this is the identity.
+    antialiased interpolation. For `new_length == base_length` this is the identity. A new tensor on every call:
+    `TAPEPatchEmbedding` caches it.
     """
     if new_length == base_length:
         return torch.eye(base_length, dtype=torch.float64)
@@ -132,13 +85,24 @@ class TAPEPatchEmbedding(nn.Module):
         self.base_patch_length = base_patch_length
         self.window_seconds = window_seconds
         self.proj = nn.Conv2d(1, hidden_size, kernel_size=(1, base_patch_length), stride=(1, base_patch_length))
+        # (patch_length, device, dtype) -> resize matrix; plain tensors, never inference tensors (see module docstring).
+        self._resize_matrices: dict[tuple[int, torch.device, torch.dtype], torch.Tensor] = {}
+
+    def resize_matrix(self, patch_length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """Cached `pi_resize_matrix(base_patch_length, patch_length)` on `device` in `dtype`."""
+        key = (patch_length, device, dtype)
+        if key not in self._resize_matrices:
+            with torch.inference_mode(False), torch.no_grad():
+                matrix = pi_resize_matrix(self.base_patch_length, patch_length)
+                self._resize_matrices[key] = matrix.to(device=device, dtype=dtype)
+        return self._resize_matrices[key]
 
     def resized_kernel(self, patch_length: int) -> torch.Tensor:
         """The kernel for `patch_length` frames, `(hidden_size, 1, 1, patch_length)`, differentiable in the weights."""
         weight = self.proj.weight
         if patch_length == self.base_patch_length:
             return weight
-        resize = pi_resize_matrix(self.base_patch_length, patch_length).to(device=weight.device, dtype=weight.dtype)
+        resize = self.resize_matrix(patch_length, weight.device, weight.dtype)
         return torch.einsum("pk,ocrk->ocrp", resize, weight)
 
     def forward(
@@ -146,13 +110,16 @@ class TAPEPatchEmbedding(nn.Module):
         fmri_values: torch.Tensor,
         repetition_time: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
+        patch_size: torch.Tensor | None = None,
     ) -> PatchEmbeddingOutput:
         """
         Args:
             fmri_values: `(batch, num_rois, num_timepoints)` series, right-padded to the longest in the batch.
             repetition_time: `(batch,)` TR in seconds; samples may differ.
-            attention_mask: `(batch, num_timepoints)` frame mask, 1 for a real frame (real frames first); `None`
-                means every frame is real.
+            attention_mask: `(batch, num_timepoints)` frame mask (see `FunctionJEPAModel.forward`); `None` means
+                every frame is real. Padded frames are ignored whatever they hold (NaN included).
+            patch_size: `(batch,)` frames per time patch, as the feature extractor emits it; computed from
+                `repetition_time` with `repetition_time.patch_length_for_tr` when `None`.
         """
         if fmri_values.ndim != 3:
             raise ValueError(
@@ -173,10 +140,10 @@ class TAPEPatchEmbedding(nn.Module):
             num_frames = torch.full((batch_size,), num_timepoints, device=fmri_values.device)
         else:
             num_frames = attention_mask.sum(dim=1)
-        # Frames past the real ones are zero whatever the caller padded with.
-        fmri_values = fmri_values * attention_mask[:, None, :].to(fmri_values.dtype)
+        # Frames past the real ones are zero whatever the caller padded with (`where`, not a product: NaN · 0 = NaN).
+        fmri_values = torch.where(attention_mask[:, None, :].bool(), fmri_values, 0.0)
 
-        patch_lengths = patch_length_for_tr(repetition_time, self.window_seconds)
+        patch_lengths = self._patch_lengths(patch_size, repetition_time, batch_size)
         num_valid = valid_time_patches(num_frames, patch_lengths, self.num_time_patches)
         self._report_crop(num_frames, patch_lengths, repetition_time)
 
@@ -192,6 +159,18 @@ class TAPEPatchEmbedding(nn.Module):
             token_mask=token_mask_for(num_valid, num_rois, self.num_time_patches),
             num_valid_time_patches=num_valid,
         )
+
+    def _patch_lengths(self, patch_size: torch.Tensor | None, repetition_time: torch.Tensor, batch_size: int):
+        """`(batch,)` long patch lengths: `patch_size` as given (checked), or the TR rule applied to each series."""
+        if patch_size is None:
+            return patch_lengths_for_batch(repetition_time, self.window_seconds).to(repetition_time.device)
+        patch_size = torch.as_tensor(patch_size, device=repetition_time.device).reshape(-1)
+        if patch_size.shape != (batch_size,) or patch_size.is_floating_point() or bool((patch_size < 1).any()):
+            raise ValueError(
+                f"patch_size must hold one positive integer per series ({batch_size}), got {patch_size.tolist()}: "
+                "pass the `patch_size` the feature extractor returns, or leave it out to derive it from the TR."
+            )
+        return patch_size.long()
 
     def _embed_one_length(self, fmri_values: torch.Tensor, patch_length: int) -> torch.Tensor:
         """`(n, num_rois, T)` series sharing one patch length -> `(n, num_rois * W, hidden_size)` tokens."""
@@ -225,8 +204,6 @@ class TAPEPatchEmbedding(nn.Module):
 __all__ = [
     "PatchEmbeddingOutput",
     "TAPEPatchEmbedding",
-    "patch_length_for_tr",
     "pi_resize_matrix",
     "token_mask_for",
-    "valid_time_patches",
 ]

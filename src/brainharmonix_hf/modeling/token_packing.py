@@ -16,8 +16,8 @@ class PackedTokens:
     """Valid tokens moved to the front, in their original order.
 
     Attributes:
-        hidden_states: `(batch, max_valid, dim)`; rows past a sample's valid count are copies of real tokens and are
-            masked out by `mask`.
+        hidden_states: `(batch, max_valid, dim)`; rows past a sample's valid count are zero (and masked out by
+            `mask`), whatever the padded tokens held.
         mask: `(batch, max_valid)` long, 1 for a real token.
         index: `(batch, max_valid)` position of each packed token in the unpacked sequence.
         seq_len: length of the unpacked sequence.
@@ -46,6 +46,8 @@ def pack_tokens(hidden_states: torch.Tensor, token_mask: torch.Tensor) -> Packed
     index = torch.sort((~valid).to(torch.int8), dim=1, stable=True).indices[:, :max_valid]
     packed = torch.gather(hidden_states, 1, index.unsqueeze(-1).expand(-1, -1, hidden_states.shape[-1]))
     mask = (torch.arange(max_valid, device=valid.device).unsqueeze(0) < counts.unsqueeze(1)).long()
+    # `where`, not a product: a padded token holding NaN or Inf must not reach attention (NaN · 0 = NaN).
+    packed = torch.where(mask.bool().unsqueeze(-1), packed, 0.0)
     return PackedTokens(packed, mask, index, hidden_states.shape[1])
 
 
@@ -54,5 +56,5 @@ def unpack_tokens(packed: PackedTokens, hidden_states: torch.Tensor) -> torch.Te
     batch_size, _, dim = hidden_states.shape
     out = hidden_states.new_zeros(batch_size, packed.seq_len, dim)
     keep = packed.mask.bool().unsqueeze(-1)
-    out.scatter_(1, packed.index.unsqueeze(-1).expand(-1, -1, dim), hidden_states * keep)
+    out.scatter_(1, packed.index.unsqueeze(-1).expand(-1, -1, dim), torch.where(keep, hidden_states, 0.0))
     return out

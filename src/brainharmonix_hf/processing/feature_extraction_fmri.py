@@ -12,7 +12,7 @@ from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import TensorType, to_numpy
 
 from ..modeling.hub_mixin import BrainHarmonixHubMixin
-from ..modeling.tape import patch_length_for_tr
+from ..modeling.repetition_time import check_repetition_time, patch_length_for_tr, resolve_repetition_time
 from .atlases import atlas_roi_labels, rows_in_model_order
 from .fmri_normalization import (
     NORMALIZATIONS,
@@ -25,7 +25,6 @@ from .fmri_normalization import (
 from .nifti_io import load_image
 from .nifti_io import repetition_time as header_repetition_time
 from .parcellation import parcellate_surface, parcellate_volume
-from .repetition_time import check_repetition_time, resolve_repetition_time
 from .roi_csv import read_roi_table
 
 LAYOUTS = ("rois_first", "time_first")
@@ -63,7 +62,7 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
         return_attention_mask (`bool`, *optional*, defaults to `True`): return the frame mask (1 = real frame).
     """
 
-    model_input_names: ClassVar[list[str]] = ["fmri_values", "repetition_time", "attention_mask"]
+    model_input_names: ClassVar[list[str]] = ["fmri_values", "repetition_time", "patch_size", "attention_mask"]
 
     def __init__(
         self,
@@ -134,7 +133,8 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
         self.robust_median, self.robust_iqr = median.tolist(), iqr.tolist()
 
     def patch_length(self, repetition_time: float) -> int:
-        """Frames per time patch at this TR, as the model computes it: `round(window_seconds / repetition_time)`."""
+        """Frames per time patch at this TR, `round(window_seconds / repetition_time)` (the rule of
+        `brainharmonix_hf.modeling.repetition_time`, shared with the model)."""
         return patch_length_for_tr(repetition_time, self.window_seconds)
 
     @property
@@ -201,7 +201,8 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
 
         Returns:
             `BatchFeature` with `fmri_values` `(batch, num_rois, num_timepoints)` float32, `repetition_time`
-            `(batch,)` float32 seconds and `attention_mask` `(batch, num_timepoints)` int (1 = real frame).
+            `(batch,)` float32 seconds, `patch_size` `(batch,)` int64 frames per time patch (the model uses it as
+            given) and `attention_mask` `(batch, num_timepoints)` int, the frame mask (1 = real frame).
         """
         if padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}.")
@@ -221,13 +222,14 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
     def _prepare(self, series_list, repetition_time, padding, unbatched, return_tensors, return_attention_mask):
         """Crop, check the scale, normalise, pad and stack time-first series already in model ROI order."""
         repetition_times = self._per_series_repetition_times(repetition_time, len(series_list))
+        patch_sizes = [self.patch_length(tr) for tr in repetition_times]
         prepared, padded_length = [], 0
-        for index, (series, tr) in enumerate(zip(series_list, repetition_times, strict=True)):
-            series = self._crop_to_window(series, tr, index)
+        for index, (series, tr, patch) in enumerate(zip(series_list, repetition_times, patch_sizes, strict=True)):
+            series = self._crop_to_window(series, tr, patch, index)
             if self.normalization == "none":
                 check_normalized_scale(series, self.raw_scale_threshold, f"Series {index}")
-            prepared.append(self._normalize(series))
-            patch = self.patch_length(tr)
+            series = self._normalize(series)
+            prepared.append(series)
             padded_length = max(padded_length, math.ceil(len(series) / patch) * patch)
         if padding == "max_length":
             if padded_length > self.max_length:
@@ -247,6 +249,7 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
         outputs = {
             "fmri_values": padded["fmri_values"].transpose(0, 2, 1),
             "repetition_time": np.asarray(repetition_times, dtype=np.float32),
+            "patch_size": np.asarray(patch_sizes, dtype=np.int64),
         }
         if "attention_mask" in padded:
             outputs["attention_mask"] = padded["attention_mask"]
@@ -458,9 +461,9 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
             )
         return series.astype(np.float64)
 
-    def _crop_to_window(self, series: np.ndarray, tr: float, index: int) -> np.ndarray:
-        """Keep at most `num_time_patches` patches of frames; warn when a series is cropped or under one patch."""
-        patch = self.patch_length(tr)
+    def _crop_to_window(self, series: np.ndarray, tr: float, patch: int, index: int) -> np.ndarray:
+        """Keep at most `num_time_patches` patches of `patch` frames; warn when a series is cropped or under one
+        patch."""
         max_frames = self.num_time_patches * patch
         if len(series) > max_frames:
             dropped = len(series) - max_frames

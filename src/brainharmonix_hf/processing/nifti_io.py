@@ -10,8 +10,10 @@ Every processor that takes a brain image goes through `load_image`, which accept
 
 and returns an in-memory `nib.Nifti1Image` whose voxels have all been read and checked. Reading the data at load time
 means a truncated or corrupt `.nii.gz` fails here, with the file name, instead of deep inside a processor. Problems
-with the content raise `NiftiInputError` (a `ValueError`); a missing file raises `FileNotFoundError`; an input of the
-wrong Python type raises `TypeError`. Every message names the problem and how to fix it.
+with the content raise `NiftiInputError` (a `ValueError`); a file that is not a readable NIfTI image (wrong format,
+damaged header, truncated or corrupt voxels) raises `NiftiFileError`, which is both a `NiftiInputError` and nibabel's
+`ImageFileError`, so code that catches nibabel's error catches ours too; a missing file raises `FileNotFoundError`; an
+input of the wrong Python type raises `TypeError`. Every message names the problem and how to fix it.
 
 Before any voxel is read, the header's claimed size is checked: more than `max_voxels` voxels, or more bytes than the
 file can hold (its size for `.nii`; for `.nii.gz` the gzip trailer's length, confirmed by a streaming count that
@@ -58,6 +60,10 @@ class NiftiInputError(ValueError):
     """A brain image that cannot be used as given; the message says what is wrong and how to fix it."""
 
 
+class NiftiFileError(NiftiInputError, ImageFileError):
+    """A file that is not a readable NIfTI image; also a nibabel `ImageFileError`."""
+
+
 def load_image(
     source: ImageSource, affine: np.ndarray | None = None, max_voxels: int = MAX_VOXELS
 ) -> nib.Nifti1Image:
@@ -76,8 +82,9 @@ def load_image(
     Raises:
         FileNotFoundError: the path does not exist.
         TypeError: `source` is none of the accepted kinds.
-        NiftiInputError: not a NIfTI file, a header claiming more voxels than `max_voxels` or than the file holds,
-            truncated or corrupt data, NaN/Inf voxels, wrong number of dimensions, missing or invalid affine.
+        NiftiFileError: not a NIfTI file, damaged header, a header claiming more voxels than `max_voxels` or than
+            the file holds, truncated or corrupt data (also a `NiftiInputError`).
+        NiftiInputError: NaN/Inf voxels, wrong number of dimensions, missing or invalid affine.
 
     Warns:
         UserWarning: the header's sform and qform disagree (the message names the one used).
@@ -193,19 +200,19 @@ def _read_file(path: Path, max_voxels: int) -> nib.Nifti1Image:
     if not path.exists():
         raise FileNotFoundError(f"No NIfTI file at {path}. Check the path (relative paths start at {Path.cwd()}).")
     if not path.name.lower().endswith(NIFTI_SUFFIXES):
-        raise NiftiInputError(
+        raise NiftiFileError(
             f"{path} is not a NIfTI file (expected a name ending in {' or '.join(NIFTI_SUFFIXES)}). Convert it to "
             f"NIfTI, or load it with nibabel and pass the image object."
         )
     try:
         image = nib.load(path)
     except ImageFileError as error:
-        raise NiftiInputError(
+        raise NiftiFileError(
             f"{path} is not a readable NIfTI file ({error}): its header is missing or damaged. Re-export the image "
             f"as NIfTI, and check that the extension matches the content (.nii.gz must be gzip-compressed)."
         ) from error
     if not isinstance(image, nib.Nifti1Image):
-        raise NiftiInputError(
+        raise NiftiFileError(
             f"{path} loads as {type(image).__name__}, not NIfTI. Convert it to NIfTI (.nii or .nii.gz)."
         )
     return _in_memory(image, name=str(path), max_voxels=max_voxels)
@@ -221,7 +228,7 @@ def _in_memory(image: SpatialImage, name: str, max_voxels: int) -> nib.Nifti1Ima
     try:
         data = np.asanyarray(image.dataobj)
     except (EOFError, zlib.error, gzip.BadGzipFile, OSError, ValueError) as error:
-        raise NiftiInputError(
+        raise NiftiFileError(
             f"Could not read the voxels of {name}: the file is truncated or corrupt ({type(error).__name__}: "
             f"{error}). Copy or download it again, or re-export it from the source."
         ) from error
@@ -234,7 +241,7 @@ def _check_claimed_size(proxy: ArrayProxy, name: str, max_voxels: int) -> None:
     shape = tuple(int(size) for size in proxy.shape)
     num_voxels = math.prod(shape)
     if num_voxels > max_voxels:
-        raise NiftiInputError(
+        raise NiftiFileError(
             f"{name}: its header claims a shape of {shape}, {num_voxels:,} voxels, more than the limit of "
             f"{max_voxels:,} voxels. The header is probably damaged or this is not the intended image; if it really "
             f"is that large, pass a larger `max_voxels=` to `load_image` or crop it first."
@@ -248,7 +255,7 @@ def _check_claimed_size(proxy: ArrayProxy, name: str, max_voxels: int) -> None:
         compressed = file.read(2) == _GZIP_MAGIC
     held = _gzip_holds_at_least(path, needed) if compressed else path.stat().st_size
     if held < needed:
-        raise NiftiInputError(
+        raise NiftiFileError(
             f"{name}: its header claims a shape of {shape} ({dtype.name}, {num_voxels:,} voxels), which "
             f"needs {needed:,} bytes{' uncompressed' if compressed else ''}, but the file holds at most {held:,}: "
             f"the file is truncated or its header is damaged; copy or download it again, or re-export it."

@@ -117,7 +117,8 @@ class BrainHarmonixProcessor(BrainHarmonixHubMixin, ProcessorMixin):
 
         Returns:
             `BatchFeature` with, for each modality given, its model inputs (`pixel_values`; `fmri_values`,
-            `repetition_time`, `attention_mask`) and a `(batch,)` boolean `has_t1` / `has_fmri`.
+            `repetition_time`, `patch_size` (0 where fMRI is missing), `attention_mask`) and a `(batch,)` boolean
+            `has_t1` / `has_fmri`.
         """
         if t1 is None and fmri is None:
             raise ValueError("Pass at least one modality: `t1=` (T1 volumes) and/or `fmri=` (fMRI series).")
@@ -168,12 +169,15 @@ class BrainHarmonixProcessor(BrainHarmonixHubMixin, ProcessorMixin):
         fmri_values = np.zeros((len(series), self.fmri_feature_extractor.num_rois, num_timepoints), dtype=np.float32)
         attention_mask = np.zeros((len(series), num_timepoints), dtype=features["attention_mask"].dtype)
         repetition_times = np.full(len(series), np.nan, dtype=np.float32)
+        patch_sizes = np.zeros(len(series), dtype=np.int64)
         fmri_values[present] = features["fmri_values"]
         attention_mask[present] = features["attention_mask"]
         repetition_times[present] = features["repetition_time"]
+        patch_sizes[present] = features["patch_size"]
         return {
             "fmri_values": fmri_values,
             "repetition_time": repetition_times,
+            "patch_size": patch_sizes,
             "attention_mask": attention_mask,
             "has_fmri": present,
         }

@@ -14,7 +14,10 @@ targets and the rules work for any grid width W:
    on `edge_roi_fraction` of the ROIs, taken in equal proportion from the ROIs inside both the observation block and
    α and from the others. Those columns leave the context for every ROI.
 4. Context = observation block minus the removals above; targets = the union of α, β and γ (no duplicates), so the
-   two are disjoint. Both are flat token indices `roi * W + t`, sorted, and truncated to the shortest in the batch.
+   two are disjoint. Both are flat token indices `roi * W + t`, sorted. Index lists of a batch share one length, the
+   shortest series' count: a longer list keeps a uniformly random subset of that size (then sorted), so every ROI and
+   every valid time patch of every series is as likely to be kept as any other (cutting the sorted lists would drop
+   the last ROIs of long series).
 
 Block sizes (the fractions) are drawn once per batch and block positions per series, all from one
 `torch.Generator`, so a seed reproduces a batch. A series whose draw leaves fewer than `min_keep` context tokens is
@@ -31,15 +34,15 @@ import torch
 
 @dataclass
 class JEPAMasks:
-    """Token indices of one batch, flat over the ROI-major grid (`roi * num_time_patches + t`).
+    """The JEPA masking of one batch as token indices, flat over the ROI-major grid (`roi * num_time_patches + t`).
 
     Attributes:
-        context_mask: `(batch, num_context)` long, sorted; the tokens the context encoder sees.
-        target_mask: `(batch, num_targets)` long, sorted; the tokens the predictor predicts.
+        context_indices: `(batch, num_context)` long, sorted; the tokens the context encoder sees.
+        target_indices: `(batch, num_targets)` long, sorted; the tokens the predictor predicts.
     """
 
-    context_mask: torch.Tensor
-    target_mask: torch.Tensor
+    context_indices: torch.Tensor
+    target_indices: torch.Tensor
 
 
 def _draw_fraction(fraction_range: tuple[float, float], generator: torch.Generator | None) -> float:
@@ -49,6 +52,17 @@ def _draw_fraction(fraction_range: tuple[float, float], generator: torch.Generat
 
 def _random_subset(population: torch.Tensor, size: int, generator: torch.Generator | None) -> torch.Tensor:
     return population[torch.randperm(len(population), generator=generator)[:size]]
+
+
+def _equal_length_subsets(index_lists: tuple[torch.Tensor, ...], generator: torch.Generator | None) -> torch.Tensor:
+    """`(batch, shortest)`: a uniformly random, sorted subset of each sorted index list, all of the shortest length."""
+    length = min(map(len, index_lists))
+    return torch.stack(
+        [
+            indices if len(indices) == length else _random_subset(indices, length, generator).sort().values
+            for indices in index_lists
+        ]
+    )
 
 
 def _random_start(max_start: int, generator: torch.Generator | None) -> int:
@@ -73,7 +87,7 @@ class SpatiotemporalMaskSampler:
     ```python
     >>> sampler = SpatiotemporalMaskSampler(num_rois=400, num_time_patches=18)
     >>> masks = sampler(torch.tensor([18, 9]), generator=torch.Generator().manual_seed(0))
-    >>> masks.context_mask.shape[0], masks.target_mask.shape[0]
+    >>> masks.context_indices.shape[0], masks.target_indices.shape[0]
     (2, 2)
     ```
     """
@@ -146,11 +160,10 @@ class SpatiotemporalMaskSampler:
         }
         fractions = {name: _draw_fraction(fraction_range, generator) for name, fraction_range in ranges.items()}
         contexts, targets = zip(*(self._sample_series(count, fractions, generator) for count in counts), strict=True)
-        num_context, num_targets = min(map(len, contexts)), min(map(len, targets))
         device = num_valid_time_patches.device
         return JEPAMasks(
-            context_mask=torch.stack([context[:num_context] for context in contexts]).to(device),
-            target_mask=torch.stack([target[:num_targets] for target in targets]).to(device),
+            context_indices=_equal_length_subsets(contexts, generator).to(device),
+            target_indices=_equal_length_subsets(targets, generator).to(device),
         )
 
     def _sample_series(

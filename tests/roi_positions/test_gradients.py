@@ -5,7 +5,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from brainharmonix_hf.processing.gradients import affinity_matrix, compute_gradients
+from brainharmonix_hf.roi_positions.gradients import affinity_matrix, compute_gradients
 
 
 def two_block_connectivity(sizes=(12, 18), seed=0) -> np.ndarray:

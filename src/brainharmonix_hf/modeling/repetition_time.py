@@ -1,0 +1,141 @@
+# Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
+"""The repetition-time (TR) rule, in one place: plausible TRs, frames per time patch, valid time patches.
+
+A token covers a fixed stretch of time, the window τ (35.28 s by default), so a series at TR `t` seconds has
+`p = round(τ / t)` frames per time patch (half to even, like Python's `round`) and fills
+`n = min(ceil(num_frames / p), W)` of the `W` time patches.
+
+The patch length is computed from a TR read to `TR_SIGNIFICANT_DIGITS` significant digits, in float64 Python: a
+float32 copy of a TR (a tensor in a batch) and its float64 original then give the same patch length, even when
+`τ / t` falls on a half (TR 2.016 s: 17.5 → 18). The feature extractor computes `patch_size` with this rule once and
+emits it; the model uses the emitted value and applies the same rule only when it is not given.
+"""
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import torch
+
+# Outside these bounds a TR (in seconds) is almost surely a unit mistake (milliseconds) or a broken header.
+MIN_REPETITION_TIME = 0.1
+MAX_REPETITION_TIME = 10.0
+# Header and explicit TRs closer than this (relative) are the same TR written with different rounding.
+AGREEMENT_TOLERANCE = 1e-3
+# Digits of a TR the patch length depends on: float32 holds 7, so a float32 copy of a TR reads back the same.
+TR_SIGNIFICANT_DIGITS = 6
+DEFAULT_WINDOW_SECONDS = 35.28
+
+
+def check_repetition_time(value, source: str = "repetition_time") -> float:
+    """Return `value` as a float in seconds, or raise naming `source` if it is missing, not finite, or implausible."""
+    if value is None:
+        raise ValueError(
+            f"{source} is missing: the fMRI repetition time decides the patch length. Pass `repetition_time=` in "
+            "seconds (e.g. repetition_time=0.8), one value per series or one for all."
+        )
+    try:
+        value = float(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{source} must be a number of seconds, got {value!r}.") from error
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{source} is {value}, but a repetition time must be a positive number of seconds.")
+    if not MIN_REPETITION_TIME <= value <= MAX_REPETITION_TIME:
+        hint = f" It looks like milliseconds: pass {value / 1000:g} (seconds)." if value > MAX_REPETITION_TIME else ""
+        raise ValueError(
+            f"{source} is {value:g} s, outside the plausible range [{MIN_REPETITION_TIME}, {MAX_REPETITION_TIME}] s."
+            f"{hint} Pass the TR in seconds with `repetition_time=`."
+        )
+    return value
+
+
+def resolve_repetition_time(explicit, header, name: str = "the image") -> float:
+    """The TR to use for one image: the explicit value wins over the header's; a disagreement warns.
+
+    Args:
+        explicit: the TR the caller passed (seconds), or `None`.
+        header: the TR read from the image header (seconds), or `None` when the header gives none.
+        name: how to refer to the image in messages.
+    """
+    if explicit is None:
+        if header is None:
+            raise ValueError(
+                f"The header of {name} gives no repetition time. Pass `repetition_time=` in seconds (e.g. 2.0)."
+            )
+        return check_repetition_time(header, source=f"The header TR of {name}")
+    explicit = check_repetition_time(explicit)
+    if header is not None and not math.isclose(explicit, header, rel_tol=AGREEMENT_TOLERANCE):
+        warnings.warn(
+            f"repetition_time={explicit:g} s disagrees with the header TR of {name} ({header:g} s); using "
+            f"{explicit:g} s. Drop `repetition_time=` to use the header, or fix the header if it is wrong.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return explicit
+
+
+def patch_length_for_tr(repetition_time: float, window_seconds: float = DEFAULT_WINDOW_SECONDS) -> int:
+    """Frames per time patch, `round(window_seconds / TR)`, with TR read to `TR_SIGNIFICANT_DIGITS` digits.
+
+    Args:
+        repetition_time: TR in seconds (a Python or numpy number, or a one-element tensor).
+        window_seconds: seconds of signal per token (τ).
+
+    Returns:
+        The patch length, e.g. TR 0.735 → 48, 2.0 → 18, 2.016 → 18, 3.0 → 12.
+
+    Raises:
+        ValueError: the TR is not a positive number, or so long that a patch would hold no frame.
+    """
+    repetition_time = float(repetition_time)
+    if not math.isfinite(repetition_time) or repetition_time <= 0:
+        raise ValueError(f"repetition_time must be positive seconds, got {repetition_time}.")
+    length = round(window_seconds / float(f"{repetition_time:.{TR_SIGNIFICANT_DIGITS}g}"))
+    if length < 1:
+        raise ValueError(
+            f"repetition_time {repetition_time:g} s is longer than twice the {window_seconds} s token window, so a "
+            "token would hold no frame: check that TR is in seconds."
+        )
+    return length
+
+
+def patch_lengths_for_batch(
+    repetition_time: torch.Tensor | Sequence[float], window_seconds: float = DEFAULT_WINDOW_SECONDS
+) -> torch.Tensor:
+    """`patch_length_for_tr` of every series of a batch: `(batch,)` TRs -> `(batch,)` long patch lengths.
+
+    The TRs are read as Python floats (whatever the tensor's dtype), so the result matches the feature extractor's.
+    """
+    values = repetition_time.reshape(-1).tolist() if isinstance(repetition_time, torch.Tensor) else repetition_time
+    device = repetition_time.device if isinstance(repetition_time, torch.Tensor) else None
+    return torch.tensor([patch_length_for_tr(value, window_seconds) for value in values], device=device)
+
+
+def valid_time_patches(num_frames: torch.Tensor, patch_length: torch.Tensor, num_time_patches: int) -> torch.Tensor:
+    """Time patches holding real frames, `ceil(num_frames / patch_length)` clipped to `[1, num_time_patches]`.
+
+    The last valid patch may be partly zero-padded; a series shorter than one patch still fills one patch.
+
+    Args:
+        num_frames: `(batch,)` real frames per series.
+        patch_length: `(batch,)` frames per token.
+        num_time_patches: time patches in the token grid (W).
+
+    Returns:
+        `(batch,)` long.
+    """
+    if bool((num_frames < 1).any()):
+        raise ValueError("Every fMRI series needs at least one real frame; drop empty series from the batch.")
+    ceil_patches = torch.div(num_frames + patch_length - 1, patch_length, rounding_mode="floor")
+    return ceil_patches.clamp(max=num_time_patches).long()
+
+
+__all__ = [
+    "MAX_REPETITION_TIME",
+    "MIN_REPETITION_TIME",
+    "check_repetition_time",
+    "patch_length_for_tr",
+    "patch_lengths_for_batch",
+    "resolve_repetition_time",
+    "valid_time_patches",
+]
