@@ -45,7 +45,7 @@ def test_valid_patches_round_up_and_clip():
 def test_processor_and_model_agree_on_patch_length_at_every_tr():
     # Every TR of the plausible range on a 1 ms grid, each series exactly two patches long as the extractor counts.
     trs = np.round(np.arange(MIN_REPETITION_TIME, MAX_REPETITION_TIME + 5e-4, 1e-3), 3).tolist()
-    extractor = FMRIFeatureExtractor(num_rois=2, num_time_patches=4)
+    extractor = FMRIFeatureExtractor(num_rois=2, atlas="two_rois", num_time_patches=4, normalization="zscore")
     expected = [extractor.patch_length(tr) for tr in trs]
     assert expected[trs.index(2.016)] == 18  # 35.28 / 2.016 = 17.5: half to even, in float32 and float64 alike
     features = extractor(

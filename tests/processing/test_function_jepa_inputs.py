@@ -68,7 +68,7 @@ def test_boolean_repetition_time_is_refused_by_the_model():
 def test_an_atlas_without_tables_needs_its_tables_or_an_explicit_placeholder(tmp_path):
     with pytest.raises(
         ValueError,
-        match=r"No ROI position tables ship for atlas 'my_atlas10'.*roi_tables='custom'.*"
+        match=r"No ROI position tables are registered for atlas 'my_atlas10'.*roi_tables='custom'.*"
         r"roi_tables='placeholder'",
     ):
         FunctionJEPAModel(user_config())

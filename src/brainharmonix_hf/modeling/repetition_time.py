@@ -15,6 +15,7 @@ import math
 import warnings
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 # Outside these bounds a TR (in seconds) is almost surely a unit mistake (milliseconds) or a broken header.
@@ -34,6 +35,8 @@ def check_repetition_time(value, source: str = "repetition_time") -> float:
             f"{source} is missing: the fMRI repetition time decides the patch length. Pass `repetition_time=` in "
             "seconds (e.g. repetition_time=0.8), one value per series or one for all."
         )
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{source} is {value!r}, a boolean; pass the repetition time in seconds (e.g. 2.0).")
     try:
         value = float(value)
     except (TypeError, ValueError) as error:
