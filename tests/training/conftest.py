@@ -6,20 +6,10 @@ import importlib.util
 import nibabel as nib
 import numpy as np
 import pytest
-from small_configs import small_brainharmonix_config
+from real_cohort import NUM_SUBJECTS, WINDOW_FRAMES, tiny_config
 
 from brainharmonix_hf import BrainHarmonixModel, BrainHarmonixProcessor
 from brainharmonix_hf.sample_data import load_fmri_sample, load_t1_sample
-
-NUM_SUBJECTS = 12
-# 4 time patches of 35.28 s: at TR 1.4 s a patch is round(35.28 / 1.4) = 25 frames, the window 100 frames.
-WINDOW_FRAMES = 100
-
-
-def tiny_config(**overrides):
-    """T1 32³ (8 tokens), fMRI 400 ROIs × 4 time patches (1600 tokens), 24-wide one-layer stages, 4 hub tokens."""
-    return small_brainharmonix_config(image_size=(32, 32, 32), num_time_patches=4, **overrides)
-
 
 @pytest.fixture(scope="session")
 def lemon_series() -> np.ndarray:
@@ -30,8 +20,9 @@ def lemon_series() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def cohort(tmp_path_factory, lemon_series) -> list[dict]:
-    """Manifest rows of 12 subjects: a window of the LEMON run each (every third one 60 frames long, so 3 of 4 time
-    patches are valid), amplified 3× for label 1; the MNI152 T1 for all but subjects 3 and 7; sites A/B/C; eight in
+    """Manifest rows of 12 subjects: a window of the LEMON run each (every third one 25 frames long, so 1 of 2 time
+    patches is valid), with the left-hemisphere ROIs (rows 0-199) offset by 3 standard deviations of the run for
+    label 1 (a global signal shift that LayerNorm-ed latents keep, unlike a plain rescaling); the MNI152 T1 for all but subjects 3 and 7; sites A/B/C; eight in
     `train`, four in `validation`. Subject 0's series is an ROI CSV, the others `.npy` arrays."""
     folder = tmp_path_factory.mktemp("cohort")
     t1_path = folder / "mni152_T1w.nii"
@@ -39,8 +30,10 @@ def cohort(tmp_path_factory, lemon_series) -> list[dict]:
     rows = []
     for index in range(NUM_SUBJECTS):
         label = index % 2
-        length = 60 if index % 3 == 2 else WINDOW_FRAMES
-        series = lemon_series[:, 40 * index : 40 * index + length] * (3.0 if label else 1.0)
+        length = 25 if index % 3 == 2 else WINDOW_FRAMES
+        series = lemon_series[:, 50 * index : 50 * index + length].copy()
+        if label:
+            series[:200] += 3 * lemon_series.std()
         if index == 0:
             fmri_path = folder / f"sub-{index:02d}_schaefer400.csv"
             lines = ["roi," + ",".join(f"t{frame}" for frame in range(length))]

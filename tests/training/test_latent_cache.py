@@ -39,7 +39,7 @@ def test_cache_round_trip_equals_the_encoders(encoded, cohort, tmp_path, dtype):
     cache = cache_latents(model, processor, cohort, tmp_path / "cache", dtype=dtype, batch_size=5, shard_size=4)
     info = LatentCacheInfo.from_dataset(cache)
     assert (info.latent_dtype, info.num_fmri_tokens, info.num_t1_tokens, info.latent_size) == (
-        str(torch_dtype).removeprefix("torch."), 1600, 8, 24
+        str(torch_dtype).removeprefix("torch."), 800, 8, 24
     )
     assert cache["subject"] == [row["subject"] for row in cohort]
     assert cache["label"] == [row["label"] for row in cohort] and cache["site"][:3] == ["A", "B", "C"]
@@ -56,9 +56,9 @@ def test_cache_round_trip_equals_the_encoders(encoded, cohort, tmp_path, dtype):
     # Within half a unit in the last place (fp16 subnormals: half their spacing, 2^-25).
     rtol, atol = (2**-8, 0.0) if dtype == "bf16" else (2**-11, 2**-25)
     torch.testing.assert_close(inputs["fmri_latents"].float(), latents.fmri_latents, rtol=rtol, atol=atol)
-    # Masks exact: 4 valid patches of 400 ROIs for 100-frame windows, 3 for 60-frame ones.
+    # Masks exact: 2 valid patches of 400 ROIs for 50-frame windows, 1 for 25-frame ones.
     assert torch.equal(inputs["fmri_token_mask"], latents.fmri_token_mask.long())
-    assert inputs["fmri_token_mask"].sum(1).tolist() == [1200 if index % 3 == 2 else 1600 for index in range(12)]
+    assert inputs["fmri_token_mask"].sum(1).tolist() == [400 if index % 3 == 2 else 800 for index in range(12)]
     assert torch.equal(inputs["t1_token_mask"], has_t1.long().unsqueeze(1).expand(-1, 8))
     assert inputs["labels"].tolist() == [index % 2 for index in range(12)]
 
@@ -105,7 +105,7 @@ def test_reader_refuses_other_datasets_and_mismatched_models(encoded, cohort, tm
         load_latent_cache(tmp_path / "plain")
     cache = cache_latents(model, processor, cohort[:2], tmp_path / "cache")
     other = model.config.harmonizer_config.to_dict() | {"num_t1_tokens": 9}
-    with pytest.raises(LatentCacheError, match=r"\(1600, 8, 24\) but the Harmonizer reads \(1600, 9, 24\)"):
+    with pytest.raises(LatentCacheError, match=r"\(800, 8, 24\) but the Harmonizer reads \(1600, 9, 24\)"):
         LatentCacheInfo.from_dataset(cache).check_fits(type(model.config.harmonizer_config)(**other))
     wrong_atlas = [dict(cohort[0], atlas="schaefer400_17networks")]
     with pytest.raises(LatentCacheError, match="schaefer400_17networks"):
