@@ -105,7 +105,7 @@ def test_reader_refuses_other_datasets_and_mismatched_models(encoded, cohort, tm
         load_latent_cache(tmp_path / "plain")
     cache = cache_latents(model, processor, cohort[:2], tmp_path / "cache")
     other = model.config.harmonizer_config.to_dict() | {"num_t1_tokens": 9}
-    with pytest.raises(LatentCacheError, match=r"\(800, 8, 24\) but the Harmonizer reads \(1600, 9, 24\)"):
+    with pytest.raises(LatentCacheError, match=r"\(800, 8, 24\) but the Harmonizer reads \(800, 9, 24\)"):
         LatentCacheInfo.from_dataset(cache).check_fits(type(model.config.harmonizer_config)(**other))
     wrong_atlas = [dict(cohort[0], atlas="schaefer400_17networks")]
     with pytest.raises(LatentCacheError, match="schaefer400_17networks"):
