@@ -4,7 +4,7 @@
 import argparse
 from collections.abc import Sequence
 
-from .cli_finetune import add_cache_latents_command
+from .cli_finetune import add_cache_latents_command, add_evaluate_command
 from .demo import describe, embed_sample_subject
 from .modeling.configuration_brainharmonix import BrainHarmonixConfig
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(run=run_demo)
     add_cache_latents_command(subcommands)
+    add_evaluate_command(subcommands)
     return parser
 
 

@@ -222,18 +222,30 @@ def with_model_inputs(
 
     Each item (or batch) holds `fmri_latents` `(num_fmri_tokens, latent_size)` and `t1_latents`
     `(num_t1_tokens, latent_size)` in the cache's dtype (zeros for a missing modality), `fmri_token_mask` and
-    `t1_token_mask` (long, 0 for a missing modality) and, when the cache has labels, `labels`: class indices through
-    `label2id` (long), or float targets with `regression=True`. `default_data_collator` stacks items into batches.
+    `t1_token_mask` (long, 0 for a missing modality) and, when `label2id` or `regression` is given, `labels`: class
+    indices through `label2id` (long), or float targets. `default_data_collator` stacks items into batches.
     """
     info = LatentCacheInfo.from_dataset(cache)
-    has_labels = any(label is not None for label in cache["label"])
-    if has_labels and not regression and label2id is None:
-        raise ValueError("Pass label2id (class name or number -> index) to turn labels into class indices.")
 
     def transform(batch: dict) -> dict:
-        return _model_inputs(batch, info, label2id if has_labels else None, regression and has_labels)
+        return _model_inputs(batch, info, label2id, regression)
 
     return cache.with_transform(transform)
+
+
+def embed_latent_cache(cache: datasets.Dataset, harmonizer, batch_size: int = 8, device="cpu") -> np.ndarray:
+    """Subject embeddings `(num_subjects, hidden_size)`: the pooled hub tokens of a `HarmonizerModel` (or a model
+    with one at `.harmonizer`) over every row of the cache, in row order."""
+    base = getattr(harmonizer, "harmonizer", harmonizer)
+    LatentCacheInfo.from_dataset(cache).check_fits(base.config)
+    base = base.to(device).eval()
+    inputs = with_model_inputs(cache)
+    embeddings = []
+    with torch.inference_mode():
+        for start in range(0, len(cache), batch_size):
+            batch = inputs[start : start + batch_size]
+            embeddings.append(base(**{name: value.to(device) for name, value in batch.items()}).pooler_output.float())
+    return torch.cat(embeddings).cpu().numpy()
 
 
 def _model_inputs(batch: dict, info: LatentCacheInfo, label2id: dict | None, regression: bool) -> dict:
@@ -366,6 +378,7 @@ __all__ = [
     "LatentCacheInfo",
     "cache_features",
     "cache_latents",
+    "embed_latent_cache",
     "latents_from_bytes",
     "latents_to_bytes",
     "load_latent_cache",
