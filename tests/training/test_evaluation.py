@@ -119,3 +119,21 @@ def test_evaluate_command_on_embedding_tables(tmp_path):
     assert report["comparison"]["f1"]["better"] == "A"
     assert set(report["models"]["A"]["summary"]) == {"accuracy", "balanced_accuracy", "f1", "auroc"}
     assert "Nadeau" in report["protocol"]["paired_test"]
+
+
+def test_evaluate_command_on_a_latent_cache(cohort, tiny_model_dir, tmp_path):
+    from brainharmonix_hf import BrainHarmonixModel, BrainHarmonixProcessor
+    from brainharmonix_hf.training.latent_cache import cache_latents
+
+    model = BrainHarmonixModel.from_pretrained(tiny_model_dir)
+    cache_latents(model, BrainHarmonixProcessor.from_pretrained(tiny_model_dir), cohort, tmp_path / "cache")
+    model.harmonizer.save_pretrained(tmp_path / "harmonizer")
+    main(["evaluate", "--source", f"tiny={tmp_path / 'harmonizer'}", "--latent-cache", str(tmp_path / "cache"),
+          "--group-column", "site", "--repeats", "2", "--folds", "3", "--validation-folds", "2",
+          "--output", str(tmp_path / "report.json")])
+    report = json.loads((tmp_path / "report.json").read_text())
+    rows = report["models"]["tiny"]["splits"]
+    # 12 subjects at 3 sites of 4: each test set is one site, validation one of the other two.
+    assert [(row["num_train"], row["num_validation"], row["num_test"]) for row in rows] == [(4, 4, 4)] * 6
+    assert "comparison" not in report and report["num_subjects"] == 12
+    assert all(0.0 <= row["balanced_accuracy"] <= 1.0 for row in rows)
