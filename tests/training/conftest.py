@@ -11,6 +11,7 @@ from real_cohort import NUM_SUBJECTS, WINDOW_FRAMES, tiny_config
 from brainharmonix_hf import BrainHarmonixModel, BrainHarmonixProcessor
 from brainharmonix_hf.sample_data import load_fmri_sample, load_t1_sample
 
+
 @pytest.fixture(scope="session")
 def lemon_series() -> np.ndarray:
     if importlib.util.find_spec("brainspace") is None:
@@ -22,8 +23,9 @@ def lemon_series() -> np.ndarray:
 def cohort(tmp_path_factory, lemon_series) -> list[dict]:
     """Manifest rows of 12 subjects: a window of the LEMON run each (every third one 25 frames long, so 1 of 2 time
     patches is valid), with the left-hemisphere ROIs (rows 0-199) offset by 3 standard deviations of the run for
-    label 1 (a global signal shift that LayerNorm-ed latents keep, unlike a plain rescaling); the MNI152 T1 for all but subjects 3 and 7; sites A/B/C; eight in
-    `train`, four in `validation`. Subject 0's series is an ROI CSV, the others `.npy` arrays."""
+    label 1 (a global signal shift that LayerNorm-ed latents keep, unlike a plain rescaling); the MNI152 T1 for all
+    but subjects 3 and 7; sites A/B/C; eight in `train`, four in `validation`. Subject 0's series is an ROI CSV, the
+    others `.npy` arrays."""
     folder = tmp_path_factory.mktemp("cohort")
     t1_path = folder / "mni152_T1w.nii"
     nib.save(load_t1_sample(), t1_path)

@@ -50,8 +50,10 @@ def test_splits_are_stratified_disjoint_and_cover_each_repeat():
     # Different repeats shuffle differently; the same seed gives the same splits.
     assert not np.array_equal(splits[0].test, splits[5].test)
     again = repeated_splits(labels, num_repeats=3, num_folds=5, num_validation_folds=4, seed=7)
-    assert all(np.array_equal(a.test, b.test) and np.array_equal(a.validation, b.validation)
-               for a, b in zip(splits, again, strict=True))
+    assert all(
+        np.array_equal(a.test, b.test) and np.array_equal(a.validation, b.validation)
+        for a, b in zip(splits, again, strict=True)
+    )
 
 
 def test_grouped_splits_never_share_a_site():
@@ -111,9 +113,25 @@ def test_evaluate_command_on_embedding_tables(tmp_path):
     for name in ("informative", "noise"):
         table = cohort[["subject", "label", "site"]].assign(embedding=cohort[name])
         table.sample(frac=1.0, random_state=1).to_parquet(tmp_path / f"{name}.parquet")  # rows matched by subject
-    main(["evaluate", "--source", f"A={tmp_path / 'informative.parquet'}", "--source",
-          f"B={tmp_path / 'noise.parquet'}", "--group-column", "site", "--repeats", "2", "--folds", "3",
-          "--validation-folds", "2", "--output", str(tmp_path / "report.json")])
+    main(
+        [
+            "evaluate",
+            "--source",
+            f"A={tmp_path / 'informative.parquet'}",
+            "--source",
+            f"B={tmp_path / 'noise.parquet'}",
+            "--group-column",
+            "site",
+            "--repeats",
+            "2",
+            "--folds",
+            "3",
+            "--validation-folds",
+            "2",
+            "--output",
+            str(tmp_path / "report.json"),
+        ]
+    )
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["settings"]["classes"] == ["control", "patient"] and report["settings"]["group_column"] == "site"
     assert report["comparison"]["f1"]["better"] == "A"
@@ -128,9 +146,25 @@ def test_evaluate_command_on_a_latent_cache(cohort, tiny_model_dir, tmp_path):
     model = BrainHarmonixModel.from_pretrained(tiny_model_dir)
     cache_latents(model, BrainHarmonixProcessor.from_pretrained(tiny_model_dir), cohort, tmp_path / "cache")
     model.harmonizer.save_pretrained(tmp_path / "harmonizer")
-    main(["evaluate", "--source", f"tiny={tmp_path / 'harmonizer'}", "--latent-cache", str(tmp_path / "cache"),
-          "--group-column", "site", "--repeats", "2", "--folds", "3", "--validation-folds", "2",
-          "--output", str(tmp_path / "report.json")])
+    main(
+        [
+            "evaluate",
+            "--source",
+            f"tiny={tmp_path / 'harmonizer'}",
+            "--latent-cache",
+            str(tmp_path / "cache"),
+            "--group-column",
+            "site",
+            "--repeats",
+            "2",
+            "--folds",
+            "3",
+            "--validation-folds",
+            "2",
+            "--output",
+            str(tmp_path / "report.json"),
+        ]
+    )
     report = json.loads((tmp_path / "report.json").read_text())
     rows = report["models"]["tiny"]["splits"]
     # 12 subjects at 3 sites of 4: each test set is one site, validation one of the other two.

@@ -48,13 +48,18 @@ def splits(cohort, tiny_model_dir, tmp_path_factory):
 def test_recipe_defaults_and_label_mapping():
     args = finetune_arguments("unused", FineTuneRecipe())
     assert (args.learning_rate, args.weight_decay, args.num_train_epochs, args.per_device_train_batch_size) == (
-        5e-4, 0.05, 50, 16
+        5e-4,
+        0.05,
+        50,
+        16,
     )
     assert (args.label_smoothing_factor, args.warmup_steps, args.metric_for_best_model) == (0.1, 0.1, "f1")
     assert args.load_best_model_at_end and args.greater_is_better
     regression = finetune_arguments("unused", regression=True)
     assert (regression.label_smoothing_factor, regression.metric_for_best_model, regression.greater_is_better) == (
-        0.0, "mse", False
+        0.0,
+        "mse",
+        False,
     )
     assert label_mapping(["patient", "control", None, "patient"]) == {"control": 0, "patient": 1}
     with pytest.raises(ValueError, match="at least two classes"):
@@ -84,7 +89,9 @@ def test_finetune_on_cached_latents_learns_and_keeps_the_best_f1(harmonizer_dir,
     assert model.harmonizer.layers[0].drop_path.drop_prob == 0.1
     # A randomly initialised Harmonizer: a fast head and slow layers (the recipe's lr suits pretrained weights).
     recipe = FineTuneRecipe(learning_rate=2e-2, layer_decay=0.1, num_epochs=16, warmup_epochs=1, batch_size=4)
-    trainer = finetune(model, splits["train"], splits["validation"], str(tmp_path), recipe=recipe, seed=0, disable_tqdm=True)
+    trainer = finetune(
+        model, splits["train"], splits["validation"], str(tmp_path), recipe=recipe, seed=0, disable_tqdm=True
+    )
     history = trainer.state.log_history
     train_losses = [entry["loss"] for entry in history if "loss" in entry]
     eval_f1 = [entry["eval_f1"] for entry in history if "eval_f1" in entry]
@@ -106,7 +113,9 @@ def test_linear_probe_trains_only_its_head(harmonizer_dir, splits, tmp_path):
     frozen = {name: value.clone() for name, value in model.harmonizer.state_dict().items()}
     head = model.classifier.weight.detach().clone()
     recipe = FineTuneRecipe(learning_rate=1e-2, num_epochs=3, warmup_epochs=0, batch_size=4)
-    trainer = finetune(model, splits["train"], splits["validation"], str(tmp_path), recipe=recipe, seed=0, disable_tqdm=True)
+    trainer = finetune(
+        model, splits["train"], splits["validation"], str(tmp_path), recipe=recipe, seed=0, disable_tqdm=True
+    )
     trained = trainer.model
     assert all(torch.equal(frozen[name], value) for name, value in trained.harmonizer.state_dict().items())
     assert not torch.equal(head, trained.classifier.weight)
@@ -122,22 +131,31 @@ def test_lora_trains_only_adapters_and_head_then_merges(harmonizer_dir, splits, 
     trainable = [name for name, parameter in model.named_parameters() if parameter.requires_grad]
     assert trainable and all("lora_" in name or ".classifier." in name for name in trainable)
     assert {name.split(".lora_")[0].split("layers.0.")[-1] for name in trainable if "lora_" in name} == {
-        "attention.qkv", "attention.proj", "mlp.fc1", "mlp.fc2"
+        "attention.qkv",
+        "attention.proj",
+        "mlp.fc1",
+        "mlp.fc2",
     }
     recipe = FineTuneRecipe(learning_rate=1e-2, num_epochs=2, warmup_epochs=0, batch_size=4)
-    trainer = finetune(model, splits["train"], splits["validation"], str(tmp_path / "run"), recipe=recipe, seed=0, disable_tqdm=True)
+    trainer = finetune(
+        model, splits["train"], splits["validation"], str(tmp_path / "run"), recipe=recipe, seed=0, disable_tqdm=True
+    )
     model = trainer.model.eval()
     base_weights = model.get_base_model().state_dict()
-    assert torch.equal(base_weights["harmonizer.layers.0.attention.qkv.base_layer.weight"],
-                       original["harmonizer.layers.0.attention.qkv.weight"])
+    assert torch.equal(
+        base_weights["harmonizer.layers.0.attention.qkv.base_layer.weight"],
+        original["harmonizer.layers.0.attention.qkv.weight"],
+    )
     batch = splits["validation"][:4]
     inputs = {name: value for name, value in batch.items() if name != "labels"}
     with torch.no_grad():
         adapted = model(**inputs).logits
         merged = model.merge_and_unload().eval()
         assert type(merged) is HarmonizerForSequenceClassification
-        assert not torch.equal(merged.state_dict()["harmonizer.layers.0.attention.qkv.weight"],
-                               original["harmonizer.layers.0.attention.qkv.weight"])
+        assert not torch.equal(
+            merged.state_dict()["harmonizer.layers.0.attention.qkv.weight"],
+            original["harmonizer.layers.0.attention.qkv.weight"],
+        )
         torch.testing.assert_close(merged(**inputs).logits, adapted, rtol=1e-4, atol=1e-5)
         merged.save_pretrained(tmp_path / "merged")
         reloaded = HarmonizerForSequenceClassification.from_pretrained(tmp_path / "merged").eval()
@@ -147,16 +165,22 @@ def test_lora_trains_only_adapters_and_head_then_merges(harmonizer_dir, splits, 
 def test_finetune_on_raw_inputs_with_frozen_encoders(cohort, tiny_model_dir, tmp_path):
     manifest = load_manifest(cohort)
     model = load_for_finetuning(BrainHarmonixForSequenceClassification, tiny_model_dir, label2id=LABELS)
-    encoders = {name: value.clone() for name, value in model.state_dict().items() if ".harmonizer." not in name
-                and name.startswith("brainharmonix.")}
+    encoders = {
+        name: value.clone()
+        for name, value in model.state_dict().items()
+        if ".harmonizer." not in name and name.startswith("brainharmonix.")
+    }
     collator = ManifestRowCollator(BrainHarmonixProcessor.from_pretrained(tiny_model_dir), LABELS)
     recipe = FineTuneRecipe(learning_rate=3e-3, num_epochs=2, warmup_epochs=0, batch_size=4)
     train, validation = manifest.select(range(8)), manifest.select(range(8, 12))
-    trainer = finetune(model, train, validation, str(tmp_path), recipe=recipe, data_collator=collator, seed=0,
-                       disable_tqdm=True)
+    trainer = finetune(
+        model, train, validation, str(tmp_path), recipe=recipe, data_collator=collator, seed=0, disable_tqdm=True
+    )
     history = trainer.state.log_history
     assert [entry["epoch"] for entry in history if "eval_f1" in entry] == [1.0, 2.0]
     trained = trainer.model.state_dict()
     assert all(torch.equal(trained[name], value) for name, value in encoders.items())
-    assert not torch.equal(trained["brainharmonix.harmonizer.layers.0.mlp.fc1.weight"],
-                           BrainHarmonixModel.from_pretrained(tiny_model_dir).harmonizer.layers[0].mlp.fc1.weight)
+    assert not torch.equal(
+        trained["brainharmonix.harmonizer.layers.0.mlp.fc1.weight"],
+        BrainHarmonixModel.from_pretrained(tiny_model_dir).harmonizer.layers[0].mlp.fc1.weight,
+    )

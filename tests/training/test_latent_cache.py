@@ -39,7 +39,10 @@ def test_cache_round_trip_equals_the_encoders(encoded, cohort, tmp_path, dtype):
     cache = cache_latents(model, processor, cohort, tmp_path / "cache", dtype=dtype, batch_size=5, shard_size=4)
     info = LatentCacheInfo.from_dataset(cache)
     assert (info.latent_dtype, info.num_fmri_tokens, info.num_t1_tokens, info.latent_size) == (
-        str(torch_dtype).removeprefix("torch."), 800, 8, 24
+        str(torch_dtype).removeprefix("torch."),
+        800,
+        8,
+        24,
     )
     assert cache["subject"] == [row["subject"] for row in cohort]
     assert cache["label"] == [row["label"] for row in cohort] and cache["site"][:3] == ["A", "B", "C"]
@@ -115,8 +118,21 @@ def test_reader_refuses_other_datasets_and_mismatched_models(encoded, cohort, tm
 def test_cache_latents_command(cohort, tiny_model_dir, tmp_path):
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps(cohort[:3]))
-    main(["cache-latents", "--model", tiny_model_dir, "--manifest", str(manifest), "--output", str(tmp_path / "c"),
-          "--dtype", "fp16", "--batch-size", "2"])
+    main(
+        [
+            "cache-latents",
+            "--model",
+            tiny_model_dir,
+            "--manifest",
+            str(manifest),
+            "--output",
+            str(tmp_path / "c"),
+            "--dtype",
+            "fp16",
+            "--batch-size",
+            "2",
+        ]
+    )
     cache = load_latent_cache(tmp_path / "c")
     assert LatentCacheInfo.from_dataset(cache).latent_dtype == "float16"
     assert cache["subject"] == ["00", "01", "02"]

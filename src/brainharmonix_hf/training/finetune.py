@@ -90,7 +90,9 @@ def harmonizer_layer_ids(model: nn.Module) -> tuple[dict[int, int], int]:
     outside the Harmonizer are layer `L + 1`. See the module docstring."""
     harmonizers = [module for module in model.modules() if isinstance(module, HarmonizerModel)]
     if len(harmonizers) != 1:
-        raise ValueError(f"Layer-wise lr decay needs exactly one HarmonizerModel in the model, found {len(harmonizers)}.")
+        raise ValueError(
+            f"Layer-wise lr decay needs exactly one HarmonizerModel in the model, found {len(harmonizers)}."
+        )
     harmonizer = harmonizers[0]
     num_layers = len(harmonizer.layers)
     layer_ids = {}
@@ -310,9 +312,9 @@ def apply_lora(model: nn.Module, rank: int = 8, alpha: int = 16, dropout: float 
 
 
 __all__ = [
+    "LORA_TARGET_MODULES",
     "FineTuneRecipe",
     "HarmonizerForLinearProbing",
-    "LORA_TARGET_MODULES",
     "ManifestRowCollator",
     "apply_lora",
     "finetune",
