@@ -171,3 +171,23 @@ def test_evaluate_command_on_a_latent_cache(cohort, tiny_model_dir, tmp_path):
     assert [(row["num_train"], row["num_validation"], row["num_test"]) for row in rows] == [(4, 4, 4)] * 6
     assert "comparison" not in report and report["num_subjects"] == 12
     assert all(0.0 <= row["balanced_accuracy"] <= 1.0 for row in rows)
+
+
+def test_regression_protocol_prefers_the_lower_error():
+    rng = np.random.default_rng(1)
+    targets = rng.normal(size=50)
+    informative = np.stack([targets + 0.3 * rng.normal(size=50), rng.normal(size=50)], axis=1)
+    noise = rng.normal(size=(50, 2))
+    splits = repeated_splits(targets, num_repeats=2, num_folds=5, regression=True)
+    # Quantile-bin stratification: each test fold of 10 holds two targets of each fifth of the distribution.
+    bins = np.digitize(targets, np.quantile(targets, [0.2, 0.4, 0.6, 0.8]))
+    assert all(np.bincount(bins[split.test]).tolist() == [2] * 5 for split in splits)
+    predictors = {
+        "noise": EmbeddingProbe(noise, targets, regression=True),
+        "informative": EmbeddingProbe(informative, targets, regression=True),
+    }
+    report = run_protocol(splits, targets, predictors, regression=True)
+    assert set(report["models"]["noise"]["summary"]) == {"mse", "mae", "pearson_r"}
+    mse = report["comparison"]["mse"]
+    assert mse["mean_difference"] > 0 and mse["better"] == "informative"  # noise - informative: noise errs more
+    assert report["comparison"]["pearson_r"]["better"] == "informative"
