@@ -103,6 +103,9 @@ def test_finetune_on_cached_latents_learns_and_keeps_the_best_f1(harmonizer_dir,
     assert trainer.state.best_metric == max(eval_f1)
     assert trainer.evaluate()["eval_f1"] == pytest.approx(max(eval_f1))
     assert trainer.state.best_model_checkpoint.endswith(f"checkpoint-{2 * (eval_f1.index(max(eval_f1)) + 1)}")
+    # Trainer's schedule scaled every group from its own lr: the layer-wise ratios hold (1 layer: ids 0, 1, 2).
+    initial = {group["layer_id"]: group["initial_lr"] for group in trainer.optimizer.param_groups}
+    assert initial == pytest.approx({0: 2e-2 * 0.1**2, 1: 2e-2 * 0.1, 2: 2e-2})
 
 
 def test_linear_probe_trains_only_its_head(harmonizer_dir, splits, tmp_path):
