@@ -5,6 +5,7 @@ import argparse
 from collections.abc import Sequence
 
 from .convert.command import add_convert_parser
+from .cli_finetune import add_cache_latents_command, add_evaluate_command
 from .demo import describe, embed_sample_subject
 from .modeling.configuration_brainharmonix import BrainHarmonixConfig
 
@@ -31,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(run=run_demo)
     add_convert_parser(subcommands)
+    add_cache_latents_command(subcommands)
+    add_evaluate_command(subcommands)
     return parser
 
 
