@@ -4,6 +4,7 @@
 import argparse
 from collections.abc import Sequence
 
+from .cohort.cli_embed import add_embed_command
 from .demo import describe, embed_sample_subject
 from .modeling.configuration_brainharmonix import BrainHarmonixConfig
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", default=None, help="BrainHarmonix config.json or model folder (default: the published sizes)."
     )
     demo.set_defaults(run=run_demo)
+    add_embed_command(subcommands)
     return parser
 
 

@@ -6,7 +6,7 @@ from .embed import EmbeddingRun, embed_cohort
 from .embedding_store import EmbeddingStore, load_embeddings, load_failures
 from .roi_timeseries_tsv import read_roi_timeseries_tsv
 from .sample_tree import write_sample_derivatives
-from .session_inputs import SessionInputs, sessions_from_manifest
+from .session_inputs import SessionInputs, select_sessions, sessions_from_manifest
 
 __all__ = [
     "EmbeddingRun",
@@ -17,6 +17,7 @@ __all__ = [
     "load_embeddings",
     "load_failures",
     "read_roi_timeseries_tsv",
+    "select_sessions",
     "sessions_from_manifest",
     "write_sample_derivatives",
 ]

@@ -180,10 +180,17 @@ def _forward_rows(model, prepared: list[PreparedSession], hub_tokens: bool, devi
             "fmri": session.fmri,
             "t1_sha256": item.checksums.get("t1"),
             "fmri_sha256": item.checksums.get("fmri"),
-            "repetition_time": float(item.features["repetition_time"]) if "repetition_time" in item.features else None,
+            "repetition_time": _repetition_time(item),
             "atlas": session.atlas,
         }
         if tokens is not None:
             row["hub_tokens"] = tokens[index].tolist()
         rows.append(row)
     return rows
+
+
+def _repetition_time(item: PreparedSession) -> float | None:
+    """The TR as given (sidecar or manifest), else the one the processor read from a NIfTI header."""
+    if item.session.repetition_time is not None or "repetition_time" not in item.features:
+        return item.session.repetition_time
+    return float(item.features["repetition_time"])

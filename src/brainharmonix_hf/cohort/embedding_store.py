@@ -65,12 +65,12 @@ class EmbeddingStore:
 
     def consolidate(self) -> Path:
         """Merge every shard (and an earlier `embeddings.parquet`) into `embeddings.parquet`, sorted by subject and
-        session, one row per key (the newest wins); merge the failure files, dropping keys that are now done. Call
+        session, one row per key (the newest wins; left untouched when there are no shards); merge the failure files, dropping keys that are now done. Call
         from one process once every rank has finished."""
         final = self.output_dir / EMBEDDINGS_FILE
         shards = sorted(self.shards_dir.glob("rank*.parquet"))
-        tables = [pq.read_table(path) for path in self._row_files()]
-        if tables:
+        if shards:
+            tables = [pq.read_table(path) for path in self._row_files()]
             merged = pa.concat_tables(tables, promote_options="default").to_pylist()
             newest = {(row["subject"], row["session"]): row for row in merged}
             rows = [newest[key] for key in sorted(newest)]

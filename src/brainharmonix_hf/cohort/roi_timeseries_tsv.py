@@ -24,7 +24,7 @@ def read_roi_timeseries_tsv(path: str | os.PathLike) -> tuple[np.ndarray, list[s
             f"{path} has {table.shape[1]} column(s) and {table.shape[0]} row(s); a parcellated time series table has a "
             "header row of ROI labels, one column per ROI and one row per frame, tab-separated."
         )
-    non_numeric = [str(name) for name, dtype in table.dtypes.items() if not np.issubdtype(dtype, np.number)]
+    non_numeric = [str(name) for name, dtype in table.dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)]
     if non_numeric:
         raise ValueError(
             f"{path}: columns {non_numeric[:5]} hold non-numeric values; every column must be one ROI's time series."

@@ -1,6 +1,7 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
 """One subject-session's inputs to embed, from a BIDS derivatives tree or a cohort manifest."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..training.manifest import ManifestSource, load_manifest
@@ -45,4 +46,19 @@ def sessions_from_manifest(source: ManifestSource) -> list[SessionInputs]:
             atlas=row["atlas"],
         )
         for row in manifest
+    ]
+
+
+def select_sessions(
+    sessions: Sequence[SessionInputs],
+    participant_label: Sequence[str] | None = None,
+    session: Sequence[str] | None = None,
+) -> list[SessionInputs]:
+    """Keep the sessions of these subjects and session labels (`sub-` / `ses-` prefixes optional; `None` keeps all)."""
+    subjects = None if not participant_label else {label.removeprefix("sub-") for label in participant_label}
+    labels = None if not session else {label.removeprefix("ses-") for label in session}
+    return [
+        inputs
+        for inputs in sessions
+        if (subjects is None or inputs.subject in subjects) and (labels is None or (inputs.session or "") in labels)
     ]
