@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from accelerate import PartialState
+from accelerate.utils import parse_flag_from_env
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -90,7 +91,8 @@ def embed_cohort(
         (`hidden_size` floats), `hub_tokens` (when asked), `has_t1`, `has_fmri`, `t1`, `fmri`, `t1_sha256`,
         `fmri_sha256`, `repetition_time`, `atlas`, `model_name`, `model_revision`, `model_commit`, `package_version`.
     """
-    state = PartialState()
+    # Like Accelerator, run the processes on CPU (gloo) when `accelerate launch --cpu` / ACCELERATE_USE_CPU=1 asks.
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
     store = EmbeddingStore(output_dir, rank=state.process_index)
     done = store.done_keys()
     pending = sorted((s for s in sessions if s.key not in done), key=lambda s: s.key)
