@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from .cohort.cli_embed import add_embed_command
 from .demo import describe, embed_sample_subject
 from .modeling.configuration_brainharmonix import BrainHarmonixConfig
+from .visualization.cli_plot import add_plot_command
 
 
 def run_demo(args: argparse.Namespace) -> None:
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(run=run_demo)
     add_embed_command(subcommands)
+    add_plot_command(subcommands)
     return parser
 
 

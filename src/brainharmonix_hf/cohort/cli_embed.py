@@ -49,6 +49,13 @@ def add_embed_command(subcommands) -> None:
     embed.set_defaults(run=run_embed)
 
 
+def processor_for_model(model_path: str | Path, model: BrainHarmonixModel) -> BrainHarmonixProcessor:
+    """The processor saved beside the model, else one built for the model's config."""
+    if (Path(model_path) / PROCESSOR_FILE).is_file():
+        return BrainHarmonixProcessor.from_pretrained(model_path)
+    return BrainHarmonixProcessor.for_config(model.config)
+
+
 def run_embed(args: argparse.Namespace) -> None:
     if args.bids is not None:
         sessions = find_bids_sessions(
@@ -65,12 +72,7 @@ def run_embed(args: argparse.Namespace) -> None:
     if not sessions:
         raise SystemExit(f"No session with a T1 or fMRI input matches in {args.bids or args.manifest}.")
     model = BrainHarmonixModel.from_pretrained(args.model, dtype=DTYPES[args.dtype], revision=args.revision)
-    has_processor = (Path(args.model) / PROCESSOR_FILE).is_file()
-    processor = (
-        BrainHarmonixProcessor.from_pretrained(args.model)
-        if has_processor
-        else BrainHarmonixProcessor.for_config(model.config)
-    )
+    processor = processor_for_model(args.model, model)
     run = embed_cohort(
         model,
         sessions,

@@ -2,6 +2,7 @@
 """Training-loss curves from a run folder's `log.jsonl`: one JSON object per line with `step`, `epoch`, `loss`, `lr`,
 `samples_per_second` and `split` (`"train"` or `"validation"`), as the pretraining loops write it."""
 
+import json
 import os
 from pathlib import Path
 
@@ -21,7 +22,9 @@ def read_training_log(run_dir: str | os.PathLike) -> pd.DataFrame:
     path = path / LOG_FILE if path.is_dir() else path
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: pass a training run folder that holds {LOG_FILE}.")
-    log = pd.read_json(path, lines=True)
+    log = pd.DataFrame.from_records(
+        [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    )
     missing = [column for column in ("step", "loss", "split") if column not in log.columns]
     if missing:
         raise ValueError(f"{path} has no {missing} field(s); each line needs step, loss and split (train/validation).")
