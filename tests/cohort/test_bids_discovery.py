@@ -55,13 +55,14 @@ def test_bold_runs_when_asked(sample_tree):
 
 
 def test_not_a_dataset(tmp_path):
-    with pytest.raises(FileNotFoundError, match="dataset_description.json"):
+    with pytest.raises(FileNotFoundError, match=r"dataset_description\.json"):
         find_bids_sessions(tmp_path)
 
 
 def test_table_reads_back_the_run(sample_tree):
     series, labels = read_roi_timeseries_tsv(
-        sample_tree / "sub-01/ses-1/func/sub-01_ses-1_task-rest_space-MNI152NLin2009cAsym_atlas-Schaefer400_timeseries.tsv"
+        sample_tree
+        / "sub-01/ses-1/func/sub-01_ses-1_task-rest_space-MNI152NLin2009cAsym_atlas-Schaefer400_timeseries.tsv"
     )
     assert series.shape == (400, NUM_TIMEPOINTS) and labels[0] == "Schaefer400_7Networks_001" and len(labels) == 400
     np.testing.assert_allclose(series, load_fmri_sample().series[:, :NUM_TIMEPOINTS], rtol=1e-6, atol=1e-6)

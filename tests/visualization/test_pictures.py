@@ -6,8 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
-from small_configs import small_brainharmonix_config
 from sklearn.decomposition import PCA
+from small_configs import small_brainharmonix_config
 
 from brainharmonix_hf import BrainHarmonixModel, BrainHarmonixProcessor
 from brainharmonix_hf.cli import main
@@ -59,7 +59,10 @@ def test_hub_attention_is_the_models_and_is_drawn(t1_image, tmp_path):
     fmri = load_fmri_sample()
     # The run is 652 frames: the model holds 100; a shorter run (90 frames) leaves the last time patch partly padded.
     inputs = BrainHarmonixProcessor.for_config(model.config)(
-        t1=t1_image, fmri=fmri.series[:, :90], repetition_time=fmri.repetition_time, layout="rois_first",
+        t1=t1_image,
+        fmri=fmri.series[:, :90],
+        repetition_time=fmri.repetition_time,
+        layout="rois_first",
         return_tensors="pt",
     )
     attention = hub_attention_per_roi(model, inputs)
@@ -94,8 +97,9 @@ def test_loss_curves_are_the_log(tmp_path):
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-        records.append({"step": step, "epoch": 0, "loss": loss.item(), "lr": 0.05, "samples_per_second": 1e3,
-                        "split": "train"})
+        records.append(
+            {"step": step, "epoch": 0, "loss": loss.item(), "lr": 0.05, "samples_per_second": 1e3, "split": "train"}
+        )
         if step % 10 == 0:
             with torch.no_grad():
                 validation = torch.nn.functional.mse_loss(layer(inputs[48:]), targets[48:]).item()

@@ -149,7 +149,7 @@ def _embed_batch(model, prepared: list[PreparedSession], hub_tokens: bool, devic
         return [], []
     try:
         return _forward_rows(model, prepared, hub_tokens, device), []
-    except Exception as error:  # noqa: BLE001 - reported per session
+    except Exception as error:
         if len(prepared) == 1:
             return [], [(prepared[0], (type(error).__name__, str(error)))]
     rows, errors = [], []

@@ -9,7 +9,8 @@
 ```
 
 A row is done once it is in a shard or in `embeddings.parquet`; a resumed run skips done rows and retries failures.
-Consolidation merges the shards into `embeddings.parquet` (written to a temporary file, then renamed), then deletes them.
+Consolidation merges the shards into `embeddings.parquet` (written to a temporary file, then renamed), then deletes
+them.
 """
 
 import json
@@ -65,8 +66,8 @@ class EmbeddingStore:
 
     def consolidate(self) -> Path:
         """Merge every shard (and an earlier `embeddings.parquet`) into `embeddings.parquet`, sorted by subject and
-        session, one row per key (the newest wins; left untouched when there are no shards); merge the failure files, dropping keys that are now done. Call
-        from one process once every rank has finished."""
+        session, one row per key (the newest wins; left untouched when there are no shards); merge the failure files,
+        dropping keys that are now done. Call from one process once every rank has finished."""
         final = self.output_dir / EMBEDDINGS_FILE
         shards = sorted(self.shards_dir.glob("rank*.parquet"))
         if shards:

@@ -33,7 +33,9 @@ class PreparedSession:
     error: tuple[str, str] | None = None
 
 
-def prepare_session(processor: BrainHarmonixProcessor, session: SessionInputs, fmri_atlas_image=None) -> PreparedSession:
+def prepare_session(
+    processor: BrainHarmonixProcessor, session: SessionInputs, fmri_atlas_image=None
+) -> PreparedSession:
     """Run the processor on one session's files. Errors are caught and returned, never raised, so one broken
     subject does not stop a cohort (and results can cross DataLoader worker processes).
 
@@ -55,7 +57,7 @@ def prepare_session(processor: BrainHarmonixProcessor, session: SessionInputs, f
         features = {name: value[0] for name, value in outputs.items() if not name.startswith("has_")}
         checksums = {name: file_sha256(getattr(session, name)) for name in ("t1", "fmri") if getattr(session, name)}
         return PreparedSession(session, features, checksums)
-    except Exception as error:  # noqa: BLE001 - every failure is reported in the failures file
+    except Exception as error:
         return PreparedSession(session, error=(type(error).__name__, str(error)))
 
 

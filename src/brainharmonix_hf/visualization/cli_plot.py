@@ -82,10 +82,11 @@ def run_plot_embeddings(args: argparse.Namespace) -> None:
     table = pd.read_parquet(path)
     labels = None
     if args.labels is not None:
-        label_table = pd.read_csv(args.labels, sep="\t" if args.labels.suffix == ".tsv" else ",", dtype={"subject": str})
+        separator = "\t" if args.labels.suffix == ".tsv" else ","
+        label_table = pd.read_csv(args.labels, sep=separator, dtype={"subject": str, "session": str})
         keys = ["subject", "session"] if "session" in label_table.columns else ["subject"]
         if "session" in keys:
-            label_table["session"] = label_table["session"].fillna("").astype(str)
+            label_table["session"] = label_table["session"].fillna("")  # rows without a session have session ""
         table = table.merge(label_table[[*keys, args.label_column]], on=keys, how="inner")
         if table.empty:
             raise SystemExit(f"No subject of {path} is in {args.labels}.")

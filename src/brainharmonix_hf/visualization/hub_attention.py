@@ -52,7 +52,10 @@ def hub_attention_per_roi(model: BrainHarmonixModel, inputs: Mapping, layer: int
 
 
 def plot_hub_attention(
-    attention: np.ndarray, output: str | os.PathLike | None = None, hub_tokens: Sequence[int] = (0, 1, 2), dpi: int = 100
+    attention: np.ndarray,
+    output: str | os.PathLike | None = None,
+    hub_tokens: Sequence[int] = (0, 1, 2),
+    dpi: int = 100,
 ):
     """Draw the mean over hub tokens and the chosen hub tokens' ROI attention on the cortex, and save a PNG.
 

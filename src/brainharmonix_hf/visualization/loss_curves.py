@@ -9,8 +9,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
 LOG_FILE = "log.jsonl"
 SPLITS = ("train", "validation")
@@ -40,7 +40,11 @@ def plot_loss_curves(run_dir: str | os.PathLike, output: str | os.PathLike | Non
     log = read_training_log(run_dir)
     has_lr = "lr" in log.columns and log["lr"].notna().any()
     figure, axes = plt.subplots(
-        2 if has_lr else 1, 1, figsize=(6, 4.5 if has_lr else 3), sharex=True, squeeze=False,
+        2 if has_lr else 1,
+        1,
+        figsize=(6, 4.5 if has_lr else 3),
+        sharex=True,
+        squeeze=False,
         gridspec_kw={"height_ratios": [3, 1]} if has_lr else None,
     )
     loss_axis = axes[0, 0]

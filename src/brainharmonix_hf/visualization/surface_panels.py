@@ -13,10 +13,10 @@ from functools import cache
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from ..sample_data import schaefer400_fsaverage5_labels  # noqa: E402
+from ..sample_data import schaefer400_fsaverage5_labels
 
 VIEWS = (("left", "lateral"), ("left", "medial"), ("right", "lateral"), ("right", "medial"))
 VERTICES_PER_HEMISPHERE = 10242
@@ -24,7 +24,7 @@ VERTICES_PER_HEMISPHERE = 10242
 
 @dataclass(frozen=True)
 class HemisphereMesh:
-    """An fsaverage5 inflated hemisphere: `(V, 3)` coordinates, `(F, 3)` faces, `(V,)` Schaefer-400 labels (0 = wall)."""
+    """An fsaverage5 inflated hemisphere: `(V, 3)` coordinates, `(F, 3)` faces, `(V,)` Schaefer-400 labels (0: wall)."""
 
     coordinates: np.ndarray
     faces: np.ndarray

@@ -7,12 +7,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Rectangle
 
-from ..processing.feature_extraction_t1 import T1VolumeFeatureExtractor  # noqa: E402
-from ..processing.nifti_io import ImageSource, as_3d, load_image, to_ras  # noqa: E402
+from ..processing.feature_extraction_t1 import T1VolumeFeatureExtractor
+from ..processing.nifti_io import ImageSource, as_3d, load_image, to_ras
 
 AXIS_NAMES = ("x (left-right)", "y (posterior-anterior)", "z (inferior-superior)")
 
