@@ -1,5 +1,6 @@
 """`brainharmonix embed` on a small real cohort: a broken subject, resume, hub tokens, checksums, three input routes."""
 
+import dataclasses
 import hashlib
 import shutil
 
@@ -103,6 +104,23 @@ def test_same_embedding_from_table_bold_run_and_manifest(tiny_model_dir, sample_
     low = np.array(load_embeddings(tmp_path / "bf16")[0]["embedding"])
     reference = np.array(rows["table"]["embedding"])
     assert np.abs(low - reference).max() < 0.1 * np.abs(reference).max()
+
+
+def test_batch_mixing_modalities_equals_one_by_one(tiny_model_dir, sample_tree, tmp_path):
+    """A T1-only, an fMRI-only and a complete session in one batch (inputs read by a worker process) get the
+    embeddings they get alone."""
+    model = BrainHarmonixModel.from_pretrained(tiny_model_dir).eval()
+    first, second, third = find_bids_sessions(sample_tree)[:3]
+    sessions = [dataclasses.replace(first, fmri=None), dataclasses.replace(second, t1=None), third]
+    run = embed_cohort(model, sessions, tmp_path / "batch", batch_size=3, num_workers=1, progress=False)
+    assert (run.embedded, run.failed) == (3, 0)
+    batched = load_embeddings(tmp_path / "batch")
+    assert (list(batched["has_t1"]), list(batched["has_fmri"])) == ([True, False, True], [False, True, True])
+    assert batched["t1_sha256"][1] is None and batched["fmri_sha256"][0] is None
+    for index, session in enumerate(sessions):
+        embed_cohort(model, [session], tmp_path / f"alone{index}", progress=False)
+        alone = load_embeddings(tmp_path / f"alone{index}")[0]["embedding"]
+        np.testing.assert_allclose(batched[index]["embedding"], alone, atol=1e-5)
 
 
 @pytest.mark.slow
