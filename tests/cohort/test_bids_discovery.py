@@ -37,12 +37,16 @@ def test_table_sidecar_tr_wins_and_atlas_choice(sample_tree, tmp_path):
     table = func / "sub-02_ses-1_task-rest_space-MNI152NLin2009cAsym_atlas-Schaefer400_timeseries.tsv"
     table.with_suffix(".json").write_text(json.dumps({"RepetitionTime": 2.0}))
     shutil.copy(table, func / table.name.replace("Schaefer400", "Gordon333"))
-    with pytest.raises(ValueError, match=r"several atlases \['Gordon333', 'Schaefer400'\].*--atlas"):
+    # Newer XCP-D names the atlas with `seg-`.
+    shutil.copy(table, func / table.name.replace("atlas-Schaefer400", "seg-4S456Parcels_stat-mean"))
+    with pytest.raises(ValueError, match=r"several atlases \['4S456Parcels', 'Gordon333', 'Schaefer400'\].*--atlas"):
         find_bids_sessions(tree)
     sessions = {s.key: s for s in find_bids_sessions(tree, atlas="Schaefer400")}
     assert sessions[("02", "1")].repetition_time == 2.0 and sessions[("01", "1")].repetition_time == 1.4
     gordon = find_bids_sessions(tree, atlas="Gordon333", participant_label=["02"])
     assert gordon[0].fmri.endswith("atlas-Gordon333_timeseries.tsv") and gordon[0].atlas == "Gordon333"
+    (seg,) = [s for s in find_bids_sessions(tree, atlas="4S456Parcels") if s.fmri is not None]
+    assert seg.fmri.endswith("seg-4S456Parcels_stat-mean_timeseries.tsv") and seg.key == ("02", "1")
 
 
 def test_bold_runs_when_asked(sample_tree):

@@ -4,7 +4,8 @@
 Per subject and session:
 
 - T1: `anat/*_space-<MNI space>_desc-preproc_T1w.nii.gz` (MNI152NLin2009cAsym preferred, then MNI152NLin6Asym);
-- fMRI: an XCP-D-style parcellated table `func/*_atlas-<name>_timeseries.tsv` (preferred), or, when an atlas label
+- fMRI: an XCP-D-style parcellated table `func/*_atlas-<name>_timeseries.tsv` or `*_seg-<name>_timeseries.tsv`
+  (preferred), or, when an atlas label
   image is given to the embedding, the MNI-space `*_desc-preproc_bold.nii.gz`;
 - TR: `RepetitionTime` from the table's own JSON sidecar, else from the sidecar of the BOLD run with the same
   subject, session, task and run.
@@ -36,7 +37,8 @@ def find_bids_sessions(
 
     Args:
         root: the derivatives dataset folder (with `dataset_description.json`).
-        atlas: atlas entity of the parcellated tables to use (e.g. `Schaefer417`); needed when the tree has several.
+        atlas: atlas (`atlas-` or `seg-` entity) of the parcellated tables to use (e.g. `Schaefer417`); needed when
+            the tree has several.
         participant_label: keep only these subjects (with or without `sub-`).
         session: keep only these sessions (with or without `ses-`).
         task, run: keep only fMRI runs of this task / run number.
@@ -65,8 +67,10 @@ def find_bids_sessions(
     if run is not None:
         run_filters["run"] = run
 
-    tables = layout.get(suffix="timeseries", extension=".tsv", **run_filters, **({"atlas": atlas} if atlas else {}))
-    atlases = sorted({table.entities.get("atlas") for table in tables} - {None})
+    tables = layout.get(suffix="timeseries", extension=".tsv", **run_filters)
+    if atlas is not None:
+        tables = [table for table in tables if _atlas(table) == atlas]
+    atlases = sorted({_atlas(table) for table in tables} - {None})
     if atlas is None and len(atlases) > 1:
         raise ValueError(
             f"{root} has parcellated tables for several atlases {atlases}; choose one with --atlas (atlas=...)."
@@ -81,7 +85,7 @@ def find_bids_sessions(
         fmri, repetition_time, fmri_atlas = None, None, None
         table = _first([f for f in tables if _key(f) == (subject, ses)])
         if table is not None:
-            fmri, fmri_atlas = table.path, table.entities.get("atlas")
+            fmri, fmri_atlas = table.path, _atlas(table)
             repetition_time = _repetition_time(table, bolds)
         elif use_bold:
             bold = _first_by_space([f for f in bolds if _key(f) == (subject, ses)])
@@ -104,6 +108,11 @@ def find_bids_sessions(
 
 def _key(bids_file) -> tuple[str, str]:
     return bids_file.entities["subject"], str(bids_file.entities.get("session", ""))
+
+
+def _atlas(table) -> str | None:
+    """The table's atlas: its `atlas-` entity, or `seg-` as newer XCP-D versions name it."""
+    return table.entities.get("atlas") or table.entities.get("segmentation")
 
 
 def _first(files: list):
