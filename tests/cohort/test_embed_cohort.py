@@ -141,3 +141,25 @@ def test_two_processes_split_the_cohort(tiny_model_dir, sample_tree, tmp_path):
         f"3 embedded, 0 already done, 0 failed; table: {output}/embeddings.parquet, failures: {output}/failures.jsonl",
     ]
     assert len(load_embeddings(output)) == len(SESSIONS)
+
+
+def test_hub_model_commit_is_recorded(tiny_model_dir, sample_tree, tmp_path):
+    """A model loaded by Hub id from the local cache (offline): the row records the snapshot's commit."""
+    import os
+    import subprocess
+    import sys
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--lab--brainharmonix-tiny"
+    shutil.copytree(tiny_model_dir, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    environment = os.environ | {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    output = tmp_path / "embeddings"
+    args = ["embed", "--model", "lab/brainharmonix-tiny", "--bids", str(sample_tree), "--output", str(output)]
+    filters = ["--participant-label", "01", "--session", "1", "--no-progress"]
+    command = [sys.executable, "-m", "brainharmonix_hf.cli", *args, *filters]
+    result = subprocess.run(command, env=environment, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (row,) = load_embeddings(output)
+    assert (row["model_name"], row["model_commit"]) == ("lab/brainharmonix-tiny", commit)

@@ -9,7 +9,7 @@ import torch
 from ..modeling.modeling_brainharmonix import BrainHarmonixModel
 from ..processing.processing_brainharmonix import BrainHarmonixProcessor
 from .bids_discovery import find_bids_sessions
-from .embed import embed_cohort
+from .embed import embed_cohort, hub_commit_hash
 from .embedding_store import EMBEDDINGS_FILE, FAILURES_FILE
 from .session_inputs import select_sessions, sessions_from_manifest
 
@@ -84,6 +84,7 @@ def run_embed(args: argparse.Namespace) -> None:
         device=args.device,
         fmri_atlas_image=None if args.atlas_image is None else str(args.atlas_image),
         model_revision=args.revision,
+        model_commit=hub_commit_hash(args.model, args.revision),
         progress=not args.no_progress,
     )
     print(

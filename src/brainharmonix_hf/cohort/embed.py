@@ -29,7 +29,7 @@ FLOAT_INPUTS = ("pixel_values", "fmri_values")
 
 @dataclass(frozen=True)
 class EmbeddingRun:
-    """What one call of `embed_cohort` did (counts over all processes are only known to each process for its part).
+    """What one call of `embed_cohort` did in this process (each process of a distributed run counts its own part).
 
     Attributes:
         output_dir: the output folder.
@@ -68,6 +68,7 @@ def embed_cohort(
     fmri_atlas_image=None,
     rows_per_shard: int = 16,
     model_revision: str | None = None,
+    model_commit: str | None = None,
     progress: bool = True,
 ) -> EmbeddingRun:
     """Embed every session not yet in `output_dir` and write the rows (see `embedding_store` for the folder layout).
@@ -84,6 +85,7 @@ def embed_cohort(
         fmri_atlas_image: label NIfTI for sessions whose fMRI input is a 4D NIfTI run.
         rows_per_shard: rows buffered before a shard file is written (the unit of work kept by an interrupted run).
         model_revision: revision the model was loaded at, recorded in every row.
+        model_commit: commit hash of the model's Hub snapshot (see `hub_commit_hash`), recorded in every row.
         progress: show a tqdm bar (sessions/s) per process.
 
     Returns:
@@ -103,7 +105,7 @@ def embed_cohort(
     provenance = {
         "model_name": model.config.name_or_path or None,
         "model_revision": model_revision,
-        "model_commit": getattr(model.config, "_commit_hash", None),
+        "model_commit": model_commit,
         "package_version": __version__,
     }
     embedded = failed = 0
@@ -196,3 +198,20 @@ def _repetition_time(item: PreparedSession) -> float | None:
     if item.session.repetition_time is not None or "repetition_time" not in item.features:
         return item.session.repetition_time
     return float(item.features["repetition_time"])
+
+
+def hub_commit_hash(model_name_or_path: str | os.PathLike, revision: str | None = None) -> str | None:
+    """The commit of the cached Hub snapshot a model id (at `revision`) loads from; `None` for a local folder or a
+    model that is not in the Hugging Face cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if Path(model_name_or_path).is_dir():
+        return None
+    try:
+        config_file = try_to_load_from_cache(str(model_name_or_path), "config.json", revision=revision)
+    except ValueError:  # not a valid repository id
+        return None
+    if not isinstance(config_file, str):
+        return None
+    snapshot = Path(config_file).parent
+    return snapshot.name if snapshot.parent.name == "snapshots" else None
