@@ -17,7 +17,6 @@ from brainharmonix_hf.cohort import (
     load_embeddings,
     load_failures,
     read_roi_timeseries_tsv,
-    sessions_from_manifest,
 )
 from brainharmonix_hf.cohort.sample_tree import atlas_image
 
@@ -81,29 +80,37 @@ def test_cli_cohort_with_broken_subject_then_resume(tiny_model_dir, sample_tree,
 
 def test_same_embedding_from_table_bold_run_and_manifest(tiny_model_dir, sample_tree, tmp_path):
     model = BrainHarmonixModel.from_pretrained(tiny_model_dir).eval()
-    subject = ["02"]
-    from_table = find_bids_sessions(sample_tree, participant_label=subject)
-    from_bold = find_bids_sessions(sample_tree, participant_label=subject, atlas="Gordon333", use_bold=True)
-    manifest = tmp_path / "cohort.csv"
-    manifest.write_text(f"subject,t1,fmri,repetition_time\n02,{from_table[0].t1},{from_table[0].fmri},1.4\n")
+    from_table = find_bids_sessions(sample_tree, participant_label=["02"])
+    from_bold = find_bids_sessions(sample_tree, participant_label=["02"], atlas="Gordon333", use_bold=True)
     rows = {}
-    for name, sessions, atlas in [
-        ("table", from_table, None),
-        ("bold", from_bold, str(atlas_image(sample_tree))),
-        ("manifest", sessions_from_manifest(manifest), None),
-    ]:
+    for name, sessions, atlas in [("table", from_table, None), ("bold", from_bold, str(atlas_image(sample_tree)))]:
         run = embed_cohort(model, sessions, tmp_path / name, fmri_atlas_image=atlas, progress=False)
         assert (run.embedded, run.failed) == (1, 0)
         rows[name] = load_embeddings(tmp_path / name)[0]
+    # The manifest lists two subjects; the CLI keeps the one asked for, in float32 and in bfloat16.
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text(
+        "subject,t1,fmri,repetition_time\n"
+        + "".join(f"{s.subject},{s.t1},{s.fmri},1.4\n" for s in find_bids_sessions(sample_tree, session=["1"]))
+    )
+    for name, dtype in (("manifest", "float32"), ("bfloat16", "bfloat16")):
+        command = [
+            "embed",
+            "--model",
+            str(tiny_model_dir),
+            "--manifest",
+            str(manifest),
+            "--output",
+            str(tmp_path / name),
+        ]
+        main([*command, "--participant-label", "sub-02", "--dtype", dtype, "--no-progress"])
+        (rows[name],) = load_embeddings(tmp_path / name)
     assert rows["bold"]["fmri"].endswith("_bold.nii.gz") and rows["manifest"]["session"] == ""
+    assert rows["manifest"]["subject"] == "02"
     for name in ("bold", "manifest"):
         np.testing.assert_allclose(rows[name]["embedding"], rows["table"]["embedding"], atol=1e-5)
-
-    bfloat16 = embed_cohort(model.to(torch.bfloat16), from_table, tmp_path / "bf16", progress=False)
-    assert bfloat16.embedded == 1
-    low = np.array(load_embeddings(tmp_path / "bf16")[0]["embedding"])
-    reference = np.array(rows["table"]["embedding"])
-    assert np.abs(low - reference).max() < 0.1 * np.abs(reference).max()
+    low, reference = np.array(rows["bfloat16"]["embedding"]), np.array(rows["table"]["embedding"])
+    assert 0 < np.abs(low - reference).max() < 0.1 * np.abs(reference).max()
 
 
 def test_batch_mixing_modalities_equals_one_by_one(tiny_model_dir, sample_tree, tmp_path):
