@@ -5,16 +5,11 @@ import importlib.util
 
 import pytest
 import torch
+from cohort_sample import NUM_TIME_PATCHES, NUM_TIMEPOINTS, SESSIONS
 from small_configs import small_brainharmonix_config
 
 from brainharmonix_hf import BrainHarmonixModel
 from brainharmonix_hf.cohort import write_sample_derivatives
-
-# 4 time patches of 25 frames at TR 1.4 s: the 100 frames written fill the window exactly.
-NUM_TIME_PATCHES = 4
-NUM_TIMEPOINTS = 100
-SESSIONS = [("01", "1"), ("01", "2"), ("02", "1"), ("03", None), ("04", "1")]
-BROKEN = ("04", "1")
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import NUM_TIMEPOINTS, SESSIONS
+from cohort_sample import NUM_TIMEPOINTS, SESSIONS
 
 from brainharmonix_hf.cohort import find_bids_sessions, read_roi_timeseries_tsv, sessions_from_manifest
 from brainharmonix_hf.sample_data import load_fmri_sample

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import BROKEN, SESSIONS
+from cohort_sample import BROKEN, SESSIONS
 
 from brainharmonix_hf import BrainHarmonixModel, BrainHarmonixProcessor
 from brainharmonix_hf.cli import main
