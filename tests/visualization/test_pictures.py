@@ -82,6 +82,8 @@ def test_hub_attention_is_the_models_and_is_drawn(t1_image, tmp_path):
             np.testing.assert_allclose(np.sort(drawn.compressed()), np.sort(values[labels[labels > 0] - 1]))
             assert drawn.mask.sum() == (labels == 0).sum()  # the medial wall
     plt.close(figure)
+    with pytest.raises(ValueError, match="schaefer400_7networks order"):
+        plot_hub_attention(attention, atlas="schaefer400_17networks")
 
 
 def test_loss_curves_are_the_log(tmp_path):

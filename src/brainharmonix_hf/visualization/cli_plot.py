@@ -74,7 +74,8 @@ def run_plot_attention(args: argparse.Namespace) -> None:
         return_tensors="pt",
     )
     attention = hub_attention_per_roi(model, inputs, layer=args.layer)
-    _save(plot_hub_attention(attention, hub_tokens=args.hub_token), args.output)
+    atlas = model.config.function_config.atlas
+    _save(plot_hub_attention(attention, hub_tokens=args.hub_token, atlas=atlas), args.output)
 
 
 def run_plot_embeddings(args: argparse.Namespace) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..modeling.modeling_brainharmonix import BrainHarmonixModel
+from ..sample_data import SCHAEFER400_ATLAS
 from .surface_panels import draw_parcel_maps
 
 
@@ -55,6 +56,7 @@ def plot_hub_attention(
     attention: np.ndarray,
     output: str | os.PathLike | None = None,
     hub_tokens: Sequence[int] = (0, 1, 2),
+    atlas: str = SCHAEFER400_ATLAS,
     dpi: int = 100,
 ):
     """Draw the mean over hub tokens and the chosen hub tokens' ROI attention on the cortex, and save a PNG.
@@ -63,13 +65,18 @@ def plot_hub_attention(
         attention: `(num_hub_tokens, 400)` from `hub_attention_per_roi` (Schaefer-400, 7-network order).
         output: PNG path (not saved when `None`).
         hub_tokens: indices of the hub tokens drawn after the mean.
+        atlas: ROI order of `attention`'s columns (the model's `function_config.atlas`); the surface labels are in
+            Schaefer-400 7-network order, so other orders are refused rather than drawn in the wrong places.
 
     Returns:
         the matplotlib Figure (close it when done). Rows: mean, then each hub token; in each view the `tripcolor`
         collection's array holds the ROI values of its faces.
     """
-    if attention.shape[1] != 400:
-        raise ValueError(f"Expected attention over the 400 Schaefer ROIs, got shape {attention.shape}.")
+    if atlas != SCHAEFER400_ATLAS or attention.shape[1] != 400:
+        raise ValueError(
+            f"The cortex is labelled in {SCHAEFER400_ATLAS} order (400 ROIs); got attention of shape {attention.shape} "
+            f"in {atlas!r} order. Reorder its columns to {SCHAEFER400_ATLAS} and pass atlas={SCHAEFER400_ATLAS!r}."
+        )
     maps = np.concatenate([attention.mean(0, keepdims=True), attention[list(hub_tokens)]])
     titles = ["mean of hub tokens", *(f"hub token {index}" for index in hub_tokens)]
     figure = draw_parcel_maps(maps, titles, "attention")
