@@ -115,12 +115,15 @@ def test_same_embedding_from_table_bold_run_and_manifest(tiny_model_dir, sample_
 
 def test_batch_mixing_modalities_equals_one_by_one(tiny_model_dir, sample_tree, tmp_path):
     """A T1-only, an fMRI-only and a complete session in one batch (inputs read by a worker process) get the
-    embeddings they get alone."""
+    embeddings they get alone; a session without a TR in the same batch fails alone."""
     model = BrainHarmonixModel.from_pretrained(tiny_model_dir).eval()
     first, second, third = find_bids_sessions(sample_tree)[:3]
     sessions = [dataclasses.replace(first, fmri=None), dataclasses.replace(second, t1=None), third]
-    run = embed_cohort(model, sessions, tmp_path / "batch", batch_size=3, num_workers=1, progress=False)
-    assert (run.embedded, run.failed) == (3, 0)
+    no_tr = dataclasses.replace(third, subject="05", repetition_time=None)
+    run = embed_cohort(model, [*sessions, no_tr], tmp_path / "batch", batch_size=4, num_workers=1, progress=False)
+    assert (run.embedded, run.failed) == (3, 1)
+    (failure,) = load_failures(tmp_path / "batch")
+    assert failure["subject"] == "05" and failure["message"].startswith(f"No repetition time for {third.fmri}")
     batched = load_embeddings(tmp_path / "batch")
     assert (list(batched["has_t1"]), list(batched["has_fmri"])) == ([True, False, True], [False, True, True])
     assert batched["t1_sha256"][1] is None and batched["fmri_sha256"][0] is None

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..processing.processing_brainharmonix import BrainHarmonixProcessor
+from ..processing.processing_brainharmonix import NIFTI_SUFFIXES, BrainHarmonixProcessor
 from .roi_timeseries_tsv import read_roi_timeseries_tsv
 from .session_inputs import SessionInputs
 
@@ -44,6 +44,11 @@ def prepare_session(
     """
     try:
         fmri = session.fmri
+        if fmri is not None and session.repetition_time is None and not fmri.lower().endswith(NIFTI_SUFFIXES):
+            raise ValueError(
+                f"No repetition time for {fmri}: add RepetitionTime (seconds) to its JSON sidecar or the BOLD run's, "
+                "or give a repetition_time column in the manifest."
+            )
         if fmri is not None and fmri.lower().endswith(TSV_SUFFIXES):
             fmri, _ = read_roi_timeseries_tsv(fmri)
         outputs = processor(
