@@ -4,10 +4,12 @@
 import argparse
 from collections.abc import Sequence
 
-from .convert.command import add_convert_parser
 from .cli_finetune import add_cache_latents_command, add_evaluate_command
+from .cohort.cli_embed import add_embed_command
+from .convert.command import add_convert_parser
 from .demo import describe, embed_sample_subject
 from .modeling.configuration_brainharmonix import BrainHarmonixConfig
+from .visualization.cli_plot import add_plot_command
 
 
 def run_demo(args: argparse.Namespace) -> None:
@@ -34,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_convert_parser(subcommands)
     add_cache_latents_command(subcommands)
     add_evaluate_command(subcommands)
+    add_embed_command(subcommands)
+    add_plot_command(subcommands)
     return parser
 
 

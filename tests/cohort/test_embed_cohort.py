@@ -1,0 +1,175 @@
+"""`brainharmonix embed` on a small real cohort: a broken subject, resume, hub tokens, checksums, three input routes."""
+
+import dataclasses
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from cohort_sample import BROKEN, SESSIONS
+
+from brainharmonix_hf import BrainHarmonixModel, BrainHarmonixProcessor
+from brainharmonix_hf.cli import main
+from brainharmonix_hf.cohort import (
+    embed_cohort,
+    find_bids_sessions,
+    load_embeddings,
+    load_failures,
+    read_roi_timeseries_tsv,
+)
+from brainharmonix_hf.cohort.sample_tree import atlas_image
+
+
+def reference_embedding(model, t1, tsv, repetition_time) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled embedding and hub tokens of one session through the processor and model directly."""
+    series, _ = read_roi_timeseries_tsv(tsv)
+    inputs = BrainHarmonixProcessor.for_config(model.config)(
+        t1=t1, fmri=series, repetition_time=repetition_time, layout="rois_first", return_tensors="pt"
+    )
+    with torch.no_grad():
+        outputs = model(**inputs)
+    return outputs.pooler_output[0].numpy(), outputs.last_hidden_state[0].numpy()
+
+
+def test_cli_cohort_with_broken_subject_then_resume(tiny_model_dir, sample_tree, tmp_path, capsys):
+    tree = shutil.copytree(sample_tree, tmp_path / "tree")
+    broken_t1 = next((tree / f"sub-{BROKEN[0]}" / f"ses-{BROKEN[1]}" / "anat").glob("*_T1w.nii.gz"))
+    intact_bytes = broken_t1.read_bytes()
+    broken_t1.write_bytes(intact_bytes[: len(intact_bytes) // 2])
+    output = tmp_path / "embeddings"
+    command = ["embed", "--model", str(tiny_model_dir), "--bids", str(tree), "--output", str(output)]
+    main([*command, "--hub-tokens", "--batch-size", "2", "--no-progress"])
+    assert "4 embedded, 0 already done, 1 failed" in capsys.readouterr().out
+
+    table = load_embeddings(output)
+    good = [(subject, session or "") for subject, session in SESSIONS if (subject, session) != BROKEN]
+    assert list(zip(table["subject"], table["session"], strict=True)) == good
+    failures = load_failures(output)
+    assert [(f["subject"], f["session"]) for f in failures] == [BROKEN]
+    assert failures[0]["error_type"] and failures[0]["message"]
+
+    model = BrainHarmonixModel.from_pretrained(tiny_model_dir).eval()
+    row = table[2]  # sub-02 ses-1
+    embedding, hub_tokens = reference_embedding(model, row["t1"], row["fmri"], 1.4)
+    np.testing.assert_allclose(row["embedding"], embedding, atol=1e-5)
+    np.testing.assert_allclose(np.array(row["hub_tokens"]), hub_tokens, atol=1e-5)
+    assert np.array(row["hub_tokens"]).shape == (1 + model.config.harmonizer_config.num_hub_tokens, 24)
+    assert row["t1_sha256"] == hashlib.sha256(open(row["t1"], "rb").read()).hexdigest()
+    assert row["fmri_sha256"] == hashlib.sha256(open(row["fmri"], "rb").read()).hexdigest()
+    assert (row["has_t1"], row["has_fmri"], row["repetition_time"], row["atlas"]) == (True, True, 1.4, "Schaefer400")
+    assert row["model_name"] == str(tiny_model_dir)
+    # Sessions differ (perturbed inputs), so their embeddings do too.
+    assert np.abs(np.array(table[0]["embedding"]) - np.array(table[1]["embedding"])).max() > 1e-4
+
+    # Resume: nothing is recomputed, the table is not rewritten, the failure is retried and still reported.
+    table_file = output / "embeddings.parquet"
+    before = table_file.stat().st_mtime_ns
+    main([*command, "--hub-tokens", "--no-progress"])
+    assert "0 embedded, 4 already done, 1 failed" in capsys.readouterr().out
+    assert table_file.stat().st_mtime_ns == before
+
+    # Repaired, the subject is embedded on the next run and leaves the failures file; other rows are unchanged.
+    broken_t1.write_bytes(intact_bytes)
+    main([*command, "--hub-tokens", "--no-progress"])
+    assert "1 embedded, 4 already done, 0 failed" in capsys.readouterr().out
+    resumed = load_embeddings(output)
+    assert len(resumed) == len(SESSIONS) and load_failures(output) == []
+    np.testing.assert_array_equal(np.array(resumed["embedding"][:4]), np.array(table["embedding"]))
+
+
+def test_same_embedding_from_table_bold_run_and_manifest(tiny_model_dir, sample_tree, tmp_path):
+    model = BrainHarmonixModel.from_pretrained(tiny_model_dir).eval()
+    from_table = find_bids_sessions(sample_tree, participant_label=["02"])
+    from_bold = find_bids_sessions(sample_tree, participant_label=["02"], atlas="Gordon333", use_bold=True)
+    rows = {}
+    for name, sessions, atlas in [("table", from_table, None), ("bold", from_bold, str(atlas_image(sample_tree)))]:
+        run = embed_cohort(model, sessions, tmp_path / name, fmri_atlas_image=atlas, progress=False)
+        assert (run.embedded, run.failed) == (1, 0)
+        rows[name] = load_embeddings(tmp_path / name)[0]
+    # The manifest lists two subjects; the CLI keeps the one asked for, in float32 and in bfloat16.
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text(
+        "subject,t1,fmri,repetition_time\n"
+        + "".join(f"{s.subject},{s.t1},{s.fmri},1.4\n" for s in find_bids_sessions(sample_tree, session=["1"]))
+    )
+    for name, dtype in (("manifest", "float32"), ("bfloat16", "bfloat16")):
+        command = [
+            "embed",
+            "--model",
+            str(tiny_model_dir),
+            "--manifest",
+            str(manifest),
+            "--output",
+            str(tmp_path / name),
+        ]
+        main([*command, "--participant-label", "sub-02", "--dtype", dtype, "--no-progress"])
+        (rows[name],) = load_embeddings(tmp_path / name)
+    assert rows["bold"]["fmri"].endswith("_bold.nii.gz") and rows["manifest"]["session"] == ""
+    assert rows["manifest"]["subject"] == "02"
+    for name in ("bold", "manifest"):
+        np.testing.assert_allclose(rows[name]["embedding"], rows["table"]["embedding"], atol=1e-5)
+    low, reference = np.array(rows["bfloat16"]["embedding"]), np.array(rows["table"]["embedding"])
+    assert 0 < np.abs(low - reference).max() < 0.1 * np.abs(reference).max()
+
+
+def test_batch_mixing_modalities_equals_one_by_one(tiny_model_dir, sample_tree, tmp_path):
+    """A T1-only, an fMRI-only and a complete session in one batch (inputs read by a worker process) get the
+    embeddings they get alone; a session without a TR in the same batch fails alone."""
+    model = BrainHarmonixModel.from_pretrained(tiny_model_dir).eval()
+    first, second, third = find_bids_sessions(sample_tree)[:3]
+    sessions = [dataclasses.replace(first, fmri=None), dataclasses.replace(second, t1=None), third]
+    no_tr = dataclasses.replace(third, subject="05", repetition_time=None)
+    run = embed_cohort(model, [*sessions, no_tr], tmp_path / "batch", batch_size=4, num_workers=1, progress=False)
+    assert (run.embedded, run.failed) == (3, 1)
+    (failure,) = load_failures(tmp_path / "batch")
+    assert failure["subject"] == "05" and failure["message"].startswith(f"No repetition time for {third.fmri}")
+    batched = load_embeddings(tmp_path / "batch")
+    assert (list(batched["has_t1"]), list(batched["has_fmri"])) == ([True, False, True], [False, True, True])
+    assert batched["t1_sha256"][1] is None and batched["fmri_sha256"][0] is None
+    for index, session in enumerate(sessions):
+        embed_cohort(model, [session], tmp_path / f"alone{index}", progress=False)
+        alone = load_embeddings(tmp_path / f"alone{index}")[0]["embedding"]
+        np.testing.assert_allclose(batched[index]["embedding"], alone, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_two_processes_split_the_cohort(tiny_model_dir, sample_tree, tmp_path):
+    """Two CPU processes under torchrun (gloo): each embeds its share into its own shard, the main one merges."""
+    import os
+    import subprocess
+    import sys
+
+    output = tmp_path / "embeddings"
+    environment = os.environ | {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "brainharmonix_hf.cli"]
+    args = ["embed", "--model", str(tiny_model_dir), "--bids", str(sample_tree), "--output", str(output)]
+    result = subprocess.run([*command, *args, "--no-progress"], env=environment, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(line for line in result.stdout.splitlines() if "embedded" in line) == [
+        f"2 embedded, 0 already done, 0 failed; table: {output}/embeddings.parquet, failures: {output}/failures.jsonl",
+        f"3 embedded, 0 already done, 0 failed; table: {output}/embeddings.parquet, failures: {output}/failures.jsonl",
+    ]
+    assert len(load_embeddings(output)) == len(SESSIONS)
+
+
+def test_hub_model_commit_is_recorded(tiny_model_dir, sample_tree, tmp_path):
+    """A model loaded by Hub id from the local cache (offline): the row records the snapshot's commit."""
+    import os
+    import subprocess
+    import sys
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--lab--brainharmonix-tiny"
+    shutil.copytree(tiny_model_dir, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    environment = os.environ | {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    output = tmp_path / "embeddings"
+    args = ["embed", "--model", "lab/brainharmonix-tiny", "--bids", str(sample_tree), "--output", str(output)]
+    filters = ["--participant-label", "01", "--session", "1", "--no-progress"]
+    command = [sys.executable, "-m", "brainharmonix_hf.cli", *args, *filters]
+    result = subprocess.run(command, env=environment, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (row,) = load_embeddings(output)
+    assert (row["model_name"], row["model_commit"]) == ("lab/brainharmonix-tiny", commit)
