@@ -27,7 +27,7 @@ from torch import nn
 from transformers import Trainer, TrainingArguments, default_data_collator
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from .._compat import can_return_tuple
+from ..modeling._compat import can_return_tuple
 from ..modeling.configuration_harmonizer import HarmonizerConfig
 from ..modeling.modeling_harmonizer import HarmonizerModel, HarmonizerPreTrainedModel
 from ..processing.processing_brainharmonix import BrainHarmonixProcessor

@@ -39,8 +39,8 @@ import numpy as np
 import torch
 
 from ..modeling.modeling_brainharmonix import BrainHarmonixModel
+from ..processing.roi_csv import read_roi_table
 from ..processing.processing_brainharmonix import BrainHarmonixProcessor
-from ..processing.roi_csv import read_roi_csv
 from .manifest import ManifestSource, load_manifest
 
 LATENT_CACHE_FORMAT = "brainharmonix_latent_cache"
@@ -314,16 +314,18 @@ def processor_inputs(processor: BrainHarmonixProcessor, batch: dict) -> dict[str
     if any(path is not None for path in batch["t1"]):
         arguments["t1"] = list(batch["t1"])
     if any(path is not None for path in batch["fmri"]):
-        arguments["fmri"] = [None if path is None else _read_fmri(path) for path in batch["fmri"]]
+        arguments["fmri"] = [None if path is None else _fmri_input(path) for path in batch["fmri"]]
         arguments["repetition_time"] = list(batch["repetition_time"])
+        arguments["layout"] = "rois_first"
     return dict(processor(**arguments, return_tensors="pt"))
 
 
-def _read_fmri(path: str) -> np.ndarray:
-    """An ROI-first `(num_rois, num_timepoints)` series from an ROI CSV (`.csv`, `.csv.gz`) or a `.npy` array."""
+def _fmri_input(path: str) -> np.ndarray:
+    """The ROI-first `(num_rois, num_timepoints)` series of an ROI CSV (`.csv`, `.csv.gz`, read by the processors'
+    reader) or a `.npy` array, so a batch may mix both kinds of file."""
     lower = path.lower()
     if lower.endswith((".csv", ".csv.gz")):
-        return read_roi_csv(path)[0]
+        return read_roi_table(path).series
     if lower.endswith(".npy"):
         return np.load(path)
     raise LatentCacheError(
