@@ -413,12 +413,14 @@ def train(args: PretrainingArguments):
     final_losses = {}
 
     while state.step < total_steps:
-        _set_epoch(train_loader, train_data, state.epoch)
         loader = (
             accelerator.skip_first_batches(train_loader, state.batches_in_epoch)
             if state.batches_in_epoch
             else train_loader
         )
+        # Accelerate re-applies its own epoch counter when iteration starts (a fresh skipping loader counts from 0).
+        loader.set_epoch(state.epoch)
+        _set_epoch(train_loader, train_data, state.epoch)
         for batch in loader:
             sample_index = batch.pop("sample_index")
             lr, weight_decay = schedule(args, state.step, total_steps)
