@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from .demo import describe, embed_sample_subject
 from .modeling.configuration_brainharmonix import BrainHarmonixConfig
+from .training.pretrain import add_pretrain_command
 
 
 def run_demo(args: argparse.Namespace) -> None:
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", default=None, help="BrainHarmonix config.json or model folder (default: the published sizes)."
     )
     demo.set_defaults(run=run_demo)
+    add_pretrain_command(subcommands)
     return parser
 
 

@@ -25,6 +25,7 @@ split = "train" | "validation"), `checkpoints/step-N` (Accelerate state, sealed:
 `exports/step-N` and `model/` (`save_pretrained` folders with the processor and a model card).
 """
 
+import argparse
 import json
 import math
 import sys
@@ -541,6 +542,17 @@ def parse_arguments(argv: Sequence[str] | None = None) -> PretrainingArguments:
     namespace = vars(parser.parse_args(argv))
     namespace.pop("config")
     return PretrainingArguments(**namespace)
+
+
+def add_pretrain_command(subcommands) -> None:
+    """Register `brainharmonix pretrain <stage> [options]` (options as in `python -m brainharmonix_hf.training.pretrain`)."""
+    command = subcommands.add_parser(
+        "pretrain",
+        help="Pretrain a stage (structure, function, harmonizer) with Accelerate; `brainharmonix pretrain -- --help`.",
+        add_help=False,
+    )
+    command.add_argument("options", nargs=argparse.REMAINDER, help="<stage> and its options.")
+    command.set_defaults(run=lambda args: main(args.options))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
