@@ -66,8 +66,10 @@ class FunctionJEPACollator:
             inputs["attention_mask"].sum(dim=1), patch_lengths, self.feature_extractor.num_time_patches
         )
         masks = self.mask_sampler(num_valid, generator=batch_generator(items))
+        # The extractor's series are a transposed (non-contiguous) view: copy, so they survive a gloo broadcast
+        # (`dispatch_batches`), which sends the storage order and would scramble them.
         return {
-            "fmri_values": inputs["fmri_values"],
+            "fmri_values": inputs["fmri_values"].contiguous(),
             "repetition_time": inputs["repetition_time"],
             "attention_mask": inputs["attention_mask"],
             "context_mask": masks.context_mask,
