@@ -413,6 +413,9 @@ def train(args: PretrainingArguments):
     losses, skip_window, interval_start, interval_batches = [], False, time.perf_counter(), 0
     final_losses = {}
 
+    if held_out_loader is not None and state.step == 0:
+        value = held_out_loss(accelerator, model, held_out_loader)
+        run_log.write({"step": 0, "epoch": 0.0, "loss": value, "split": "validation"})
     while state.step < total_steps:
         loader = (
             accelerator.skip_first_batches(train_loader, state.batches_in_epoch)
