@@ -29,14 +29,23 @@ from brainharmonix_hf import (
     StructureMAEForPreTraining,
 )
 
+MATMUL_REPEATS = 20
 PRESETS = {
     "small": {"hidden_size": 192, "num_hidden_layers": 4, "num_attention_heads": 3, "intermediate_size": 768},
     "base": {},
 }
-SMALL_DECODER = {"decoder_hidden_size": 128, "decoder_num_hidden_layers": 2, "decoder_num_attention_heads": 4,
-                 "decoder_intermediate_size": 512}
-SMALL_PREDICTOR = {"predictor_hidden_size": 96, "predictor_num_hidden_layers": 2, "predictor_num_attention_heads": 3,
-                   "predictor_intermediate_size": 384}
+SMALL_DECODER = {
+    "decoder_hidden_size": 128,
+    "decoder_num_hidden_layers": 2,
+    "decoder_num_attention_heads": 4,
+    "decoder_intermediate_size": 512,
+}
+SMALL_PREDICTOR = {
+    "predictor_hidden_size": 96,
+    "predictor_num_hidden_layers": 2,
+    "predictor_num_attention_heads": 3,
+    "predictor_intermediate_size": 384,
+}
 
 
 def stage_model_and_batch(stage: str, preset: str, batch_size: int, generator: torch.Generator):
@@ -59,8 +68,9 @@ def stage_model_and_batch(stage: str, preset: str, batch_size: int, generator: t
         }
     else:
         latent = 768
-        config = HarmonizerConfig(**width, **(SMALL_DECODER if small else {}), latent_size=latent,
-                                  **({"num_hub_tokens": 32} if small else {}))
+        config = HarmonizerConfig(
+            **width, **(SMALL_DECODER if small else {}), latent_size=latent, **({"num_hub_tokens": 32} if small else {})
+        )
         model = HarmonizerForPreTraining(config)
         batch = {
             "fmri_latents": torch.randn(batch_size, config.num_fmri_tokens, latent, generator=generator),
@@ -93,42 +103,47 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     for stage in args.stages:
         model, batch = stage_model_and_batch(stage, args.preset, args.batch_size, generator)
-        model.to(device).train()
-        batch = {name: value.to(device) for name, value in batch.items()}
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-
-        def step():
-            loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad()
-            sync()
-
-        model.set_attn_implementation("eager")
-        with FlopCounterMode(display=False) as counter:
-            model(**batch).loss.backward()
-        optimizer.zero_grad()
-        model.set_attn_implementation("sdpa")
-        flops = counter.get_total_flops()
-        step()  # warm-up
-        seconds = best_seconds(step, args.rounds)
-
-        width = model.config.hidden_size
-        left = torch.randn(1024, width, device=device)
-        right = torch.randn(width, 4 * width, device=device)
-
-        def matmul():
-            for _ in range(20):
-                left @ right
-            sync()
-
-        matmul_flops = 20 * 2 * 1024 * width * 4 * width / best_seconds(matmul, args.rounds)
+        seconds, flops, matmul_flops = measure(model, batch, device, sync, args.rounds)
         achieved = flops / seconds
         print(
             f"{stage:<11} {args.batch_size / seconds:>10.2f} {flops / 1e9:>11.1f} {achieved / 1e9:>9.1f} "
             f"{matmul_flops / 1e9:>15.1f} {achieved / matmul_flops:>9.2f}"
         )
+
+
+def measure(model, batch: dict, device: torch.device, sync, rounds: int) -> tuple[float, int, float]:
+    """Seconds per training step, FLOPs per step, and the baseline matmul's FLOP/s."""
+    model.to(device).train()
+    batch = {name: value.to(device) for name, value in batch.items()}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def step():
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+        sync()
+
+    model.set_attn_implementation("eager")
+    with FlopCounterMode(display=False) as counter:
+        model(**batch).loss.backward()
+    optimizer.zero_grad()
+    model.set_attn_implementation("sdpa")
+    step()  # warm-up
+    seconds = best_seconds(step, rounds)
+
+    width = model.config.hidden_size
+    left = torch.randn(1024, width, device=device)
+    right = torch.randn(width, 4 * width, device=device)
+
+    def matmul():
+        for _ in range(MATMUL_REPEATS):
+            left @ right
+        sync()
+
+    matmul_flops = MATMUL_REPEATS * 2 * 1024 * width * 4 * width / best_seconds(matmul, rounds)
+    return seconds, counter.get_total_flops(), matmul_flops
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from brainharmonix_hf import (
 from brainharmonix_hf.training.data import T1Augmentation, encode_for_harmonizer_pretraining
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from small_configs import DECODER, LAYER, PREDICTOR  # noqa: E402
+from small_configs import DECODER, LAYER, PREDICTOR
 
 # Frames 0-389 of the LEMON run train, frames 390-651 are held out.
 TRAIN_FRAMES = 390
@@ -46,7 +46,8 @@ def cohort(tmp_path_factory) -> Path:
     fmri_rows = [f"lemon,train{i},lemon_train.npy,1.4,train" for i in range(8)]
     fmri_rows += [f"lemon,heldout{i},lemon_heldout.npy,1.4,validation" for i in range(4)]
     (folder / "fmri.csv").write_text("subject,session,fmri,repetition_time,split\n" + "\n".join(fmri_rows) + "\n")
-    t1_rows = [f"mni,{i},mni152.nii.gz,train" for i in range(4)] + [f"mni,v{i},mni152.nii.gz,validation" for i in (0, 1)]
+    t1_rows = [f"mni,{i},mni152.nii.gz,train" for i in range(4)]
+    t1_rows += [f"mni,v{i},mni152.nii.gz,validation" for i in (0, 1)]
     (folder / "t1.csv").write_text("subject,session,t1,split\n" + "\n".join(t1_rows) + "\n")
 
     function_config = FunctionJEPAConfig(**LAYER, **PREDICTOR, num_time_patches=NUM_TIME_PATCHES)
@@ -98,7 +99,5 @@ def write_latents(folder: Path, series: np.ndarray, function_config, structure_c
                 }
             )
     identity_t1 = T1VolumeFeatureExtractor(volume_size=T1_SIZE, reference_padding=[[0, 0]] * 3, normalization="none")
-    latents = encode_for_harmonizer_pretraining(
-        subjects, structure_model, function_model, identity_t1, fmri_processor
-    )
+    latents = encode_for_harmonizer_pretraining(subjects, structure_model, function_model, identity_t1, fmri_processor)
     latents.save_to_disk(str(folder / "latents"))

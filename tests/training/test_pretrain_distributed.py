@@ -30,12 +30,29 @@ def two_process_run(cohort, tmp_path_factory) -> Path:
     """Output folder of a 2-process run (global batch 4 = 2 per process, dispatched from process 0)."""
     output_dir = tmp_path_factory.mktemp("ddp")
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-        str(Path(__file__).with_name("ddp_pretrain.py")), "function", "--output_dir", str(output_dir),
-        *stage_flags(cohort, "function"), *FLAGS, "--per_device_batch_size", "2", "--dispatch_batches", "true",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+        str(Path(__file__).with_name("ddp_pretrain.py")),
+        "function",
+        "--output_dir",
+        str(output_dir),
+        *stage_flags(cohort, "function"),
+        *FLAGS,
+        "--per_device_batch_size",
+        "2",
+        "--dispatch_batches",
+        "true",
     ]
     environment = os.environ | {
-        "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1", "CUDA_VISIBLE_DEVICES": ""
+        "PYTHONPATH": str(SRC),
+        "OMP_NUM_THREADS": "1",
+        "ACCELERATE_USE_CPU": "1",
+        "CUDA_VISIBLE_DEVICES": "",
     }
     result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -59,5 +76,3 @@ def test_two_processes_match_one_process_with_the_same_global_batch(two_process_
     single, _ = run_stage(cohort, tmp_path, "function", *FLAGS, "--per_device_batch_size", "4")
     for name, parameter in single.named_parameters():
         torch.testing.assert_close(rank0[name], parameter.detach(), rtol=1e-4, atol=1e-6, msg=name)
-
-

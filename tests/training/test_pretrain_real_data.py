@@ -7,7 +7,6 @@ latents of those inputs from frozen tiny encoders, held-out rows from the held-o
 """
 
 import pytest
-
 from pretraining_runs import run_stage
 
 
@@ -33,8 +32,21 @@ def assert_learns(records: list[dict], train_drop: float, held_out_drop: float) 
 )
 def test_function_jepa_learns_on_lemon_windows(cohort, tmp_path, rates):
     _, records = run_stage(
-        cohort, tmp_path, "function", "--max_steps", "40", "--per_device_batch_size", "4", "--learning_rate", "3e-3",
-        "--warmup_ratio", "0.1", "--eval_steps", "20", "--fmri_downsample_rates", *rates,
+        cohort,
+        tmp_path,
+        "function",
+        "--max_steps",
+        "40",
+        "--per_device_batch_size",
+        "4",
+        "--learning_rate",
+        "3e-3",
+        "--warmup_ratio",
+        "0.1",
+        "--eval_steps",
+        "20",
+        "--fmri_downsample_rates",
+        *rates,
     )
     assert_learns(records, 0.05, 0.03)
     assert [r["step"] for r in records if r["split"] == "validation"] == [0, 20, 40]
@@ -43,15 +55,37 @@ def test_function_jepa_learns_on_lemon_windows(cohort, tmp_path, rates):
 @pytest.mark.slow
 def test_structure_mae_learns_on_mni152(cohort, tmp_path):
     _, records = run_stage(
-        cohort, tmp_path, "structure", "--max_steps", "12", "--per_device_batch_size", "2", "--learning_rate", "2e-3",
-        "--warmup_ratio", "0.1", "--eval_steps", "12",
+        cohort,
+        tmp_path,
+        "structure",
+        "--max_steps",
+        "12",
+        "--per_device_batch_size",
+        "2",
+        "--learning_rate",
+        "2e-3",
+        "--warmup_ratio",
+        "0.1",
+        "--eval_steps",
+        "12",
     )
     assert_learns(records, 0.05, 0.03)
 
 
 def test_harmonizer_learns_on_cached_latents(cohort, tmp_path):
     _, records = run_stage(
-        cohort, tmp_path, "harmonizer", "--max_steps", "16", "--per_device_batch_size", "4", "--learning_rate", "3e-3",
-        "--warmup_ratio", "0.1", "--eval_steps", "8",
+        cohort,
+        tmp_path,
+        "harmonizer",
+        "--max_steps",
+        "16",
+        "--per_device_batch_size",
+        "4",
+        "--learning_rate",
+        "3e-3",
+        "--warmup_ratio",
+        "0.1",
+        "--eval_steps",
+        "8",
     )
     assert_learns(records, 0.05, 0.03)

@@ -18,8 +18,18 @@ from brainharmonix_hf.training.checkpoints import CheckpointError
 from brainharmonix_hf.training.pretrain import NonFiniteLossError
 
 SRC = Path(__file__).parents[2] / "src"
-FLAGS = ("--max_steps", "16", "--per_device_batch_size", "2", "--learning_rate", "2e-3", "--save_steps", "2",
-         "--save_total_limit", "3")
+FLAGS = (
+    "--max_steps",
+    "16",
+    "--per_device_batch_size",
+    "2",
+    "--learning_rate",
+    "2e-3",
+    "--save_steps",
+    "2",
+    "--save_total_limit",
+    "3",
+)
 
 
 def train_losses(records: list[dict]) -> dict[int, float]:
@@ -34,8 +44,16 @@ def uninterrupted(cohort, tmp_path_factory) -> Path:
 
 
 def test_sigkilled_run_resumes_to_the_same_losses(cohort, uninterrupted, tmp_path):
-    command = [sys.executable, "-m", "brainharmonix_hf.training.pretrain", "function", "--output_dir", str(tmp_path),
-               *stage_flags(cohort, "function"), *FLAGS]
+    command = [
+        sys.executable,
+        "-m",
+        "brainharmonix_hf.training.pretrain",
+        "function",
+        "--output_dir",
+        str(tmp_path),
+        *stage_flags(cohort, "function"),
+        *FLAGS,
+    ]
     environment = os.environ | {"PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -68,15 +86,15 @@ def test_damaged_checkpoints_are_refused(cohort, uninterrupted, tmp_path):
     data = bytearray(weights.read_bytes())
     data[-5] ^= 0xFF
     weights.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match="corrupt: the contents of model.safetensors changed"):
+    with pytest.raises(CheckpointError, match=r"corrupt: the contents of model\.safetensors changed"):
         run_stage(cohort, tmp_path, "function", *FLAGS, "--resume_from_checkpoint", "latest")
 
     weights.write_bytes(bytes(data[:1000]))
-    with pytest.raises(CheckpointError, match="corrupt: model.safetensors has 1000 bytes"):
+    with pytest.raises(CheckpointError, match=r"corrupt: model\.safetensors has 1000 bytes"):
         run_stage(cohort, tmp_path, "function", *FLAGS, "--resume_from_checkpoint", str(latest))
 
     (latest / "checkpoint.json").unlink()
-    with pytest.raises(CheckpointError, match="incomplete: it has no checkpoint.json"):
+    with pytest.raises(CheckpointError, match=r"incomplete: it has no checkpoint\.json"):
         run_stage(cohort, tmp_path, "function", *FLAGS, "--resume_from_checkpoint", "latest")
 
 
@@ -105,8 +123,16 @@ def test_nonfinite_loss_skips_the_update_and_reports_the_subject(cohort, tmp_pat
 
 def test_consecutive_nonfinite_losses_abort_without_any_update(cohort, tmp_path):
     folder = _cohort_with_bad_subject(cohort, tmp_path / "cohort", num_good=0)
-    flags = ("--max_steps", "6", "--per_device_batch_size", "1", "--fmri_normalization", "none",
-             "--max_consecutive_nonfinite", "3")
+    flags = (
+        "--max_steps",
+        "6",
+        "--per_device_batch_size",
+        "1",
+        "--fmri_normalization",
+        "none",
+        "--max_consecutive_nonfinite",
+        "3",
+    )
     with pytest.raises(NonFiniteLossError, match=r"3 updates in a row .* subjects \['bad/1'\]"):
         run_stage(folder, tmp_path / "run", "function", *flags)
     events = [record for record in read_log(tmp_path / "run") if record.get("event") == "nonfinite_loss"]

@@ -48,7 +48,9 @@ def test_downsampling_keeps_every_rth_frame_from_an_offset_and_scales_the_tr(tmp
 
 def test_batches_group_similar_lengths_and_trs_and_cover_every_item_once():
     rng = np.random.default_rng(1)
-    keys = [(int(length), float(tr)) for length, tr in zip(rng.integers(1, 19, 96), rng.choice([0.8, 2.0], 96))]
+    keys = [
+        (int(length), float(tr)) for length, tr in zip(rng.integers(1, 19, 96), rng.choice([0.8, 2.0], 96), strict=True)
+    ]
     sampler = LengthGroupedBatchSampler(keys, batch_size=8, shuffle=True, seed=0, mega_batch_factor=12)
     batches = list(sampler)
     assert sorted(i for batch in batches for i in batch) == list(range(96))
@@ -105,8 +107,14 @@ def test_latent_cache_contract_errors_name_the_problem():
             "has_fmri": datasets.Value("bool"),
         }
     )
-    rows = {"subject": ["a"], "fmri_latents": [np.zeros((8, 5))], "fmri_token_mask": [[1] * 8],
-            "t1_latents": [np.zeros((4, 6))], "has_t1": [True], "has_fmri": [True]}
+    rows = {
+        "subject": ["a"],
+        "fmri_latents": [np.zeros((8, 5))],
+        "fmri_token_mask": [[1] * 8],
+        "t1_latents": [np.zeros((4, 6))],
+        "has_t1": [True],
+        "has_fmri": [True],
+    }
     with pytest.raises(ValueError, match=r"`fmri_latents` holds arrays of shape \(8, 5\).*expects \(8, 6\)"):
         check_harmonizer_latents(datasets.Dataset.from_dict(rows, features=features), config)
 
@@ -116,7 +124,10 @@ def test_options_come_from_yaml_and_flags_win(tmp_path):
     config.write_text("output_dir: runs/x\nlearning_rate: 0.01\nfmri_downsample_rates: [1, 2]\n")
     args = parse_arguments(["function", "--config", str(config), "--learning_rate", "0.02"])
     assert (args.stage, args.output_dir, args.learning_rate, args.fmri_downsample_rates) == (
-        "function", "runs/x", 0.02, [1, 2]
+        "function",
+        "runs/x",
+        0.02,
+        [1, 2],
     )
     assert (args.weight_decay, args.weight_decay_end) == (0.04, 0.4)
     config.write_text("output_dir: runs/x\nlearning_rat: 0.01\n")

@@ -257,13 +257,18 @@ def parameter_groups(model: torch.nn.Module) -> list[dict]:
     return [{"params": decay, "apply_weight_decay": True}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def schedule(args: PretrainingArguments, step: int, total_steps: int) -> tuple[float, float]:
-    """Learning rate and weight decay of optimizer step `step`."""
+def apply_schedule(optimizer, args: PretrainingArguments, step: int, total_steps: int) -> float:
+    """Set the learning rate and weight decay of optimizer step `step` in every group; returns the learning rate."""
     warmup = round(args.warmup_ratio * total_steps)
     lr = warmup_cosine_schedule(
         step, total_steps, warmup, args.learning_rate, args.warmup_start_learning_rate, args.min_learning_rate
     )
-    return lr, cosine_schedule(step, total_steps, args.weight_decay, args.weight_decay_end)
+    weight_decay = cosine_schedule(step, total_steps, args.weight_decay, args.weight_decay_end)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+        if group.get("apply_weight_decay"):
+            group["weight_decay"] = weight_decay
+    return lr
 
 
 def make_loader(args, dataset, collator, batch_size: int, shuffle: bool) -> DataLoader:
@@ -334,7 +339,8 @@ def export(accelerator: Accelerator, model, processor, folder: Path, args, state
 
 
 def save_checkpoint(accelerator: Accelerator, checkpoints_dir: Path, step: int, keep: int) -> None:
-    partial, final = checkpoints.partial_folder(checkpoints_dir, step), checkpoints.checkpoint_folder(checkpoints_dir, step)
+    partial = checkpoints.partial_folder(checkpoints_dir, step)
+    final = checkpoints.checkpoint_folder(checkpoints_dir, step)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
@@ -427,11 +433,7 @@ def train(args: PretrainingArguments):
         _set_epoch(train_loader, train_data, state.epoch)
         for batch in loader:
             sample_index = batch.pop("sample_index")
-            lr, weight_decay = schedule(args, state.step, total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-                if group.get("apply_weight_decay"):
-                    group["weight_decay"] = weight_decay
+            lr = apply_schedule(optimizer, args, state.step, total_steps)
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
                 finite = bool(torch.isfinite(loss.detach()))
@@ -449,10 +451,8 @@ def train(args: PretrainingArguments):
                         f"Step {state.step}: non-finite loss on {int(flags[1])} process(es); subjects in the global "
                         f"batch: {subjects}. Skipping this update."
                     )
-                    run_log.write(
-                        {"step": state.step, "epoch": state.epoch, "split": "train", "event": "nonfinite_loss",
-                         "subjects": subjects}
-                    )
+                    event = {"step": state.step, "epoch": state.epoch, "split": "train", "event": "nonfinite_loss"}
+                    run_log.write(event | {"subjects": subjects})
                 if accelerator.sync_gradients:
                     if skip_window:
                         optimizer.zero_grad()
@@ -470,9 +470,8 @@ def train(args: PretrainingArguments):
                         optimizer.step()
                         optimizer.zero_grad()
                         if args.stage == "function":
-                            unwrapped.update_target_encoder(
-                                ema_momentum(state.step, total_steps, config.ema_momentum_start, config.ema_momentum_end)
-                            )
+                            momentum_range = (config.ema_momentum_start, config.ema_momentum_end)
+                            unwrapped.update_target_encoder(ema_momentum(state.step, total_steps, *momentum_range))
                         state.step += 1
                         state.consecutive_nonfinite = 0
                         progress.update(1)
@@ -505,8 +504,8 @@ def train(args: PretrainingArguments):
             if args.save_steps and state.step % args.save_steps == 0 and state.step < total_steps:
                 save_checkpoint(accelerator, checkpoints_dir, state.step, args.save_total_limit)
             if args.export_steps and state.step % args.export_steps == 0 and state.step < total_steps:
-                export(accelerator, model, processor, output_dir / "exports" / f"step-{state.step:08d}", args, state,
-                       final_losses)
+                folder = output_dir / "exports" / f"step-{state.step:08d}"
+                export(accelerator, model, processor, folder, args, state, final_losses)
             if state.step >= total_steps:
                 break
         else:
@@ -548,7 +547,8 @@ def parse_arguments(argv: Sequence[str] | None = None) -> PretrainingArguments:
 
 
 def add_pretrain_command(subcommands) -> None:
-    """Register `brainharmonix pretrain <stage> [options]` (options as in `python -m brainharmonix_hf.training.pretrain`)."""
+    """Register `brainharmonix pretrain <stage> [options]`, the options of `python -m
+    brainharmonix_hf.training.pretrain`."""
     command = subcommands.add_parser(
         "pretrain",
         help="Pretrain a stage (structure, function, harmonizer) with Accelerate; `brainharmonix pretrain -- --help`.",
