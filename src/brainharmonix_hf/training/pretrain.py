@@ -543,7 +543,10 @@ def parse_arguments(argv: Sequence[str] | None = None) -> PretrainingArguments:
         parser.set_defaults(**options)
     namespace = vars(parser.parse_args(argv))
     namespace.pop("config")
-    return PretrainingArguments(**namespace)
+    try:
+        return PretrainingArguments(**namespace)
+    except ValueError as error:
+        parser.error(str(error))
 
 
 def add_pretrain_command(subcommands) -> None:
@@ -553,6 +556,7 @@ def add_pretrain_command(subcommands) -> None:
         "pretrain",
         help="Pretrain a stage (structure, function, harmonizer) with Accelerate; `brainharmonix pretrain -- --help`.",
         add_help=False,
+        prefix_chars="+",  # every option, `--help` included, goes to the pretraining parser
     )
     command.add_argument("options", nargs=argparse.REMAINDER, help="<stage> and its options.")
     command.set_defaults(run=lambda args: main(args.options))
