@@ -10,7 +10,7 @@ FLOPs per step come from `torch.utils.flop_counter.FlopCounterMode` over one ste
 backward; the optimizer's element-wise work is not counted). The baseline is an (N × D) @ (D × 4D) matrix product in
 the same dtype (N = 1024 tokens, D = the model width), timed in the same run. Each figure is the best of `--rounds`.
 
-    python benchmarks/pretraining_throughput.py [--preset small|base] [--batch_size 2] [--device cpu|cuda]
+    python benchmarks/pretraining_throughput.py [--preset small|base] [--batch_size 1] [--device cpu|cuda]
 """
 
 import argparse
@@ -91,8 +91,8 @@ def best_seconds(run, rounds: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=tuple(PRESETS), default="small")
-    parser.add_argument("--batch_size", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch_size", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--stages", nargs="+", default=["structure", "function", "harmonizer"])
     args = parser.parse_args()
