@@ -145,3 +145,26 @@ def test_t1_dataset_reads_nifti_lazily(tmp_path):
     extractor = T1VolumeFeatureExtractor(volume_size=[32, 48, 32], reference_padding=[[0, 0]] * 3)
     dataset = T1PretrainingDataset(manifest, extractor, augmentation=None)
     np.testing.assert_array_equal(dataset[0]["pixel_values"], extractor(str(tmp_path / "t1.nii.gz"))["pixel_values"][0])
+
+
+def test_batches_do_not_depend_on_the_number_of_workers(tmp_path, series):
+    from torch.utils.data import DataLoader
+
+    np.save(tmp_path / "run.npy", series)
+    rows = [{"subject": f"s{i}", "fmri": str(tmp_path / "run.npy"), "repetition_time": 0.8} for i in range(6)]
+    dataset = FMRIPretrainingDataset(
+        load_manifest(rows), num_time_patches=4, window_seconds=35.28, downsample_rates=[1, 2]
+    )
+    config = FunctionJEPAConfig(num_time_patches=4, hidden_size=24, num_attention_heads=2)
+    collator = FunctionJEPACollator(
+        FMRIFeatureExtractor(num_time_patches=4, normalization="zscore"), SpatiotemporalMaskSampler.from_config(config)
+    )
+    dataset.set_epoch(3)
+    loaders = [
+        DataLoader(dataset, batch_sampler=LengthGroupedBatchSampler([(0,)] * 6, 2, seed=1), collate_fn=collator,
+                   num_workers=workers)
+        for workers in (0, 2)
+    ]  # fmt: skip
+    for serial, parallel in zip(*loaders, strict=True):
+        for name in serial:
+            assert torch.equal(serial[name], parallel[name]), name
