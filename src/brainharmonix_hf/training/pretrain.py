@@ -28,6 +28,7 @@ split = "train" | "validation"), `checkpoints/step-N` (Accelerate state, sealed:
 import argparse
 import json
 import math
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -341,6 +342,8 @@ def export(accelerator: Accelerator, model, processor, folder: Path, args, state
 def save_checkpoint(accelerator: Accelerator, checkpoints_dir: Path, step: int, keep: int) -> None:
     partial = checkpoints.partial_folder(checkpoints_dir, step)
     final = checkpoints.checkpoint_folder(checkpoints_dir, step)
+    if accelerator.is_main_process and partial.exists():
+        shutil.rmtree(partial)  # left by a run killed while saving this step
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
