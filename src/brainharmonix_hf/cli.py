@@ -10,6 +10,7 @@ from .convert.command import add_convert_parser
 from .demo import describe, embed_sample_subject
 from .modeling.configuration_brainharmonix import BrainHarmonixConfig
 from .visualization.cli_plot import add_plot_command
+from .training.pretrain import add_pretrain_command
 
 
 def run_demo(args: argparse.Namespace) -> None:
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_command(subcommands)
     add_embed_command(subcommands)
     add_plot_command(subcommands)
+    add_pretrain_command(subcommands)
     return parser
 
 

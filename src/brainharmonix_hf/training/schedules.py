@@ -1,5 +1,7 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
-"""Per-optimizer-step schedules for pretraining."""
+"""Per-optimizer-step schedules for pretraining: EMA momentum, warmup + cosine learning rate, cosine weight decay."""
+
+import math
 
 from ..modeling.configuration_function_jepa import FunctionJEPAConfig
 
@@ -20,4 +22,20 @@ def ema_momentum(step: int, total_steps: int, config: FunctionJEPAConfig | None 
     return start + (end - start) * min(step / total_steps, 1.0)
 
 
-__all__ = ["ema_momentum"]
+def cosine_schedule(step: int, total_steps: int, start: float, end: float) -> float:
+    """Half-cosine from `start` (step 0) to `end` (step `total_steps` and after)."""
+    progress = min(max(step, 0) / max(total_steps, 1), 1.0)
+    return end + 0.5 * (start - end) * (1.0 + math.cos(math.pi * progress))
+
+
+def warmup_cosine_schedule(
+    step: int, total_steps: int, warmup_steps: int, peak: float, start: float = 0.0, end: float = 0.0
+) -> float:
+    """Linear warmup from `start` to `peak` over `warmup_steps`, then a half-cosine from `peak` to `end` at
+    `total_steps` (DESIGN §5: lr 5e-5 -> 1e-3 over the warmup, then cosine to 1e-6)."""
+    if step < warmup_steps:
+        return start + (peak - start) * step / warmup_steps
+    return cosine_schedule(step - warmup_steps, total_steps - warmup_steps, peak, end)
+
+
+__all__ = ["cosine_schedule", "ema_momentum", "warmup_cosine_schedule"]

@@ -1,0 +1,423 @@
+# Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
+"""Pretraining data: manifest rows loaded lazily (in DataLoader workers), augmented, and batched by token count.
+
+- `T1PretrainingDataset`: the `t1` NIfTI of each manifest row through a `T1VolumeFeatureExtractor`, then
+  `T1Augmentation` (left-right flip, intensity scale and offset, integer shift).
+- `FMRIPretrainingDataset`: the `fmri` series of each row (ROI CSV/TSV, `.npy`, or a 4D NIfTI with a label image),
+  downsampled by a random rate `r` with a random offset (TR' = r · TR, DESIGN §5), and cropped to a random window of
+  the model's `num_time_patches` patches. The feature extractor runs in the collator, on the whole batch.
+- `LengthGroupedBatchSampler`: batches of similar token count and TR, so mixed-length, mixed-TR cohorts waste little
+  padding and few patch kernels per batch.
+- Cached latents for Harmonizer pretraining (`HARMONIZER_LATENT_COLUMNS`, `encode_for_harmonizer_pretraining`).
+
+Randomness: every item draws from its own generator seeded by `(seed, epoch, index)`, so an item is the same whatever
+the number of workers or processes, and a resumed run sees the same data as an uninterrupted one. A dataset whose
+`set_epoch` is never called (a held-out set) gives the same items every time. Each item carries a `mask_seed` from
+which the collator draws the batch's masks.
+"""
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ..modeling.tape import patch_length_for_tr
+from ..processing.feature_extraction_t1 import T1VolumeFeatureExtractor
+from ..processing.nifti_io import load_image
+from ..processing.nifti_io import repetition_time as header_repetition_time
+from ..processing.parcellation import parcellate_volume
+from ..processing.repetition_time import check_repetition_time
+from ..processing.roi_csv import read_roi_csv
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
+
+
+def item_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The generator of item `index` in `epoch` (independent of workers and processes)."""
+    return np.random.default_rng([seed, epoch, index])
+
+
+def _suffix(path: str) -> str:
+    name = Path(path).name.lower()
+    return next((suffix for suffix in NIFTI_SUFFIXES + CSV_SUFFIXES + (".npy",) if name.endswith(suffix)), "")
+
+
+def load_fmri_series(path: str, label_image=None, num_rois: int = 400) -> tuple[np.ndarray, float | None]:
+    """Read one fMRI input as a `(num_rois, num_timepoints)` float32 array, ROI-first, and its header TR (NIfTI only).
+
+    Args:
+        path: a ROI CSV/TSV (rows = ROIs, first column = labels, header row), a `.npy` array `(num_rois, T)`, or a
+            4D NIfTI (then `label_image` is required).
+        label_image: the atlas NIfTI on the runs' grid, labels `1..num_rois` in model ROI order.
+    """
+    suffix = _suffix(path)
+    if suffix in CSV_SUFFIXES:
+        return read_roi_csv(path)[0].astype(np.float32), None
+    if suffix == ".npy":
+        series = np.load(path)
+        if series.ndim != 2:
+            raise ValueError(f"{path} holds an array of shape {series.shape}; save one (num_rois, T) series per file.")
+        return series.astype(np.float32), None
+    if suffix in NIFTI_SUFFIXES:
+        if label_image is None:
+            raise ValueError(
+                f"{path} is a 4D NIfTI: pass the atlas label image (`--fmri_label_image`) to parcellate it, or "
+                "parcellate the cohort once and list ROI CSV/.npy files in the manifest."
+            )
+        image = load_image(path)
+        series = parcellate_volume(image, load_image(label_image), np.arange(1, num_rois + 1))[0]
+        return series.astype(np.float32), header_repetition_time(image)
+    raise ValueError(f"{path}: fMRI inputs must be ROI CSV/TSV files, .npy arrays or 4D NIfTI files.")
+
+
+def _num_frames(path: str) -> int:
+    """Frames of an fMRI input, read from its header when the format has one."""
+    suffix = _suffix(path)
+    if suffix == ".npy":
+        return int(np.load(path, mmap_mode="r").shape[1])
+    if suffix in NIFTI_SUFFIXES:
+        return int(load_image(path).shape[3])
+    return int(load_fmri_series(path)[0].shape[1])
+
+
+@dataclass
+class T1Augmentation:
+    """Random transforms of a processed T1 volume `(1, d0, d1, d2)` (z-scored, RAS axes), drawn per item:
+
+    - with probability `flip_probability`, a left-right flip (axis 0, RAS x);
+    - intensities `x · s + o` with `s ~ U(scale_range)` and `o ~ U(offset_range)` (z-score units);
+    - an integer translation of up to `max_shift` voxels per axis; uncovered voxels take the volume's minimum (the
+      background).
+    """
+
+    flip_probability: float = 0.5
+    scale_range: tuple[float, float] = (0.9, 1.1)
+    offset_range: tuple[float, float] = (-0.1, 0.1)
+    max_shift: int = 4
+
+    def __call__(self, volume: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if rng.random() < self.flip_probability:
+            volume = volume[:, ::-1]
+        volume = volume * rng.uniform(*self.scale_range) + rng.uniform(*self.offset_range)
+        shifts = rng.integers(-self.max_shift, self.max_shift + 1, size=3)
+        shifted = np.full_like(volume, volume.min())
+        source, target = [slice(None)], [slice(None)]
+        for shift, size in zip(shifts.tolist(), volume.shape[1:], strict=True):
+            source.append(slice(max(0, -shift), size - max(0, shift)))
+            target.append(slice(max(0, shift), size - max(0, -shift)))
+        shifted[tuple(target)] = volume[tuple(source)]
+        return np.ascontiguousarray(shifted, dtype=np.float32)
+
+
+class _ManifestDataset(Dataset):
+    """Rows of a manifest that have `column`, with epoch-aware per-item generators."""
+
+    def __init__(self, manifest: datasets.Dataset, column: str, seed: int):
+        self.rows = [row for row in manifest if row[column] is not None]
+        if not self.rows:
+            raise ValueError(f"The manifest has no row with a `{column}` input for this stage.")
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def subject(self, index: int) -> str:
+        row = self.rows[index]
+        return row["subject"] if row["session"] is None else f"{row['subject']}/{row['session']}"
+
+    def _generator(self, index: int) -> np.random.Generator:
+        return item_generator(self.seed, self.epoch, index)
+
+
+class T1PretrainingDataset(_ManifestDataset):
+    """T1 volumes of a manifest's rows, processed and augmented per item.
+
+    Items: `pixel_values` `(1, *volume_size)` float32, `index`, `mask_seed`.
+    """
+
+    def __init__(
+        self,
+        manifest: datasets.Dataset,
+        feature_extractor: T1VolumeFeatureExtractor,
+        augmentation: T1Augmentation | None = None,
+        seed: int = 0,
+    ):
+        super().__init__(manifest, "t1", seed)
+        self.feature_extractor = feature_extractor
+        self.augmentation = augmentation
+
+    def batch_keys(self) -> list[tuple]:
+        """Every volume has the same token count: one group."""
+        return [(0,)] * len(self)
+
+    def __getitem__(self, index: int) -> dict:
+        rng = self._generator(index)
+        volume = self.feature_extractor(self.rows[index]["t1"])["pixel_values"][0]
+        if self.augmentation is not None:
+            volume = self.augmentation(volume, rng)
+        return {"pixel_values": volume, "index": index, "mask_seed": int(rng.integers(2**31))}
+
+
+class FMRIPretrainingDataset(_ManifestDataset):
+    """fMRI series of a manifest's rows, downsampled by a random rate and cropped to a random model window.
+
+    For each item: a rate `r` from `downsample_rates` and an offset in `[0, r)` are drawn, every `r`-th frame from the
+    offset is kept (TR' = r · TR, so the patch length becomes `round(window_seconds / TR')`), then a window of
+    `num_time_patches` patches starts at a random frame (series that fit are kept whole).
+
+    Items: `fmri` `(num_rois, T)` float32 ROI-first, `repetition_time` (seconds, after downsampling), `index`,
+    `mask_seed`.
+    """
+
+    def __init__(
+        self,
+        manifest: datasets.Dataset,
+        num_time_patches: int,
+        window_seconds: float,
+        downsample_rates: Sequence[int] = (1,),
+        num_rois: int = 400,
+        label_image=None,
+        seed: int = 0,
+    ):
+        super().__init__(manifest, "fmri", seed)
+        if not downsample_rates or any(int(rate) < 1 for rate in downsample_rates):
+            raise ValueError(f"downsample_rates must be positive integers, got {list(downsample_rates)}.")
+        self.num_time_patches = num_time_patches
+        self.window_seconds = window_seconds
+        self.downsample_rates = [int(rate) for rate in downsample_rates]
+        self.num_rois = num_rois
+        self.label_image = label_image
+        self._keys = None
+
+    def _repetition_time(self, index: int, header_tr: float | None) -> float:
+        row = self.rows[index]
+        explicit = row["repetition_time"] if row["repetition_time"] is not None else header_tr
+        return check_repetition_time(explicit, f"repetition_time of subject {self.subject(index)}")
+
+    def batch_keys(self) -> list[tuple]:
+        """`(valid time patches, TR)` per item at rate 1, from file headers (read once): a time patch spans the same
+        seconds at every rate, so downsampling barely changes the count."""
+        if self._keys is None:
+            keys = []
+            for index, row in enumerate(self.rows):
+                is_nifti = _suffix(row["fmri"]) in NIFTI_SUFFIXES
+                tr = self._repetition_time(index, header_repetition_time(load_image(row["fmri"])) if is_nifti else None)
+                patch = patch_length_for_tr(tr, self.window_seconds)
+                keys.append((min(self.num_time_patches, math.ceil(_num_frames(row["fmri"]) / patch)), tr))
+            self._keys = keys
+        return self._keys
+
+    def __getitem__(self, index: int) -> dict:
+        rng = self._generator(index)
+        series, header_tr = load_fmri_series(self.rows[index]["fmri"], self.label_image, self.num_rois)
+        repetition_time = self._repetition_time(index, header_tr)
+        rate = int(rng.choice(self.downsample_rates))
+        offset = int(rng.integers(rate))
+        series = series[:, offset::rate]
+        repetition_time = check_repetition_time(
+            rate * repetition_time, f"repetition_time of subject {self.subject(index)} downsampled x{rate}"
+        )
+        window = self.num_time_patches * patch_length_for_tr(repetition_time, self.window_seconds)
+        if series.shape[1] > window:
+            start = int(rng.integers(series.shape[1] - window + 1))
+            series = series[:, start : start + window]
+        return {
+            "fmri": np.ascontiguousarray(series),
+            "repetition_time": repetition_time,
+            "index": index,
+            "mask_seed": int(rng.integers(2**31)),
+        }
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Batches of items with similar keys (token count, TR).
+
+    Training (`shuffle=True`): the items are shuffled, cut into mega-batches of `mega_batch_factor` batches, each
+    mega-batch is sorted by key and cut into batches, and the batch order is shuffled, so batches are random but
+    nearly uniform in length and TR. Evaluation (`shuffle=False`): all items sorted by key, then cut. The order depends
+    only on `(seed, epoch)`.
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[tuple],
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        mega_batch_factor: int = 16,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}.")
+        self.keys = list(keys)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.mega_batch_factor = mega_batch_factor
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        whole, rest = divmod(len(self.keys), self.batch_size)
+        return whole + (rest > 0 and not self.drop_last)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if not self.shuffle:
+            order = sorted(range(len(self.keys)), key=lambda index: (self.keys[index], index))
+            yield from self._cut(order)
+            return
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.keys)).tolist()
+        mega = self.batch_size * self.mega_batch_factor
+        grouped = []
+        for start in range(0, len(order), mega):
+            grouped += sorted(order[start : start + mega], key=lambda index: self.keys[index])
+        batches = list(self._cut(grouped))
+        for position in rng.permutation(len(batches)).tolist():
+            yield batches[position]
+
+    def _cut(self, order: list[int]) -> Iterator[list[int]]:
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            if len(batch) == self.batch_size or not self.drop_last:
+                yield batch
+
+
+# Cached latents for Harmonizer pretraining: one row per subject. Latents are stored as float16 arrays.
+HARMONIZER_LATENT_COLUMNS = ("subject", "fmri_latents", "fmri_token_mask", "t1_latents", "has_t1", "has_fmri")
+
+
+def harmonizer_latent_features(num_fmri_tokens: int, num_t1_tokens: int, latent_size: int) -> datasets.Features:
+    """Arrow schema of the latent cache: `subject` (string), `fmri_latents` `(num_fmri_tokens, latent_size)` float16,
+    `fmri_token_mask` `(num_fmri_tokens,)` int8, `t1_latents` `(num_t1_tokens, latent_size)` float16, `has_t1`,
+    `has_fmri` (bool) and an optional `split` (string). A missing modality is stored as zeros with `has_* = False`."""
+    return datasets.Features(
+        {
+            "subject": datasets.Value("string"),
+            "fmri_latents": datasets.Array2D((num_fmri_tokens, latent_size), "float16"),
+            "fmri_token_mask": datasets.Sequence(datasets.Value("int8"), length=num_fmri_tokens),
+            "t1_latents": datasets.Array2D((num_t1_tokens, latent_size), "float16"),
+            "has_t1": datasets.Value("bool"),
+            "has_fmri": datasets.Value("bool"),
+            "split": datasets.Value("string"),
+        }
+    )
+
+
+def check_harmonizer_latents(latents: datasets.Dataset, config) -> None:
+    """Raise a `ValueError` naming the problem unless `latents` follows the cache schema for this `HarmonizerConfig`."""
+    missing = [column for column in HARMONIZER_LATENT_COLUMNS if column not in latents.column_names]
+    if missing:
+        raise ValueError(
+            f"The latent dataset lacks columns {missing} (has {latents.column_names}); write it with "
+            "`encode_for_harmonizer_pretraining` or the latent cache writer."
+        )
+    expected = {
+        "fmri_latents": (config.num_fmri_tokens, config.latent_size),
+        "t1_latents": (config.num_t1_tokens, config.latent_size),
+    }
+    for column, shape in expected.items():
+        found = tuple(getattr(latents.features[column], "shape", ()))
+        if found != shape:
+            raise ValueError(
+                f"`{column}` holds arrays of shape {found}, but the Harmonizer config expects {shape} "
+                "(num tokens, latent_size): cache latents with encoders that match this config."
+            )
+
+
+class HarmonizerLatentDataset(Dataset):
+    """Rows of a latent cache as torch tensors (`index` added for reports)."""
+
+    def __init__(self, latents: datasets.Dataset, config):
+        check_harmonizer_latents(latents, config)
+        self.latents = latents.with_format("torch", columns=list(HARMONIZER_LATENT_COLUMNS[1:]))
+        self.subjects = latents["subject"]
+
+    def __len__(self) -> int:
+        return len(self.latents)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Rows are fixed; modality dropout inside the model is the stage's randomness."""
+
+    def subject(self, index: int) -> str:
+        return self.subjects[index]
+
+    def batch_keys(self) -> list[tuple]:
+        return [(0,)] * len(self)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.latents[index] | {"index": index}
+
+
+@torch.no_grad()
+def encode_for_harmonizer_pretraining(
+    subjects: Sequence[dict],
+    structure_model,
+    function_model,
+    t1_feature_extractor,
+    fmri_feature_extractor,
+) -> datasets.Dataset:
+    """Run frozen encoders over subjects, one at a time, and return the latent cache (see
+    `harmonizer_latent_features`).
+
+    Args:
+        subjects: dicts with `subject`, optional `t1` (anything `T1VolumeFeatureExtractor` takes), optional `fmri`
+            (`(num_rois, T)` array) with `repetition_time`, optional `split`.
+        structure_model: a `StructureMAEModel` (its last hidden state without CLS).
+        function_model: a `FunctionJEPAModel` (its last hidden state and token mask).
+        t1_feature_extractor, fmri_feature_extractor: the encoders' processors.
+    """
+    num_fmri_tokens, hidden = function_model.config.num_tokens, function_model.config.hidden_size
+    num_t1_tokens = structure_model.config.num_patches
+    rows = {name: [] for name in (*HARMONIZER_LATENT_COLUMNS, "split")}
+    for subject in subjects:
+        fmri_latents = np.zeros((num_fmri_tokens, hidden), np.float16)
+        fmri_mask = np.zeros(num_fmri_tokens, np.int8)
+        t1_latents = np.zeros((num_t1_tokens, hidden), np.float16)
+        if subject.get("fmri") is not None:
+            inputs = fmri_feature_extractor(
+                subject["fmri"], repetition_time=subject["repetition_time"], layout="rois_first", return_tensors="pt"
+            )
+            outputs = function_model(**inputs)
+            fmri_latents = outputs.last_hidden_state[0].float().numpy().astype(np.float16)
+            fmri_mask = outputs.token_mask[0].numpy().astype(np.int8)
+        if subject.get("t1") is not None:
+            pixel_values = t1_feature_extractor(subject["t1"], return_tensors="pt")["pixel_values"]
+            t1_latents = structure_model(pixel_values).last_hidden_state[0].float().numpy().astype(np.float16)
+        for name, value in (
+            ("subject", subject["subject"]),
+            ("fmri_latents", fmri_latents),
+            ("fmri_token_mask", fmri_mask),
+            ("t1_latents", t1_latents),
+            ("has_t1", subject.get("t1") is not None),
+            ("has_fmri", subject.get("fmri") is not None),
+            ("split", subject.get("split")),
+        ):
+            rows[name].append(value)
+    return datasets.Dataset.from_dict(rows, features=harmonizer_latent_features(num_fmri_tokens, num_t1_tokens, hidden))
+
+
+__all__ = [
+    "HARMONIZER_LATENT_COLUMNS",
+    "FMRIPretrainingDataset",
+    "HarmonizerLatentDataset",
+    "LengthGroupedBatchSampler",
+    "T1Augmentation",
+    "T1PretrainingDataset",
+    "encode_for_harmonizer_pretraining",
+    "harmonizer_latent_features",
+    "load_fmri_series",
+]

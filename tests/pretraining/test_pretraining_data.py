@@ -1,0 +1,170 @@
+"""Pretraining data pieces on real files: multi-TR downsampling and windows, length- and TR-grouped batches, T1
+augmentation, the JEPA collator's masks, the latent-cache contract, and options from YAML and flags."""
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from brainharmonix_hf import FMRIFeatureExtractor, FunctionJEPAConfig, HarmonizerConfig, SpatiotemporalMaskSampler
+from brainharmonix_hf.modeling.tape import patch_length_for_tr
+from brainharmonix_hf.training.collators import FunctionJEPACollator
+from brainharmonix_hf.training.data import (
+    FMRIPretrainingDataset,
+    LengthGroupedBatchSampler,
+    T1Augmentation,
+    check_harmonizer_latents,
+)
+from brainharmonix_hf.training.manifest import load_manifest
+from brainharmonix_hf.training.pretrain import parse_arguments
+
+
+@pytest.fixture(scope="module")
+def series() -> np.ndarray:
+    """A real-valued ROI series of 300 frames (a smooth signal per ROI plus a ramp, so frames are distinguishable)."""
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((400, 1)) + np.arange(300)[None] * 0.01).astype(np.float32)
+
+
+def test_downsampling_keeps_every_rth_frame_from_an_offset_and_scales_the_tr(tmp_path, series):
+    np.save(tmp_path / "run.npy", series)
+    manifest = load_manifest([{"subject": "s", "fmri": str(tmp_path / "run.npy"), "repetition_time": 0.8}])
+    dataset = FMRIPretrainingDataset(manifest, num_time_patches=4, window_seconds=35.28, downsample_rates=[3])
+    seen_offsets = set()
+    for epoch in range(6):
+        dataset.set_epoch(epoch)
+        item = dataset[0]
+        assert item["repetition_time"] == pytest.approx(2.4)
+        window = 4 * patch_length_for_tr(2.4, 35.28)
+        assert item["fmri"].shape == (400, window)
+        # The item is a stride-3 run of consecutive original frames.
+        start = int(np.argmin(np.abs(series[0] - item["fmri"][0, 0])))
+        np.testing.assert_array_equal(item["fmri"], series[:, start : start + 3 * window : 3])
+        seen_offsets.add(start % 3)
+    assert len(seen_offsets) > 1
+    dataset.set_epoch(2)
+    np.testing.assert_array_equal(dataset[0]["fmri"], dataset[0]["fmri"])
+
+
+def test_batches_group_similar_lengths_and_trs_and_cover_every_item_once():
+    rng = np.random.default_rng(1)
+    keys = [
+        (int(length), float(tr)) for length, tr in zip(rng.integers(1, 19, 96), rng.choice([0.8, 2.0], 96), strict=True)
+    ]
+    sampler = LengthGroupedBatchSampler(keys, batch_size=8, shuffle=True, seed=0, mega_batch_factor=12)
+    batches = list(sampler)
+    assert sorted(i for batch in batches for i in batch) == list(range(96))
+    spread = np.mean([max(keys[i][0] for i in b) - min(keys[i][0] for i in b) for b in batches])
+    random_spread = np.mean([np.ptp([keys[i][0] for i in b]) for b in np.split(rng.permutation(96), 12)])
+    assert spread < random_spread / 3
+    assert list(sampler) == batches
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+
+
+def test_t1_augmentation_is_reproducible_and_keeps_the_volume(tmp_path):
+    volume = np.random.default_rng(0).standard_normal((1, 32, 40, 32)).astype(np.float32)
+    augmentation = T1Augmentation(flip_probability=1.0, scale_range=(2.0, 2.0), offset_range=(0.0, 0.0), max_shift=0)
+    np.testing.assert_allclose(augmentation(volume, np.random.default_rng(0)), 2 * volume[:, ::-1])
+    random = T1Augmentation()
+    first, again = (random(volume, np.random.default_rng(5)) for _ in range(2))
+    np.testing.assert_array_equal(first, again)
+    assert first.shape == volume.shape and first.dtype == np.float32
+
+
+def test_jepa_collator_masks_avoid_padding_in_a_mixed_tr_batch(series):
+    config = FunctionJEPAConfig(num_time_patches=6, hidden_size=24, num_attention_heads=2)
+    collator = FunctionJEPACollator(
+        FMRIFeatureExtractor(num_time_patches=6, normalization="zscore"), SpatiotemporalMaskSampler.from_config(config)
+    )
+    items = [
+        {"fmri": series[:, :40], "repetition_time": 2.0, "index": 0, "mask_seed": 1},  # 3 of 6 patches
+        {"fmri": series[:, :200], "repetition_time": 0.8, "index": 1, "mask_seed": 2},  # 5 of 6 patches
+    ]
+    batch = collator(items)
+    valid = torch.tensor([3, 5])
+    for name in ("context_mask", "target_mask"):
+        time_patch = batch[name] % 6
+        assert bool((time_patch < valid[:, None]).all()), name
+    assert not set(batch["context_mask"][0].tolist()) & set(batch["target_mask"][0].tolist())
+    again = collator(items)
+    assert torch.equal(again["context_mask"], batch["context_mask"]) and batch["fmri_values"].is_contiguous()
+
+
+def test_latent_cache_contract_errors_name_the_problem():
+    import datasets
+
+    config = HarmonizerConfig(num_fmri_tokens=8, num_t1_tokens=4, latent_size=6, hidden_size=24, num_attention_heads=2)
+    with pytest.raises(ValueError, match=r"lacks columns \['fmri_latents'"):
+        check_harmonizer_latents(datasets.Dataset.from_dict({"subject": ["a"]}), config)
+    features = datasets.Features(
+        {
+            "subject": datasets.Value("string"),
+            "fmri_latents": datasets.Array2D((8, 5), "float16"),
+            "fmri_token_mask": datasets.Sequence(datasets.Value("int8")),
+            "t1_latents": datasets.Array2D((4, 6), "float16"),
+            "has_t1": datasets.Value("bool"),
+            "has_fmri": datasets.Value("bool"),
+        }
+    )
+    rows = {
+        "subject": ["a"],
+        "fmri_latents": [np.zeros((8, 5))],
+        "fmri_token_mask": [[1] * 8],
+        "t1_latents": [np.zeros((4, 6))],
+        "has_t1": [True],
+        "has_fmri": [True],
+    }
+    with pytest.raises(ValueError, match=r"`fmri_latents` holds arrays of shape \(8, 5\).*expects \(8, 6\)"):
+        check_harmonizer_latents(datasets.Dataset.from_dict(rows, features=features), config)
+
+
+def test_options_come_from_yaml_and_flags_win(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("output_dir: runs/x\nlearning_rate: 0.01\nfmri_downsample_rates: [1, 2]\n")
+    args = parse_arguments(["function", "--config", str(config), "--learning_rate", "0.02"])
+    assert (args.stage, args.output_dir, args.learning_rate, args.fmri_downsample_rates) == (
+        "function",
+        "runs/x",
+        0.02,
+        [1, 2],
+    )
+    assert (args.weight_decay, args.weight_decay_end) == (0.04, 0.4)
+    config.write_text("output_dir: runs/x\nlearning_rat: 0.01\n")
+    with pytest.raises(ValueError, match=r"unknown options \['learning_rat'\]"):
+        parse_arguments(["function", "--config", str(config)])
+
+
+def test_t1_dataset_reads_nifti_lazily(tmp_path):
+    from brainharmonix_hf import T1VolumeFeatureExtractor
+    from brainharmonix_hf.training.data import T1PretrainingDataset
+
+    volume = np.random.default_rng(0).random((40, 48, 40)).astype(np.float32)
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), tmp_path / "t1.nii.gz")
+    manifest = load_manifest([{"subject": "s", "t1": str(tmp_path / "t1.nii.gz")}])
+    extractor = T1VolumeFeatureExtractor(volume_size=[32, 48, 32], reference_padding=[[0, 0]] * 3)
+    dataset = T1PretrainingDataset(manifest, extractor, augmentation=None)
+    np.testing.assert_array_equal(dataset[0]["pixel_values"], extractor(str(tmp_path / "t1.nii.gz"))["pixel_values"][0])
+
+
+def test_batches_do_not_depend_on_the_number_of_workers(tmp_path, series):
+    from torch.utils.data import DataLoader
+
+    np.save(tmp_path / "run.npy", series)
+    rows = [{"subject": f"s{i}", "fmri": str(tmp_path / "run.npy"), "repetition_time": 0.8} for i in range(6)]
+    dataset = FMRIPretrainingDataset(
+        load_manifest(rows), num_time_patches=4, window_seconds=35.28, downsample_rates=[1, 2]
+    )
+    config = FunctionJEPAConfig(num_time_patches=4, hidden_size=24, num_attention_heads=2)
+    collator = FunctionJEPACollator(
+        FMRIFeatureExtractor(num_time_patches=4, normalization="zscore"), SpatiotemporalMaskSampler.from_config(config)
+    )
+    dataset.set_epoch(3)
+    loaders = [
+        DataLoader(dataset, batch_sampler=LengthGroupedBatchSampler([(0,)] * 6, 2, seed=1), collate_fn=collator,
+                   num_workers=workers)
+        for workers in (0, 2)
+    ]  # fmt: skip
+    for serial, parallel in zip(*loaders, strict=True):
+        for name in serial:
+            assert torch.equal(serial[name], parallel[name]), name
