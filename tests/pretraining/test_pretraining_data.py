@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from brainharmonix_hf import FMRIFeatureExtractor, FunctionJEPAConfig, HarmonizerConfig, SpatiotemporalMaskSampler
-from brainharmonix_hf.modeling.tape import patch_length_for_tr
+from brainharmonix_hf.modeling.repetition_time import patch_length_for_tr
 from brainharmonix_hf.training.collators import FunctionJEPACollator
 from brainharmonix_hf.training.data import (
     FMRIPretrainingDataset,

@@ -247,7 +247,7 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
             return_tensors="np",
         )
         outputs = {
-            "fmri_values": padded["fmri_values"].transpose(0, 2, 1),
+            "fmri_values": np.ascontiguousarray(padded["fmri_values"].transpose(0, 2, 1)),
             "repetition_time": np.asarray(repetition_times, dtype=np.float32),
             "patch_size": np.asarray(patch_sizes, dtype=np.int64),
         }

@@ -9,7 +9,7 @@ generator seeded by the items' `mask_seed`s, so a batch gets the same masks in a
 import numpy as np
 import torch
 
-from ..modeling.tape import patch_length_for_tr, valid_time_patches
+from ..modeling.repetition_time import valid_time_patches
 from ..processing.feature_extraction_fmri import FMRIFeatureExtractor
 from .masking import SpatiotemporalMaskSampler
 
@@ -42,7 +42,7 @@ class StructureMAECollator:
 
 class FunctionJEPACollator:
     """fMRI items -> FunctionJEPA inputs (through the feature extractor: normalisation, padding, frame mask) and
-    JEPA `context_mask` / `target_mask` drawn with a `SpatiotemporalMaskSampler` on each series' valid patches."""
+    JEPA `context_indices` / `target_indices` drawn with a `SpatiotemporalMaskSampler` on each series' valid patches."""
 
     def __init__(self, feature_extractor: FMRIFeatureExtractor, mask_sampler: SpatiotemporalMaskSampler):
         if feature_extractor.num_time_patches != mask_sampler.num_time_patches:
@@ -61,19 +61,17 @@ class FunctionJEPACollator:
             return_attention_mask=True,
             return_tensors="pt",
         )
-        patch_lengths = patch_length_for_tr(inputs["repetition_time"], self.feature_extractor.window_seconds)
         num_valid = valid_time_patches(
-            inputs["attention_mask"].sum(dim=1), patch_lengths, self.feature_extractor.num_time_patches
+            inputs["attention_mask"].sum(dim=1), inputs["patch_size"], self.feature_extractor.num_time_patches
         )
         masks = self.mask_sampler(num_valid, generator=batch_generator(items))
-        # The extractor's series are a transposed (non-contiguous) view: copy, so they survive a gloo broadcast
-        # (`dispatch_batches`), which sends the storage order and would scramble them.
         return {
-            "fmri_values": inputs["fmri_values"].contiguous(),
+            "fmri_values": inputs["fmri_values"],
             "repetition_time": inputs["repetition_time"],
+            "patch_size": inputs["patch_size"],
             "attention_mask": inputs["attention_mask"],
-            "context_mask": masks.context_mask,
-            "target_mask": masks.target_mask,
+            "context_indices": masks.context_indices,
+            "target_indices": masks.target_indices,
             "sample_index": _sample_index(items),
         }
 

@@ -26,13 +26,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..modeling.tape import patch_length_for_tr
+from ..modeling.repetition_time import check_repetition_time, patch_length_for_tr
 from ..processing.feature_extraction_t1 import T1VolumeFeatureExtractor
 from ..processing.nifti_io import load_image
 from ..processing.nifti_io import repetition_time as header_repetition_time
 from ..processing.parcellation import parcellate_volume
-from ..processing.repetition_time import check_repetition_time
-from ..processing.roi_csv import read_roi_csv
+from ..processing.roi_csv import read_roi_table
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
@@ -58,7 +57,7 @@ def load_fmri_series(path: str, label_image=None, num_rois: int = 400) -> tuple[
     """
     suffix = _suffix(path)
     if suffix in CSV_SUFFIXES:
-        return read_roi_csv(path)[0].astype(np.float32), None
+        return read_roi_table(path).series.astype(np.float32), None
     if suffix == ".npy":
         series = np.load(path)
         if series.ndim != 2:

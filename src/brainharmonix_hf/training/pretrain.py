@@ -473,8 +473,7 @@ def train(args: PretrainingArguments):
                         optimizer.step()
                         optimizer.zero_grad()
                         if args.stage == "function":
-                            momentum_range = (config.ema_momentum_start, config.ema_momentum_end)
-                            unwrapped.update_target_encoder(ema_momentum(state.step, total_steps, *momentum_range))
+                            unwrapped.update_target_encoder(ema_momentum(state.step, total_steps, config))
                         state.step += 1
                         state.consecutive_nonfinite = 0
                         progress.update(1)
