@@ -20,7 +20,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(VENV)/bin/brainharmonix demo
+	rm -rf demo-output
+	$(VENV)/bin/brainharmonix demo --output demo-output
 
 test: setup
 	$(PY) -m pytest tests

@@ -1,11 +1,13 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
-"""`brainharmonix demo`, run in-process with a small config on the bundled T1 and fMRI samples."""
+"""`brainharmonix demo`: the whole pipeline on the bundled real data, run in-process with two steps per stage."""
 
 import importlib.util
-import re
+import json
 
+import numpy as np
 import pytest
-from small_configs import small_brainharmonix_config
+from PIL import Image
+from transformers import AutoModel
 
 from brainharmonix_hf.cli import main
 
@@ -16,38 +18,49 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def config_folder(tmp_path_factory):
-    """Full-size fMRI inputs (400 ROIs × 18 time patches), a 32 × 48 × 32 T1 crop (12 tokens), small stages."""
-    folder = tmp_path_factory.mktemp("small_brainharmonix")
-    small_brainharmonix_config(image_size=(32, 48, 32)).save_pretrained(folder)
-    return str(folder)
+def demo_run(tmp_path_factory):
+    """Output folder and printed lines of one short demo run."""
+    output = tmp_path_factory.mktemp("demo") / "run"
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        main(["demo", "--output", str(output), "--steps", "2", "--seed", "1"])
+    return output, printed.getvalue().splitlines()
 
 
-def run_demo(capsys, *arguments: str) -> list[str]:
-    main(["demo", *arguments])
-    return capsys.readouterr().out.strip().splitlines()
+def test_demo_writes_a_report_of_the_whole_pipeline(demo_run):
+    output, lines = demo_run
+    metrics = json.loads((output / "report" / "metrics.json").read_text())
+    for stage in ("structure", "function", "harmonizer"):
+        losses = metrics["pretraining_losses"][stage]
+        assert losses["train"]["points"] == 2 and np.isfinite(losses["train"]["last"])
+        assert np.isfinite(losses["validation"]["first"]) and np.isfinite(losses["validation"]["last"])
+    # 6 subjects × 2 sessions of the sample BIDS tree, all embedded.
+    assert metrics["embedding"] == {"sessions": 12, "embedded": 12, "failed": 0, "dimension": 48}
+    summary = metrics["linear_probe"]["models"]["linear_probe"]["summary"]
+    assert 0.0 <= summary["balanced_accuracy"]["mean"] <= 1.0 and len(metrics["linear_probe"]["models"]) == 1
+    for figure in metrics["figures"]:
+        with Image.open(figure) as image:
+            assert image.size[0] > 200 and image.size[1] > 100
+    assert len(metrics["figures"]) == 6
+    assert lines[-1] == f"report: {output / 'report'} (metrics.json and 6 figures)"
 
 
-def checksum(lines: list[str]) -> str:
-    return next(line for line in lines if line.startswith("checksum:"))
+def test_demo_model_reloads_with_its_card(demo_run):
+    output, _ = demo_run
+    model_dir = output / "models" / "brainharmonix"
+    card = (model_dir / "README.md").read_text()
+    assert "library_name: transformers" in card
+    model = AutoModel.from_pretrained(model_dir)
+    assert model.config.harmonizer_config.num_hub_tokens == 16
 
 
-def test_demo_embeds_the_bundled_subject(capsys, config_folder):
-    lines = run_demo(capsys, "--config", config_folder, "--seed", "3")
-    assert "T1   pixel_values (1, 1, 32, 48, 32)" in lines
-    # 652 frames at TR 1.4 s: 18 patches of round(35.28 / 1.4) = 25 frames keep 450, the rest is dropped (noted).
-    assert "fMRI fmri_values (1, 400, 450), 450 frames at TR 1.4 s" in lines
-    assert any(line.startswith("note:") and "202 frames (282.8 s) are dropped" in line for line in lines)
-    assert "hub tokens (1, 5, 24)  embedding (1, 24)" in lines
-    match = re.fullmatch(r"checksum: mean \|hub tokens\| (\d+\.\d+)  embedding\[:4\] \[(.+)\]", checksum(lines))
-    assert match is not None
-    assert 0.1 < float(match.group(1)) < 2.0  # LayerNorm outputs: order-one values
-
-
-def test_demo_checksum_follows_the_seed(capsys, config_folder):
-    first = checksum(run_demo(capsys, "--config", config_folder, "--seed", "3"))
-    assert checksum(run_demo(capsys, "--config", config_folder, "--seed", "3")) == first
-    assert checksum(run_demo(capsys, "--config", config_folder, "--seed", "4")) != first
+def test_demo_refuses_a_used_folder(demo_run):
+    output, _ = demo_run
+    with pytest.raises(FileExistsError, match="not empty"):
+        main(["demo", "--output", str(output)])
 
 
 def test_cli_requires_a_subcommand(capsys):

@@ -7,19 +7,20 @@ from collections.abc import Sequence
 from .cli_finetune import add_cache_latents_command, add_evaluate_command
 from .cohort.cli_embed import add_embed_command
 from .convert.command import add_convert_parser
-from .demo import describe, embed_sample_subject
-from .modeling.configuration_brainharmonix import BrainHarmonixConfig
+from .demo import DemoSettings, describe, run_pipeline
 from .visualization.cli_plot import add_plot_command
 from .training.pretrain import add_pretrain_command
 
 
 def run_demo(args: argparse.Namespace) -> None:
-    config = BrainHarmonixConfig() if args.config is None else BrainHarmonixConfig.from_pretrained(args.config)
+    settings = DemoSettings(seed=args.seed)
+    if args.steps is not None:
+        settings.steps = dict.fromkeys(settings.steps, args.steps)
     print(
-        "BrainHarmonix on bundled sample data (nilearn's MNI152 T1 template; a LEMON resting-state run in "
-        f"Schaefer-400), random weights (seed {args.seed})"
+        "BrainHarmonix end to end on bundled real data (nilearn's MNI152 T1 template; the LEMON resting-state run "
+        "that brainspace ships, in Schaefer-400): pretraining tiny stages, export, cohort embedding, linear probe"
     )
-    for line in describe(embed_sample_subject(config, seed=args.seed)):
+    for line in describe(run_pipeline(args.output, settings)):
         print(line)
 
 
@@ -27,12 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brainharmonix", description="BrainHarmonix models for T1 MRI and fMRI.")
     subcommands = parser.add_subparsers(dest="command", required=True)
     demo = subcommands.add_parser(
-        "demo", help="Embed a bundled subject (T1 + fMRI) with a randomly initialised BrainHarmonix model (offline)."
+        "demo",
+        help="The whole pipeline offline on bundled real data with tiny models: pretrain the three stages, export, "
+        "embed a small BIDS tree, probe the embeddings, write a report (a few minutes on CPU).",
     )
-    demo.add_argument("--seed", type=int, default=0, help="Seed of the random weights (default 0).")
-    demo.add_argument(
-        "--config", default=None, help="BrainHarmonix config.json or model folder (default: the published sizes)."
-    )
+    demo.add_argument("--output", default="brainharmonix-demo", help="New folder for the run (default brainharmonix-demo).")
+    demo.add_argument("--seed", type=int, default=0, help="Seed of data order, masks and initial weights (default 0).")
+    demo.add_argument("--steps", type=int, default=None, help="Optimizer steps of every stage (default: 12/30/20).")
     demo.set_defaults(run=run_demo)
     add_convert_parser(subcommands)
     add_cache_latents_command(subcommands)
