@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from cohort_sample import NUM_TIMEPOINTS, SESSIONS
 
-from brainharmonix_hf.cohort import find_bids_sessions, read_roi_timeseries_tsv, sessions_from_manifest
+from brainharmonix_hf.cohort import find_bids_sessions, sessions_from_manifest
+from brainharmonix_hf.processing.atlases import SCHAEFER400_7NETWORKS, schaefer400_roi_names
+from brainharmonix_hf.processing.roi_csv import read_roi_table
 from brainharmonix_hf.sample_data import load_fmri_sample
 
 
@@ -63,20 +65,15 @@ def test_not_a_dataset(tmp_path):
         find_bids_sessions(tmp_path)
 
 
-def test_table_reads_back_the_run(sample_tree):
-    series, labels = read_roi_timeseries_tsv(
+def test_table_reads_back_the_run_with_its_parcel_names(sample_tree):
+    table = read_roi_table(
         sample_tree
-        / "sub-01/ses-1/func/sub-01_ses-1_task-rest_space-MNI152NLin2009cAsym_atlas-Schaefer400_timeseries.tsv"
+        / "sub-01/ses-1/func/sub-01_ses-1_task-rest_space-MNI152NLin2009cAsym_atlas-Schaefer400_timeseries.tsv",
+        layout="time_first",
     )
-    assert series.shape == (400, NUM_TIMEPOINTS) and labels[0] == "Schaefer400_7Networks_001" and len(labels) == 400
-    np.testing.assert_allclose(series, load_fmri_sample().series[:, :NUM_TIMEPOINTS], rtol=1e-6, atol=1e-6)
-
-
-def test_table_with_text_column_is_refused(tmp_path):
-    path = tmp_path / "bad_timeseries.tsv"
-    path.write_text("a\tb\n1\tx\n2\ty\n")
-    with pytest.raises(ValueError, match=r"columns \['b'\] hold non-numeric values"):
-        read_roi_timeseries_tsv(path)
+    assert table.series.shape == (400, NUM_TIMEPOINTS)
+    assert table.labels == schaefer400_roi_names(SCHAEFER400_7NETWORKS)  # XCP-D heads columns with the CBIG names
+    np.testing.assert_allclose(table.series, load_fmri_sample().series[:, :NUM_TIMEPOINTS], rtol=1e-6, atol=1e-6)
 
 
 def test_manifest_sessions(sample_tree, tmp_path):

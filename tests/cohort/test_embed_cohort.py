@@ -5,6 +5,7 @@ import hashlib
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from cohort_sample import BROKEN, SESSIONS
@@ -16,16 +17,22 @@ from brainharmonix_hf.cohort import (
     find_bids_sessions,
     load_embeddings,
     load_failures,
-    read_roi_timeseries_tsv,
 )
 from brainharmonix_hf.cohort.sample_tree import atlas_image
+from brainharmonix_hf.processing.atlases import SCHAEFER400_17NETWORKS, schaefer400_permutation, schaefer400_roi_names
+from brainharmonix_hf.processing.roi_csv import read_roi_table
 
 
 def reference_embedding(model, t1, tsv, repetition_time) -> tuple[np.ndarray, np.ndarray]:
     """Pooled embedding and hub tokens of one session through the processor and model directly."""
-    series, _ = read_roi_timeseries_tsv(tsv)
+    table = read_roi_table(tsv, layout="time_first")
     inputs = BrainHarmonixProcessor.for_config(model.config)(
-        t1=t1, fmri=series, repetition_time=repetition_time, layout="rois_first", return_tensors="pt"
+        t1=t1,
+        fmri=table.series,
+        roi_labels=table.labels,
+        repetition_time=repetition_time,
+        layout="rois_first",
+        return_tensors="pt",
     )
     with torch.no_grad():
         outputs = model(**inputs)
@@ -111,6 +118,32 @@ def test_same_embedding_from_table_bold_run_and_manifest(tiny_model_dir, sample_
         np.testing.assert_allclose(rows[name]["embedding"], rows["table"]["embedding"], atol=1e-5)
     low, reference = np.array(rows["bfloat16"]["embedding"]), np.array(rows["table"]["embedding"])
     assert 0 < np.abs(low - reference).max() < 0.1 * np.abs(reference).max()
+
+
+def test_other_schaefer_order_permuted_other_atlas_refused(tiny_model_dir, sample_tree, tmp_path):
+    """XCP-D tables are checked by their column labels: a 17-network table of the same series embeds like the
+    7-network one (the model's order), a table of another atlas fails with a message naming it."""
+    model = BrainHarmonixModel.from_pretrained(tiny_model_dir).eval()
+    assert model.config.function_config.atlas == "schaefer400_7networks"
+    (session,) = [s for s in find_bids_sessions(sample_tree, participant_label=["02"]) if s.fmri]
+    table = pd.read_csv(session.fmri, sep="\t")
+    seventeen = tmp_path / "sub-02_ses-1_task-rest_atlas-Schaefer40017n_timeseries.tsv"
+    order = schaefer400_permutation("schaefer400_7networks", SCHAEFER400_17NETWORKS)
+    reordered = table.iloc[:, order].set_axis(schaefer400_roi_names(SCHAEFER400_17NETWORKS), axis=1)
+    reordered.to_csv(seventeen, sep="\t", index=False)
+    other = tmp_path / "sub-02_ses-1_task-rest_atlas-Other_timeseries.tsv"
+    table.set_axis([f"parcel_{roi}" for roi in range(400)], axis=1).to_csv(other, sep="\t", index=False)
+    embeddings = {}
+    for name, fmri in (("table", session.fmri), ("seventeen", str(seventeen))):
+        run = embed_cohort(model, [dataclasses.replace(session, fmri=fmri)], tmp_path / name, progress=False)
+        assert (run.embedded, run.failed) == (1, 0)
+        embeddings[name] = load_embeddings(tmp_path / name)[0]["embedding"]
+    np.testing.assert_allclose(embeddings["seventeen"], embeddings["table"], atol=1e-6)
+    run = embed_cohort(model, [dataclasses.replace(session, fmri=str(other))], tmp_path / "other", progress=False)
+    (failure,) = load_failures(tmp_path / "other")
+    assert (run.embedded, run.failed) == (0, 1)
+    assert "ROIs of an atlas with 400 ROIs labelled 'parcel_0'" in failure["message"]
+    assert "the model expects atlas 'schaefer400_7networks'" in failure["message"]
 
 
 def test_batch_mixing_modalities_equals_one_by_one(tiny_model_dir, sample_tree, tmp_path):

@@ -17,8 +17,9 @@ from nilearn.datasets import load_mni152_template
 from transformers import AutoFeatureExtractor
 
 from brainharmonix_hf import StructureMAEConfig
-from brainharmonix_hf.processing.feature_extraction_t1 import T1VolumeFeatureExtractor, centre_pad_or_crop
+from brainharmonix_hf.processing.feature_extraction_t1 import T1VolumeFeatureExtractor
 from brainharmonix_hf.processing.nifti_io import NiftiInputError
+from brainharmonix_hf.processing.reference_grid import crop_to_box, input_box
 
 ANATOMICAL = Path(data_path) / "anatomical.nii"  # real T1, 33 x 41 x 25, 2 mm
 MNI_SHAPE = (197, 233, 189)
@@ -208,10 +209,21 @@ def test_damaged_file_is_refused(tmp_path, mni):
 )
 def test_centre_pad_or_crop_per_axis(length, target, kept, padding):
     volume = np.arange(1, length + 1, dtype=np.float32)[:, None, None] * np.ones((1, 3, 5), dtype=np.float32)
-    result = centre_pad_or_crop(volume, [target, 3, 5])
+    box = input_box(volume.shape, [[0, 0]] * 3, [target, 3, 5])
+    result = crop_to_box(volume, box)
     assert result.shape == (target, 3, 5)
     expected = np.pad(np.arange(kept[0] + 1, kept[1] + 1, dtype=np.float32), padding)
     np.testing.assert_array_equal(result[:, 1, 2], expected)
+
+
+def test_input_box_sits_at_fixed_mni_coordinates():
+    extractor = T1VolumeFeatureExtractor()
+    np.testing.assert_array_equal(extractor.input_box(), [[20, 180], [21, 213], [25, 185]])
+    expected_affine = [[1, 0, 0, -78], [0, 1, 0, -113], [0, 0, 1, -47], [0, 0, 0, 1]]
+    np.testing.assert_array_equal(extractor.input_affine(), expected_affine)
+    # Padding widths move the box on the grid: with none, a deficit is split floor-first before the grid's start.
+    bare = T1VolumeFeatureExtractor(reference_padding=[[0, 0]] * 3, volume_size=[200, 192, 160])
+    np.testing.assert_array_equal(bare.input_box(), [[-1, 199], [20, 212], [14, 174]])
 
 
 @pytest.mark.parametrize(

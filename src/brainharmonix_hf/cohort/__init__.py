@@ -4,7 +4,6 @@
 from .bids_discovery import find_bids_sessions
 from .embed import EmbeddingRun, embed_cohort
 from .embedding_store import EmbeddingStore, load_embeddings, load_failures
-from .roi_timeseries_tsv import read_roi_timeseries_tsv
 from .sample_tree import write_sample_derivatives
 from .session_inputs import SessionInputs, select_sessions, sessions_from_manifest
 
@@ -16,7 +15,6 @@ __all__ = [
     "find_bids_sessions",
     "load_embeddings",
     "load_failures",
-    "read_roi_timeseries_tsv",
     "select_sessions",
     "sessions_from_manifest",
     "write_sample_derivatives",

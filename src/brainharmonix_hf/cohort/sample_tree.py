@@ -12,7 +12,8 @@ sub-<s>/ses-<t>/func/sub-<s>_ses-<t>_task-rest_space-MNI152NLin2009cAsym_desc-pr
 sub-<s>/ses-<t>/func/sub-<s>_ses-<t>_task-rest_space-MNI152NLin2009cAsym_atlas-Schaefer400_timeseries.tsv
 ```
 
-The BOLD run is a small 4D image with one voxel per ROI; `atlas_image` (written beside the tree as
+The tables head their columns with the CBIG 7-network parcel names (the run's ROI order), as XCP-D does. The BOLD run
+is a small 4D image with one voxel per ROI; `atlas_image` (written beside the tree as
 `atlas-Schaefer400_dseg.nii.gz`) labels those voxels 1-400, so parcellating the run gives back the table's series.
 """
 
@@ -25,6 +26,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from ..processing.atlases import SCHAEFER400_7NETWORKS, schaefer400_roi_names
 from ..sample_data import load_fmri_sample, load_t1_sample
 
 SPACE = "MNI152NLin2009cAsym"
@@ -72,7 +74,7 @@ def write_sample_derivatives(
         )
         session_series = (series + 0.05 * index * rng.standard_normal(series.shape)).astype(np.float32)
         run = f"{prefix}_task-rest_space-{SPACE}"
-        table = pd.DataFrame(session_series.T, columns=[f"Schaefer400_7Networks_{roi:03d}" for roi in range(1, 401)])
+        table = pd.DataFrame(session_series.T, columns=schaefer400_roi_names(SCHAEFER400_7NETWORKS))
         table.to_csv(folder / "func" / f"{run}_atlas-{ATLAS}_timeseries.tsv", sep="\t", index=False)
         bold = nib.Nifti1Image(_bold_volume(session_series), np.eye(4))
         bold.header.set_xyzt_units("mm", "sec")

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 from ..processing.processing_brainharmonix import NIFTI_SUFFIXES, BrainHarmonixProcessor
-from .roi_timeseries_tsv import read_roi_timeseries_tsv
 from .session_inputs import SessionInputs
 
 TSV_SUFFIXES = (".tsv", ".tsv.gz")
@@ -39,8 +38,10 @@ def prepare_session(
     """Run the processor on one session's files. Errors are caught and returned, never raised, so one broken
     subject does not stop a cohort (and results can cross DataLoader worker processes).
 
-    Parcellated `.tsv` tables are read with `read_roi_timeseries_tsv` (columns = ROIs in atlas order); ROI `.csv` files
-    and 4D NIfTI runs (with `fmri_atlas_image`) go to the processor as paths.
+    Every input goes to the processor as a path: parcellated `.tsv` tables (XCP-D: one column per ROI headed by its
+    label, one row per frame) with `layout="time_first"`, ROI `.csv` files with `layout="rois_first"`, 4D NIfTI runs
+    with `fmri_atlas_image`. The processor reads tables with `processing.roi_csv.read_roi_table` and checks their ROI
+    labels against the model's atlas (a Schaefer-400 table in the other network order is permuted, any other refused).
     """
     try:
         fmri = session.fmri
@@ -49,13 +50,11 @@ def prepare_session(
                 f"No repetition time for {fmri}: add RepetitionTime (seconds) to its JSON sidecar or the BOLD run's, "
                 "or give a repetition_time column in the manifest."
             )
-        if fmri is not None and fmri.lower().endswith(TSV_SUFFIXES):
-            fmri, _ = read_roi_timeseries_tsv(fmri)
         outputs = processor(
             t1=session.t1,
             fmri=fmri,
             repetition_time=session.repetition_time,
-            layout="rois_first",
+            layout=table_layout(fmri),
             fmri_atlas_image=fmri_atlas_image,
             return_tensors="np",
         )
@@ -64,6 +63,11 @@ def prepare_session(
         return PreparedSession(session, features, checksums)
     except Exception as error:
         return PreparedSession(session, error=(type(error).__name__, str(error)))
+
+
+def table_layout(path: str | None) -> str:
+    """The axis order of an fMRI table by its name: `"time_first"` for `.tsv` (XCP-D), `"rois_first"` otherwise."""
+    return "time_first" if path is not None and str(path).lower().endswith(TSV_SUFFIXES) else "rois_first"
 
 
 def file_sha256(path: str, chunk_bytes: int = 1 << 20) -> str:

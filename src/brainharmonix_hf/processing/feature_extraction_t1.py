@@ -20,10 +20,11 @@ Steps for each volume, in order:
      background sits at the z-score of 0 (negative) and stays distinct from tissue;
    - `"none"`: intensities unchanged.
 6. Centre pad-or-crop each axis to `volume_size` (start of the kept window = floor of half the excess; padding
-   splits the deficit the same way), filling with raw 0, i.e. background. The z-score is applied after this step
-   with the statistics of step 5, which equals z-scoring before cropping. The pretraining code computed one axis's
-   crop margin from another axis's size, which only works for some input shapes; this per-axis pad-or-crop gives
-   the same window whenever that code works and a centred one otherwise.
+   splits the deficit the same way), filling with raw 0, i.e. background: the box `input_box()` on the reference grid
+   (`reference_grid.input_box`), whose voxels are at the MNI coordinates `input_affine()`. The z-score is applied
+   after this step with the statistics of step 5, which equals z-scoring before cropping. The pretraining code
+   computed one axis's crop margin from another axis's size, which only works for some input shapes; this per-axis
+   pad-or-crop gives the same window whenever that code works and a centred one otherwise.
 
 Steps 4-6 act on the reference grid, so the output box sits at fixed MNI coordinates: at 1 mm, output voxel (0, 0, 0)
 is at (-78, -113, -47) mm and the box spans 160 x 192 x 160 mm from there. For the template itself step 3 is the
@@ -40,7 +41,15 @@ from transformers.utils import TensorType
 
 from ..modeling.hub_mixin import BrainHarmonixHubMixin
 from .nifti_io import ImageSource, NiftiInputError, as_3d, load_image
-from .reference_grid import MNI152_FIELD_OF_VIEW, check_mni_space, map_onto_grid, reference_grid
+from .reference_grid import (
+    MNI152_FIELD_OF_VIEW,
+    check_mni_space,
+    crop_to_box,
+    input_affine,
+    input_box,
+    map_onto_grid,
+    reference_grid,
+)
 
 NORMALIZATIONS = ("whole_volume", "brain", "none")
 ZSCORE_EPS = 1e-9
@@ -137,19 +146,35 @@ class T1VolumeFeatureExtractor(BrainHarmonixHubMixin, FeatureExtractionMixin):
         pixel_values = np.stack(processed)[:, None]
         return BatchFeature(data={"pixel_values": pixel_values}, tensor_type=return_tensors)
 
-    def _process_volume(self, source: ImageSource, affine: np.ndarray | None) -> np.ndarray:
+    def grid(self) -> tuple[np.ndarray, tuple[int, ...]]:
+        """The `(4, 4)` affine and the shape of the reference grid volumes are mapped onto (steps 3-4)."""
+        return reference_grid(self.reference_field_of_view, self.target_spacing)
+
+    def input_box(self) -> np.ndarray:
+        """`(3, 2)` voxel bounds `[start, stop)` on the reference grid of the `volume_size` box the model receives
+        (bounds outside the grid are zero padding)."""
+        return input_box(self.grid()[1], self.reference_padding, self.volume_size)
+
+    def input_affine(self) -> np.ndarray:
+        """The `(4, 4)` affine of `pixel_values` voxels in MNI152 world coordinates (mm)."""
+        return input_affine(self.grid()[0], self.input_box())
+
+    def on_reference_grid(self, source: ImageSource, affine: np.ndarray | None = None) -> np.ndarray:
+        """Steps 1-3 for one volume: loaded, checked and mapped onto the reference grid, float32, raw intensities."""
         name = str(source) if isinstance(source, (str, os.PathLike)) else "The volume"
         image = as_3d(load_image(source, affine), name=name)
         _check_contrast(np.asanyarray(image.dataobj), "The volume")
         if self.check_mni_space:
             check_mni_space(image, name)
-        grid_affine, grid_shape = reference_grid(self.reference_field_of_view, self.target_spacing)
+        grid_affine, grid_shape = self.grid()
         volume = map_onto_grid(image, grid_affine, grid_shape, resample=self.resample, name=name)
         _check_contrast(volume, "The part of the volume inside the reference grid")
-        padded = np.pad(volume, self.reference_padding)
-        mean, scale = self._intensity_statistics(padded)
-        cropped = centre_pad_or_crop(padded, self.volume_size)
-        return ((cropped - mean) / scale).astype(np.float32)
+        return volume
+
+    def _process_volume(self, source: ImageSource, affine: np.ndarray | None) -> np.ndarray:
+        volume = self.on_reference_grid(source, affine)
+        mean, scale = self._intensity_statistics(np.pad(volume, self.reference_padding))
+        return ((crop_to_box(volume, self.input_box()) - mean) / scale).astype(np.float32)
 
     def _intensity_statistics(self, padded: np.ndarray) -> tuple[float, float]:
         """`(mean, std + eps)` to z-score with, from the reference-padded volume; `(0, 1)` for no normalisation."""
@@ -179,18 +204,6 @@ class T1VolumeFeatureExtractor(BrainHarmonixHubMixin, FeatureExtractionMixin):
             )
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"`normalization` must be one of {NORMALIZATIONS}; got {self.normalization!r}.")
-
-
-def centre_pad_or_crop(volume: np.ndarray, size: list[int]) -> np.ndarray:
-    """Crop or zero-pad each axis of `volume` around its centre to `size` (excess or deficit split floor-first)."""
-    window = []
-    padding = []
-    for length, target in zip(volume.shape, size, strict=True):
-        start = max(length - target, 0) // 2
-        window.append(slice(start, start + target))
-        deficit = max(target - length, 0)
-        padding.append((deficit // 2, deficit - deficit // 2))
-    return np.pad(volume[tuple(window)], padding)
 
 
 def _check_contrast(voxels: np.ndarray, what: str) -> None:

@@ -125,6 +125,34 @@ def map_onto_grid(
     )
 
 
+def input_box(grid_shape: tuple[int, ...], padding, volume_size) -> np.ndarray:
+    """`(3, 2)` integer bounds `[start, stop)`, in voxels of the reference grid, of the box the model receives.
+
+    The grid is zero-padded by `padding` (`(before, after)` per axis), then each axis is centre cropped or zero-padded
+    to `volume_size`: the kept window starts at the floor of half the excess, a deficit is padded floor-first before.
+    Bounds outside `[0, grid_shape)` are zero padding. The box's world coordinates follow from the grid's affine
+    (`input_affine`).
+    """
+    box = []
+    for length, (before, after), size in zip(grid_shape, padding, volume_size, strict=True):
+        excess = length + before + after - size
+        start = max(excess, 0) // 2 - max(-excess, 0) // 2 - before
+        box.append((start, start + size))
+    return np.array(box, dtype=np.int64)
+
+
+def input_affine(grid_affine: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The `(4, 4)` affine of the model's input voxels: input voxel `v` is grid voxel `v + box[:, 0]`."""
+    shift = np.eye(4)
+    shift[:3, 3] = box[:, 0]
+    return grid_affine @ shift
+
+
+def crop_to_box(volume: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The part of `volume` inside `box` (`(3, 2)` voxel bounds, see `input_box`), zero where the box leaves it."""
+    return _paste(volume, -box[:, 0], tuple(int(size) for size in box[:, 1] - box[:, 0]))
+
+
 def _paste(data: np.ndarray, shift: np.ndarray, grid_shape: tuple[int, ...]) -> np.ndarray:
     """Place `data` on a zero grid so that its voxel `v` lands on grid voxel `v + shift` (parts outside are cut)."""
     if data.shape == tuple(grid_shape) and not shift.any():

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..cohort.cli_embed import processor_for_model
 from ..cohort.embedding_store import EMBEDDINGS_FILE
-from ..cohort.session_features import TSV_SUFFIXES
+from ..cohort.session_features import table_layout
 from ..modeling.modeling_brainharmonix import BrainHarmonixModel
 from ..processing.feature_extraction_t1 import T1VolumeFeatureExtractor
 from .embedding_scatter import plot_embedding_scatter
@@ -53,7 +53,6 @@ def add_plot_command(subcommands) -> None:
 
 
 def run_plot_attention(args: argparse.Namespace) -> None:
-    from ..cohort.roi_timeseries_tsv import read_roi_timeseries_tsv
     from ..sample_data import load_fmri_sample
 
     model = BrainHarmonixModel.from_pretrained(args.model)
@@ -63,14 +62,12 @@ def run_plot_attention(args: argparse.Namespace) -> None:
     else:
         if args.repetition_time is None:
             raise SystemExit("--fmri needs --repetition-time (seconds).")
-        is_table = str(args.fmri).lower().endswith(TSV_SUFFIXES)
-        fmri = read_roi_timeseries_tsv(args.fmri)[0] if is_table else str(args.fmri)
-        repetition_time = args.repetition_time
+        fmri, repetition_time = str(args.fmri), args.repetition_time
     inputs = processor_for_model(args.model, model)(
         t1=None if args.t1 is None else str(args.t1),
         fmri=fmri,
         repetition_time=repetition_time,
-        layout="rois_first",
+        layout="rois_first" if args.fmri is None else table_layout(args.fmri),
         return_tensors="pt",
     )
     attention = hub_attention_per_roi(model, inputs, layer=args.layer)

@@ -1,5 +1,6 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
-"""What the structure encoder sees of a T1: the volume (RAS+, on the model's grid) with the box the processor keeps."""
+"""What the structure encoder sees of a T1: the volume on the model's reference grid (RAS+, MNI152 axes) with the box
+the processor keeps, both as the processor computes them (`processing.reference_grid`)."""
 
 import os
 from pathlib import Path
@@ -8,37 +9,29 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import nibabel as nib
 import numpy as np
 from matplotlib.patches import Rectangle
 
 from ..processing.feature_extraction_t1 import T1VolumeFeatureExtractor
-from ..processing.nifti_io import ImageSource, as_3d, load_image, to_ras
+from ..processing.nifti_io import ImageSource
 
 AXIS_NAMES = ("x (left-right)", "y (posterior-anterior)", "z (inferior-superior)")
 
 
 def model_input_box(extractor: T1VolumeFeatureExtractor, t1: ImageSource) -> tuple[np.ndarray, np.ndarray]:
-    """The volume as the processor reads it and the part of it the model receives.
+    """The volume as the processor places it and the part of it the model receives.
 
     Args:
-        extractor: the T1 processor (its padding and `volume_size` decide the box).
-        t1: a T1 path or image.
+        extractor: the T1 processor (its reference grid, padding and `volume_size` decide the box).
+        t1: a T1 path or image, in MNI152 space (the processor's checks apply).
 
     Returns:
-        `(volume, box)`: the RAS+ volume on the model's voxel grid `(X, Y, Z)`, and `(3, 2)` voxel bounds
-        `[start, stop)` per axis of the `volume_size` window the model sees (bounds outside the volume are zero
-        padding).
+        `(volume, box)`: the volume mapped by its affine onto the processor's reference grid `(X, Y, Z)` (raw
+        intensities), and the `(3, 2)` voxel bounds `[start, stop)` on that grid of the `volume_size` box the model
+        sees (`extractor.input_box()`; bounds outside the grid are zero padding).
     """
-    image = extractor._on_target_grid(to_ras(as_3d(load_image(t1))))
-    volume = image.get_fdata(dtype=np.float32)
-    box = []
-    for length, (before, after), target in zip(
-        volume.shape, extractor.reference_padding, extractor.volume_size, strict=True
-    ):
-        excess = length + before + after - target
-        start = max(excess, 0) // 2 - before - max(-excess, 0) // 2
-        box.append((start, start + target))
-    return volume, np.array(box)
+    return extractor.on_reference_grid(t1), extractor.input_box()
 
 
 def plot_t1_input(
@@ -51,11 +44,12 @@ def plot_t1_input(
 
     Returns:
         the matplotlib Figure; each axis has the slice as its image and the box as its one `Rectangle` patch, in voxel
-        coordinates of the RAS+ volume (axes: sagittal, coronal, axial).
+        coordinates of the reference grid (axes: sagittal, coronal, axial; titles give the slice's MNI coordinate).
     """
     extractor = extractor or T1VolumeFeatureExtractor()
     volume, box = model_input_box(extractor, t1)
     centre = np.clip(box.mean(1).astype(int), 0, np.array(volume.shape) - 1)
+    world = nib.affines.apply_affine(extractor.grid()[0], centre)
     figure, axes = plt.subplots(1, 3, figsize=(10, 3.8))
     for axis, fixed in zip(axes, range(3), strict=True):
         shown = [other for other in range(3) if other != fixed]
@@ -67,10 +61,10 @@ def plot_t1_input(
         axis.set_ylim(min(y0, 0) - 2, max(y1, plane.shape[1]) + 2)
         axis.set_xlabel(AXIS_NAMES[shown[0]], fontsize=8)
         axis.set_ylabel(AXIS_NAMES[shown[1]], fontsize=8)
-        axis.set_title(f"{AXIS_NAMES[fixed].split()[0]} = {centre[fixed]}", fontsize=9)
+        axis.set_title(f"{AXIS_NAMES[fixed].split()[0]} = {world[fixed]:g} mm (MNI)", fontsize=9)
         axis.tick_params(labelsize=7)
     size = " x ".join(str(stop - start) for start, stop in box)
-    figure.suptitle(f"T1 ({' x '.join(map(str, volume.shape))} voxels, RAS+) and the {size} box the model sees")
+    figure.suptitle(f"T1 on the {' x '.join(map(str, volume.shape))} MNI152 grid and the {size} box the model sees")
     figure.tight_layout()
     if output is not None:
         figure.savefig(Path(output), dpi=dpi)
