@@ -1,6 +1,6 @@
 """A small real pretraining cohort written once per session: the LEMON run (Schaefer-400, TR 1.4 s) split in time
 into a training part and a held-out part (`.npy` files), nilearn's MNI152 T1 template (NIfTI), manifests, tiny model
-configs, and a Harmonizer latent cache encoded from those files by tiny frozen encoders."""
+configs, and a Harmonizer latent cache encoded by tiny frozen encoders with the package's latent-cache writer."""
 
 import importlib.util
 import sys
@@ -12,23 +12,29 @@ import pytest
 import torch
 
 from brainharmonix_hf import (
+    BrainHarmonixModel,
+    BrainHarmonixProcessor,
     FMRIFeatureExtractor,
     FunctionJEPAConfig,
     FunctionJEPAModel,
     HarmonizerConfig,
+    HarmonizerModel,
     StructureMAEConfig,
     StructureMAEModel,
     T1VolumeFeatureExtractor,
     sample_data,
 )
-from brainharmonix_hf.training.data import T1Augmentation, encode_for_harmonizer_pretraining
+from brainharmonix_hf.training.data import T1Augmentation
+from brainharmonix_hf.training.latent_cache import cache_latents
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from small_configs import DECODER, LAYER, PREDICTOR
 
 # Frames 0-389 of the LEMON run train, frames 390-651 are held out.
 TRAIN_FRAMES = 390
-T1_SIZE = [96, 112, 96]
+# The T1 box (MNI x -62..65, y -97..62, z -31..96 mm) in 32 mm patches: 4 x 5 x 4 = 80 tokens.
+T1_SIZE = [128, 160, 128]
+T1_PATCH = 32
 NUM_TIME_PATCHES = 4
 
 
@@ -52,7 +58,12 @@ def cohort(tmp_path_factory) -> Path:
 
     function_config = FunctionJEPAConfig(**LAYER, **PREDICTOR, num_time_patches=NUM_TIME_PATCHES)
     structure_config = StructureMAEConfig(
-        **LAYER, **DECODER, image_size=T1_SIZE, decoder_hidden_size=24, decoder_intermediate_size=48
+        **LAYER,
+        **DECODER,
+        image_size=T1_SIZE,
+        patch_size=T1_PATCH,
+        decoder_hidden_size=24,
+        decoder_intermediate_size=48,
     )
     function_config.save_pretrained(folder / "function_config")
     structure_config.save_pretrained(folder / "structure_config")
@@ -68,36 +79,38 @@ def cohort(tmp_path_factory) -> Path:
         modality_dropout=0.2,
     )
     harmonizer_config.save_pretrained(folder / "harmonizer_config")
-    write_latents(folder, series, function_config, structure_config)
+    write_latents(folder, series, function_config, structure_config, harmonizer_config)
     return folder
 
 
-def write_latents(folder: Path, series: np.ndarray, function_config, structure_config) -> None:
-    """Latent cache of subjects = LEMON windows (TR 1.4 s and x2) paired with augmented MNI152 volumes, from frozen
-    tiny encoders (seeded random weights); windows from the held-out frames make the validation rows."""
+def write_latents(folder: Path, series: np.ndarray, function_config, structure_config, harmonizer_config) -> None:
+    """Latent cache (`cache_latents`, the package's one writer) of subjects = LEMON windows (TR 1.4 s and x2) paired
+    with augmented MNI152 volumes, from frozen tiny encoders (seeded random weights); windows from the held-out frames
+    make the validation rows. Each window is a `.npy` file and each augmented volume a NIfTI file in MNI152 space: the
+    processed box saved with the box's MNI affine, so the T1 processor accepts it and maps it back onto the same box."""
     torch.manual_seed(0)
-    function_model = FunctionJEPAModel(function_config).eval()
-    structure_model = StructureMAEModel(structure_config).eval()
-    fmri_processor = FMRIFeatureExtractor(num_time_patches=NUM_TIME_PATCHES, normalization="zscore")
-    t1_processor = T1VolumeFeatureExtractor(volume_size=T1_SIZE)
+    encoders = BrainHarmonixModel.from_stages(
+        StructureMAEModel(structure_config), FunctionJEPAModel(function_config), HarmonizerModel(harmonizer_config)
+    )
+    processor = BrainHarmonixProcessor(
+        T1VolumeFeatureExtractor(volume_size=T1_SIZE),
+        FMRIFeatureExtractor(num_time_patches=NUM_TIME_PATCHES, normalization="zscore"),
+    )
+    t1_processor = processor.t1_feature_extractor
     volume = t1_processor(str(folder / "mni152.nii.gz"))["pixel_values"][0]
     augmentation, rng = T1Augmentation(), np.random.default_rng(0)
-    subjects = []
-    for split, frames in (("train", range(0, TRAIN_FRAMES - 100, 24)), ("validation", range(TRAIN_FRAMES, 552, 40))):
-        for number, start in enumerate(frames):
+    inputs = folder / "latent_inputs"
+    inputs.mkdir()
+    rows = ["subject,session,t1,fmri,repetition_time,split"]
+    for split, starts in (("train", range(0, TRAIN_FRAMES - 100, 24)), ("validation", range(TRAIN_FRAMES, 552, 40))):
+        for number, start in enumerate(starts):
             rate = 1 + number % 2
             frames = NUM_TIME_PATCHES * round(35.28 / (1.4 * rate))
-            window = series[:, start : start + frames * rate : rate]
-            t1 = augmentation(volume, rng)[0] if number % 3 else None
-            subjects.append(
-                {
-                    "subject": f"{split}{number}",
-                    "fmri": window,
-                    "repetition_time": 1.4 * rate,
-                    "t1": None if t1 is None else nib.Nifti1Image(t1, np.eye(4)),
-                    "split": split,
-                }
-            )
-    identity_t1 = T1VolumeFeatureExtractor(volume_size=T1_SIZE, reference_padding=[[0, 0]] * 3, normalization="none")
-    latents = encode_for_harmonizer_pretraining(subjects, structure_model, function_model, identity_t1, fmri_processor)
-    latents.save_to_disk(str(folder / "latents"))
+            np.save(inputs / f"{split}{number}.npy", series[:, start : start + frames * rate : rate])
+            t1 = ""
+            if number % 3:
+                t1 = f"latent_inputs/{split}{number}.nii"
+                nib.save(nib.Nifti1Image(augmentation(volume, rng)[0], t1_processor.input_affine()), folder / t1)
+            rows.append(f"{split}{number},,{t1},latent_inputs/{split}{number}.npy,{1.4 * rate},{split}")
+    (folder / "latents.csv").write_text("\n".join(rows) + "\n")
+    cache_latents(encoders, processor, folder / "latents.csv", folder / "latents", batch_size=4)

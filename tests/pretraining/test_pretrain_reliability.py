@@ -14,6 +14,7 @@ import pytest
 import torch
 from pretraining_runs import read_log, run_stage, stage_flags
 
+from brainharmonix_hf import FMRIFeatureExtractor, FunctionJEPAConfig
 from brainharmonix_hf.training.checkpoints import CheckpointError
 from brainharmonix_hf.training.pretrain import NonFiniteLossError
 
@@ -100,8 +101,12 @@ def test_damaged_checkpoints_are_refused(cohort, uninterrupted, tmp_path):
 
 def _cohort_with_bad_subject(cohort: Path, folder: Path, num_good: int) -> Path:
     """A copy of the fMRI manifest (train rows kept: `num_good`) plus subject `bad`, whose values overflow float32
-    inside the model (1e38), so its loss is NaN."""
+    inside the model (1e38), so its loss is NaN; and `raw_processor/`, an fMRI processor that passes values unchanged
+    with its raw-scale guard off (`--processor`), so the values reach the model."""
     shutil.copytree(cohort, folder, dirs_exist_ok=True)
+    num_time_patches = FunctionJEPAConfig.from_pretrained(cohort / "function_config").num_time_patches
+    raw = FMRIFeatureExtractor(num_time_patches=num_time_patches, normalization="none", raw_scale_threshold=None)
+    raw.save_pretrained(folder / "raw_processor")
     np.save(folder / "bad.npy", np.full((400, 120), 1e38, dtype=np.float32) * np.linspace(-1, 1, 120))
     lines = (cohort / "fmri.csv").read_text().splitlines()
     train = [line for line in lines[1:] if line.endswith(",train")][:num_good]
@@ -111,7 +116,7 @@ def _cohort_with_bad_subject(cohort: Path, folder: Path, num_good: int) -> Path:
 
 def test_nonfinite_loss_skips_the_update_and_reports_the_subject(cohort, tmp_path):
     folder = _cohort_with_bad_subject(cohort, tmp_path / "cohort", num_good=3)
-    flags = ("--max_steps", "6", "--per_device_batch_size", "1", "--fmri_normalization", "none")
+    flags = ("--max_steps", "6", "--per_device_batch_size", "1", "--processor", str(folder / "raw_processor"))
     model, records = run_stage(folder, tmp_path / "run", "function", *flags)
     events = [record for record in records if record.get("event") == "nonfinite_loss"]
     assert events and all(event["subjects"] == ["bad/1"] for event in events)
@@ -128,8 +133,8 @@ def test_consecutive_nonfinite_losses_abort_without_any_update(cohort, tmp_path)
         "6",
         "--per_device_batch_size",
         "1",
-        "--fmri_normalization",
-        "none",
+        "--processor",
+        str(folder / "raw_processor"),
         "--max_consecutive_nonfinite",
         "3",
     )

@@ -1,5 +1,5 @@
 """Pretraining data pieces on real files: multi-TR downsampling and windows, length- and TR-grouped batches, T1
-augmentation, the JEPA collator's masks, the latent-cache contract, and options from YAML and flags."""
+augmentation, the JEPA collator's masks, the Harmonizer stage on the latent cache, and options from YAML and flags."""
 
 import nibabel as nib
 import numpy as np
@@ -9,14 +9,10 @@ import torch
 from brainharmonix_hf import FMRIFeatureExtractor, FunctionJEPAConfig, HarmonizerConfig, SpatiotemporalMaskSampler
 from brainharmonix_hf.modeling.repetition_time import patch_length_for_tr
 from brainharmonix_hf.training.collators import FunctionJEPACollator
-from brainharmonix_hf.training.data import (
-    FMRIPretrainingDataset,
-    LengthGroupedBatchSampler,
-    T1Augmentation,
-    check_harmonizer_latents,
-)
+from brainharmonix_hf.training.data import FMRIPretrainingDataset, LengthGroupedBatchSampler, T1Augmentation
+from brainharmonix_hf.training.latent_cache import LatentCacheError, load_latent_cache
 from brainharmonix_hf.training.manifest import load_manifest
-from brainharmonix_hf.training.pretrain import parse_arguments
+from brainharmonix_hf.training.pretrain import build_data, parse_arguments
 
 
 @pytest.fixture(scope="module")
@@ -83,40 +79,45 @@ def test_jepa_collator_masks_avoid_padding_in_a_mixed_tr_batch(series):
     ]
     batch = collator(items)
     valid = torch.tensor([3, 5])
-    for name in ("context_mask", "target_mask"):
+    for name in ("context_indices", "target_indices"):
         time_patch = batch[name] % 6
         assert bool((time_patch < valid[:, None]).all()), name
-    assert not set(batch["context_mask"][0].tolist()) & set(batch["target_mask"][0].tolist())
+    assert not set(batch["context_indices"][0].tolist()) & set(batch["target_indices"][0].tolist())
     again = collator(items)
-    assert torch.equal(again["context_mask"], batch["context_mask"]) and batch["fmri_values"].is_contiguous()
+    assert torch.equal(again["context_indices"], batch["context_indices"]) and batch["fmri_values"].is_contiguous()
 
 
-def test_latent_cache_contract_errors_name_the_problem():
+def test_harmonizer_stage_reads_the_latent_cache_and_its_splits(cohort, tmp_path):
+    config = HarmonizerConfig.from_pretrained(cohort / "harmonizer_config")
+    args = parse_arguments(["harmonizer", "--output_dir", str(tmp_path), "--latents", str(cohort / "latents")])
+    train, held_out, collator, _ = build_data(args, config)
+    cache = load_latent_cache(cohort / "latents")
+    assert (len(train), len(held_out)) == (cache["split"].count("train"), cache["split"].count("validation")) == (13, 5)
+    assert held_out.subject(0) == "validation0" and train.subject(1) == "train1"
+    batch = collator([train[0], train[1]])
+    assert batch["fmri_latents"].shape == (2, config.num_fmri_tokens, config.latent_size)
+    assert batch["t1_latents"].shape == (2, config.num_t1_tokens, config.latent_size)
+    assert batch["fmri_latents"].dtype == batch["t1_latents"].dtype == torch.float32
+    # Subject train0 has no T1 (mask and latents zero), train1 has one; both have fMRI with padded tokens masked.
+    assert batch["t1_token_mask"].sum(dim=1).tolist() == [0, config.num_t1_tokens]
+    assert not batch["t1_latents"][0].any() and batch["t1_latents"][1].std() > 0
+    assert 0 < int(batch["fmri_token_mask"][0].sum()) <= config.num_fmri_tokens
+    assert batch["sample_index"].tolist() == [0, 1]
+
+
+def test_harmonizer_stage_refuses_other_datasets_and_caches_of_other_encoders(cohort, tmp_path):
     import datasets
 
-    config = HarmonizerConfig(num_fmri_tokens=8, num_t1_tokens=4, latent_size=6, hidden_size=24, num_attention_heads=2)
-    with pytest.raises(ValueError, match=r"lacks columns \['fmri_latents'"):
-        check_harmonizer_latents(datasets.Dataset.from_dict({"subject": ["a"]}), config)
-    features = datasets.Features(
-        {
-            "subject": datasets.Value("string"),
-            "fmri_latents": datasets.Array2D((8, 5), "float16"),
-            "fmri_token_mask": datasets.Sequence(datasets.Value("int8")),
-            "t1_latents": datasets.Array2D((4, 6), "float16"),
-            "has_t1": datasets.Value("bool"),
-            "has_fmri": datasets.Value("bool"),
-        }
-    )
-    rows = {
-        "subject": ["a"],
-        "fmri_latents": [np.zeros((8, 5))],
-        "fmri_token_mask": [[1] * 8],
-        "t1_latents": [np.zeros((4, 6))],
-        "has_t1": [True],
-        "has_fmri": [True],
-    }
-    with pytest.raises(ValueError, match=r"`fmri_latents` holds arrays of shape \(8, 5\).*expects \(8, 6\)"):
-        check_harmonizer_latents(datasets.Dataset.from_dict(rows, features=features), config)
+    plain = tmp_path / "plain"
+    datasets.Dataset.from_dict({"subject": ["a"], "fmri_latents": [[0.0]]}).save_to_disk(str(plain))
+    args = parse_arguments(["harmonizer", "--output_dir", str(tmp_path / "run"), "--latents", str(plain)])
+    config = HarmonizerConfig.from_pretrained(cohort / "harmonizer_config")
+    with pytest.raises(LatentCacheError, match="not a BrainHarmonix latent cache"):
+        build_data(args, config)
+    args = parse_arguments(["harmonizer", "--output_dir", str(tmp_path / "run"), "--latents", str(cohort / "latents")])
+    config.latent_size = 32
+    with pytest.raises(LatentCacheError, match=r"latent_size\) = \(1600, 80, 24\) but the Harmonizer reads"):
+        build_data(args, config)
 
 
 def test_options_come_from_yaml_and_flags_win(tmp_path):
@@ -142,7 +143,7 @@ def test_t1_dataset_reads_nifti_lazily(tmp_path):
     volume = np.random.default_rng(0).random((40, 48, 40)).astype(np.float32)
     nib.save(nib.Nifti1Image(volume, np.eye(4)), tmp_path / "t1.nii.gz")
     manifest = load_manifest([{"subject": "s", "t1": str(tmp_path / "t1.nii.gz")}])
-    extractor = T1VolumeFeatureExtractor(volume_size=[32, 48, 32], reference_padding=[[0, 0]] * 3)
+    extractor = T1VolumeFeatureExtractor(volume_size=[32, 48, 32], check_mni_space=False)  # random voxels
     dataset = T1PretrainingDataset(manifest, extractor, augmentation=None)
     np.testing.assert_array_equal(dataset[0]["pixel_values"], extractor(str(tmp_path / "t1.nii.gz"))["pixel_values"][0])
 

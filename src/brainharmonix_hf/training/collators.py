@@ -77,19 +77,16 @@ class FunctionJEPACollator:
 
 
 class HarmonizerCollator:
-    """Latent-cache rows -> Harmonizer inputs: float32 latents, the fMRI token mask (all zero without fMRI) and a T1
-    token mask (all one with T1, all zero without)."""
+    """Latent-cache items (`HarmonizerLatentDataset`) -> Harmonizer inputs: the latents as float32 (the cache holds
+    16-bit values), the fMRI token mask (all zero without fMRI) and the T1 token mask (all one with T1, all zero
+    without), stacked."""
 
     def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
-        has_fmri = torch.stack([torch.as_tensor(item["has_fmri"]) for item in items]).bool()
-        has_t1 = torch.stack([torch.as_tensor(item["has_t1"]) for item in items]).bool()
-        fmri_token_mask = torch.stack([item["fmri_token_mask"] for item in items]).long() * has_fmri[:, None]
-        t1_latents = torch.stack([item["t1_latents"] for item in items]).float()
         return {
             "fmri_latents": torch.stack([item["fmri_latents"] for item in items]).float(),
-            "fmri_token_mask": fmri_token_mask,
-            "t1_latents": t1_latents,
-            "t1_token_mask": has_t1[:, None].long().expand(-1, t1_latents.shape[1]).contiguous(),
+            "fmri_token_mask": torch.stack([item["fmri_token_mask"] for item in items]),
+            "t1_latents": torch.stack([item["t1_latents"] for item in items]).float(),
+            "t1_token_mask": torch.stack([item["t1_token_mask"] for item in items]),
             "sample_index": _sample_index(items),
         }
 

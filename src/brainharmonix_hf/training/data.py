@@ -8,7 +8,7 @@
   the model's `num_time_patches` patches. The feature extractor runs in the collator, on the whole batch.
 - `LengthGroupedBatchSampler`: batches of similar token count and TR, so mixed-length, mixed-TR cohorts waste little
   padding and few patch kernels per batch.
-- Cached latents for Harmonizer pretraining (`HARMONIZER_LATENT_COLUMNS`, `encode_for_harmonizer_pretraining`).
+- `HarmonizerLatentDataset`: the rows of a latent cache (`training.latent_cache`) for Harmonizer pretraining.
 
 Randomness: every item draws from its own generator seeded by `(seed, epoch, index)`, so an item is the same whatever
 the number of workers or processes, and a resumed run sees the same data as an uninterrupted one. A dataset whose
@@ -23,7 +23,6 @@ from pathlib import Path
 
 import datasets
 import numpy as np
-import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..modeling.repetition_time import check_repetition_time, patch_length_for_tr
@@ -32,6 +31,7 @@ from ..processing.nifti_io import load_image
 from ..processing.nifti_io import repetition_time as header_repetition_time
 from ..processing.parcellation import parcellate_volume
 from ..processing.roi_csv import read_roi_table
+from .latent_cache import LatentCacheInfo, with_model_inputs
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
@@ -295,58 +295,24 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
                 yield batch
 
 
-# Cached latents for Harmonizer pretraining: one row per subject. Latents are stored as float16 arrays.
-HARMONIZER_LATENT_COLUMNS = ("subject", "fmri_latents", "fmri_token_mask", "t1_latents", "has_t1", "has_fmri")
-
-
-def harmonizer_latent_features(num_fmri_tokens: int, num_t1_tokens: int, latent_size: int) -> datasets.Features:
-    """Arrow schema of the latent cache: `subject` (string), `fmri_latents` `(num_fmri_tokens, latent_size)` float16,
-    `fmri_token_mask` `(num_fmri_tokens,)` int8, `t1_latents` `(num_t1_tokens, latent_size)` float16, `has_t1`,
-    `has_fmri` (bool) and an optional `split` (string). A missing modality is stored as zeros with `has_* = False`."""
-    return datasets.Features(
-        {
-            "subject": datasets.Value("string"),
-            "fmri_latents": datasets.Array2D((num_fmri_tokens, latent_size), "float16"),
-            "fmri_token_mask": datasets.Sequence(datasets.Value("int8"), length=num_fmri_tokens),
-            "t1_latents": datasets.Array2D((num_t1_tokens, latent_size), "float16"),
-            "has_t1": datasets.Value("bool"),
-            "has_fmri": datasets.Value("bool"),
-            "split": datasets.Value("string"),
-        }
-    )
-
-
-def check_harmonizer_latents(latents: datasets.Dataset, config) -> None:
-    """Raise a `ValueError` naming the problem unless `latents` follows the cache schema for this `HarmonizerConfig`."""
-    missing = [column for column in HARMONIZER_LATENT_COLUMNS if column not in latents.column_names]
-    if missing:
-        raise ValueError(
-            f"The latent dataset lacks columns {missing} (has {latents.column_names}); write it with "
-            "`encode_for_harmonizer_pretraining` or the latent cache writer."
-        )
-    expected = {
-        "fmri_latents": (config.num_fmri_tokens, config.latent_size),
-        "t1_latents": (config.num_t1_tokens, config.latent_size),
-    }
-    for column, shape in expected.items():
-        found = tuple(getattr(latents.features[column], "shape", ()))
-        if found != shape:
-            raise ValueError(
-                f"`{column}` holds arrays of shape {found}, but the Harmonizer config expects {shape} "
-                "(num tokens, latent_size): cache latents with encoders that match this config."
-            )
-
-
 class HarmonizerLatentDataset(Dataset):
-    """Rows of a latent cache as torch tensors (`index` added for reports)."""
+    """Rows of a latent cache (written by `training.latent_cache.cache_latents`) as Harmonizer inputs.
 
-    def __init__(self, latents: datasets.Dataset, config):
-        check_harmonizer_latents(latents, config)
-        self.latents = latents.with_format("torch", columns=list(HARMONIZER_LATENT_COLUMNS[1:]))
-        self.subjects = latents["subject"]
+    Items: `fmri_latents` `(num_fmri_tokens, latent_size)` and `t1_latents` `(num_t1_tokens, latent_size)` in the
+    cache's dtype (zeros for a missing modality), `fmri_token_mask` and `t1_token_mask` (long), see
+    `with_model_inputs`; and `index`.
+    """
+
+    def __init__(self, cache: datasets.Dataset, config):
+        LatentCacheInfo.from_dataset(cache).check_fits(config)
+        self.inputs = with_model_inputs(cache)
+        self.subjects = [
+            subject if session is None else f"{subject}/{session}"
+            for subject, session in zip(cache["subject"], cache["session"], strict=True)
+        ]
 
     def __len__(self) -> int:
-        return len(self.latents)
+        return len(self.subjects)
 
     def set_epoch(self, epoch: int) -> None:
         """Rows are fixed; modality dropout inside the model is the stage's randomness."""
@@ -358,65 +324,14 @@ class HarmonizerLatentDataset(Dataset):
         return [(0,)] * len(self)
 
     def __getitem__(self, index: int) -> dict:
-        return self.latents[index] | {"index": index}
-
-
-@torch.no_grad()
-def encode_for_harmonizer_pretraining(
-    subjects: Sequence[dict],
-    structure_model,
-    function_model,
-    t1_feature_extractor,
-    fmri_feature_extractor,
-) -> datasets.Dataset:
-    """Run frozen encoders over subjects, one at a time, and return the latent cache (see
-    `harmonizer_latent_features`).
-
-    Args:
-        subjects: dicts with `subject`, optional `t1` (anything `T1VolumeFeatureExtractor` takes), optional `fmri`
-            (`(num_rois, T)` array) with `repetition_time`, optional `split`.
-        structure_model: a `StructureMAEModel` (its last hidden state without CLS).
-        function_model: a `FunctionJEPAModel` (its last hidden state and token mask).
-        t1_feature_extractor, fmri_feature_extractor: the encoders' processors.
-    """
-    num_fmri_tokens, hidden = function_model.config.num_tokens, function_model.config.hidden_size
-    num_t1_tokens = structure_model.config.num_patches
-    rows = {name: [] for name in (*HARMONIZER_LATENT_COLUMNS, "split")}
-    for subject in subjects:
-        fmri_latents = np.zeros((num_fmri_tokens, hidden), np.float16)
-        fmri_mask = np.zeros(num_fmri_tokens, np.int8)
-        t1_latents = np.zeros((num_t1_tokens, hidden), np.float16)
-        if subject.get("fmri") is not None:
-            inputs = fmri_feature_extractor(
-                subject["fmri"], repetition_time=subject["repetition_time"], layout="rois_first", return_tensors="pt"
-            )
-            outputs = function_model(**inputs)
-            fmri_latents = outputs.last_hidden_state[0].float().numpy().astype(np.float16)
-            fmri_mask = outputs.token_mask[0].numpy().astype(np.int8)
-        if subject.get("t1") is not None:
-            pixel_values = t1_feature_extractor(subject["t1"], return_tensors="pt")["pixel_values"]
-            t1_latents = structure_model(pixel_values).last_hidden_state[0].float().numpy().astype(np.float16)
-        for name, value in (
-            ("subject", subject["subject"]),
-            ("fmri_latents", fmri_latents),
-            ("fmri_token_mask", fmri_mask),
-            ("t1_latents", t1_latents),
-            ("has_t1", subject.get("t1") is not None),
-            ("has_fmri", subject.get("fmri") is not None),
-            ("split", subject.get("split")),
-        ):
-            rows[name].append(value)
-    return datasets.Dataset.from_dict(rows, features=harmonizer_latent_features(num_fmri_tokens, num_t1_tokens, hidden))
+        return self.inputs[index] | {"index": index}
 
 
 __all__ = [
-    "HARMONIZER_LATENT_COLUMNS",
     "FMRIPretrainingDataset",
     "HarmonizerLatentDataset",
     "LengthGroupedBatchSampler",
     "T1Augmentation",
     "T1PretrainingDataset",
-    "encode_for_harmonizer_pretraining",
-    "harmonizer_latent_features",
     "load_fmri_series",
 ]

@@ -39,8 +39,8 @@ import numpy as np
 import torch
 
 from ..modeling.modeling_brainharmonix import BrainHarmonixModel
-from ..processing.roi_csv import read_roi_table
 from ..processing.processing_brainharmonix import BrainHarmonixProcessor
+from ..processing.roi_csv import read_roi_table
 from .manifest import ManifestSource, load_manifest
 
 LATENT_CACHE_FORMAT = "brainharmonix_latent_cache"

@@ -62,6 +62,7 @@ from .data import (
     T1Augmentation,
     T1PretrainingDataset,
 )
+from .latent_cache import load_latent_cache
 from .manifest import load_manifest
 from .masking import SpatiotemporalMaskSampler
 from .schedules import cosine_schedule, ema_momentum, warmup_cosine_schedule
@@ -85,7 +86,7 @@ class PretrainingArguments:
     output_dir: str = field(default=None, metadata={"help": "Run folder: log.jsonl, checkpoints/, exports/, model/."})
     manifest: str | None = field(default=None, metadata={"help": "Cohort manifest (structure, function stages)."})
     latents: str | None = field(
-        default=None, metadata={"help": "Latent cache folder (datasets.save_to_disk) for the harmonizer stage."}
+        default=None, metadata={"help": "Latent cache folder (`brainharmonix cache-latents`) for the harmonizer stage."}
     )
     train_split: str = field(default="train", metadata={"help": "Rows with this split (or none) are trained on."})
     eval_split: str = field(default="validation", metadata={"help": "Rows with this split give the held-out loss."})
@@ -198,11 +199,11 @@ def build_data(args: PretrainingArguments, config):
     """`(train dataset, held-out dataset or None, collator, processor or None)` of the stage."""
     if args.stage == "harmonizer":
         if args.latents is None:
-            raise ValueError("The harmonizer stage trains on cached latents: pass --latents <datasets folder>.")
-        latents = datasets.load_from_disk(args.latents)
-        if "split" not in latents.column_names:
-            latents = latents.add_column("split", [None] * len(latents))
-        train, held_out = _split_rows(latents, args)
+            raise ValueError(
+                "The harmonizer stage trains on cached latents: pass --latents <folder written by `brainharmonix "
+                "cache-latents` or `training.latent_cache.cache_latents`>."
+            )
+        train, held_out = _split_rows(load_latent_cache(args.latents), args)
         held_out = None if held_out is None else HarmonizerLatentDataset(held_out, config)
         return HarmonizerLatentDataset(train, config), held_out, HarmonizerCollator(), None
     if args.manifest is None:
