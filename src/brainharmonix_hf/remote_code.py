@@ -17,9 +17,11 @@ So `AutoModel.from_pretrained(folder, trust_remote_code=True)` and `AutoProcesso
 only transformers (and the processors' numpy / scipy / nibabel / nilearn) are installed. With the package imported,
 its registrations win: transformers uses the installed classes and never runs the copied code.
 
-Assumptions: the copied modules read no package data files at import or build time (a model's tables live in its
-weights; `roi_tables` returns no shipped atlases when the package is absent), and import package modules only with
-`from <module> import <names>` (never `import brainharmonix_hf.x` or `from <subpackage> import <module>`).
+The copied modules read no package data files: transformers copies only the `.py` files of remote code into its module
+cache, so data the saved code needs is Python (the Schaefer-400 orders are the generated module
+`processing/schaefer400_orders.py`; a model's ROI tables live in its weights), and a module that imports
+`importlib.resources` is refused at save time. Package modules are imported only with `from <module> import <names>`
+(never `import brainharmonix_hf.x` or `from <subpackage> import <module>`).
 """
 
 import ast
@@ -111,6 +113,12 @@ def _package_imports(module_name: str, path: Path) -> list[tuple[ast.ImportFrom,
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import) and any(alias.name.split(".")[0] == PACKAGE for alias in node.names):
             raise ValueError(f"{module_name}: write `from {PACKAGE}.x import y`, not `import {PACKAGE}.x`.")
+        if _reads_package_data(node):
+            raise ValueError(
+                f"{module_name} reads data files with importlib.resources, but saved folders carry only `.py` files "
+                "of remote code (transformers copies nothing else into its module cache). Ship the data the saved "
+                "code needs as a Python module (e.g. a generated table of constants) or in the config or weights."
+            )
         if not isinstance(node, ast.ImportFrom):
             continue
         if node.level:
@@ -128,6 +136,17 @@ def _package_imports(module_name: str, path: Path) -> list[tuple[ast.ImportFrom,
     return found
 
 
+def _reads_package_data(node: ast.AST) -> bool:
+    """Whether an import statement brings in `importlib.resources` (`from importlib import resources`, ...)."""
+    if isinstance(node, ast.Import):
+        return any(alias.name == "importlib.resources" for alias in node.names)
+    if isinstance(node, ast.ImportFrom) and not node.level:
+        return node.module == "importlib.resources" or (
+            node.module == "importlib" and any(alias.name == "resources" for alias in node.names)
+        )
+    return False
+
+
 def _flattened_source(module_name: str, path: Path) -> str:
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     # Replace from the bottom so earlier line numbers stay valid.
@@ -136,4 +155,3 @@ def _flattened_source(module_name: str, path: Path) -> str:
         statement = " " * node.col_offset + f"from .{_flat_name(target)} import {names}\n"
         lines[node.lineno - 1 : node.end_lineno] = [statement]
     return _HEADER.format(module=module_name, package=PACKAGE) + "".join(lines)
-

@@ -128,9 +128,36 @@ def test_dependencies_are_found_by_walking_imports():
     assert set(found) == {
         "brainharmonix_hf.processing.feature_extraction_t1",
         "brainharmonix_hf.processing.nifti_io",
+        "brainharmonix_hf.processing.reference_grid",
         "brainharmonix_hf.modeling.hub_mixin",
     }
     assert all(path.is_file() for path in found.values())
+    # Across subpackages: the one TR rule module and the private-internals shim come along; the ROI-table builders
+    # (roi_positions) and training code never do. The Schaefer-400 orders travel as a module, not a data file.
+    model_code = package_dependencies("brainharmonix_hf.modeling.modeling_function_jepa")
+    fmri_code = package_dependencies("brainharmonix_hf.processing.feature_extraction_fmri")
+    assert {"brainharmonix_hf.modeling._compat", "brainharmonix_hf.modeling.repetition_time"} <= set(model_code)
+    assert {"brainharmonix_hf.modeling.repetition_time", "brainharmonix_hf.processing.schaefer400_orders"} <= set(
+        fmri_code
+    )
+    assert not [name for name in {*model_code, *fmri_code} if ".roi_positions" in name or ".training" in name]
+
+
+def test_module_reading_package_data_files_is_refused(tmp_path):
+    """transformers copies only `.py` files of remote code: a copied module that reads data files would fail at load
+    time where the package is missing, so saving refuses it."""
+    package = tmp_path / "data_reading_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "tables.py").write_text("from importlib import resources\n\nNAMES = resources.files(__package__)\n")
+    (package / "main.py").write_text("from .tables import NAMES\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(ValueError, match=r"data_reading_pkg\.tables reads data files with importlib\.resources"):
+            write_flat_modules({"data_reading_pkg.main"}, tmp_path / "out")
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
 def test_two_modules_with_one_name_are_refused(tmp_path):

@@ -4,24 +4,22 @@ Real data: the LEMON run that brainspace ships, parcellated to Schaefer-400 (7-n
 in a temp folder. Every refused file is checked to be left unchanged (bytes and mtime).
 """
 
-import json
 import os
 from contextlib import contextmanager
-from importlib import resources
 
 import numpy as np
 import pytest
 
 from brainharmonix_hf import BrainHarmonixProcessor, FMRIFeatureExtractor, T1VolumeFeatureExtractor
+from brainharmonix_hf.modeling.repetition_time import check_repetition_time
 from brainharmonix_hf.processing.atlases import (
-    PERMUTATION_FILE,
     SCHAEFER400_7NETWORKS,
     SCHAEFER400_17NETWORKS,
     schaefer400_permutation,
     schaefer400_roi_names,
 )
-from brainharmonix_hf.modeling.repetition_time import check_repetition_time
 from brainharmonix_hf.processing.roi_csv import read_roi_table
+from brainharmonix_hf.processing.schaefer400_orders import SEVENTEEN_INDEX_OF_SEVEN_NETWORK_ROI
 
 NAMES_7 = schaefer400_roi_names(SCHAEFER400_7NETWORKS)
 NAMES_17 = schaefer400_roi_names(SCHAEFER400_17NETWORKS)
@@ -63,8 +61,7 @@ def zscored(**kwargs):
 
 
 def test_shipped_permutation_is_one_to_one_keeps_hemispheres_and_pairs_the_same_parcels():
-    table = json.loads(resources.files("brainharmonix_hf").joinpath("data", PERMUTATION_FILE).read_text())
-    seventeen_of_seven = np.asarray(table["seventeen_index_of_seven_network_roi"])
+    seventeen_of_seven = np.asarray(SEVENTEEN_INDEX_OF_SEVEN_NETWORK_ROI)
     assert sorted(seventeen_of_seven.tolist()) == list(range(400))
     assert ((np.arange(400) < 200) == (seventeen_of_seven < 200)).all()
     assert (NAMES_7[0], NAMES_17[0], NAMES_7[200], NAMES_17[399]) == (
