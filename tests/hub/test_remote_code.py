@@ -143,35 +143,31 @@ def test_dependencies_are_found_by_walking_imports():
     assert not [name for name in {*model_code, *fmri_code} if ".roi_positions" in name or ".training" in name]
 
 
-def test_module_reading_package_data_files_is_refused(tmp_path):
+def write_package(root, files: dict[str, str]) -> None:
+    """Write a package's modules (`{"pkg/a/util.py": source}`) under `root`, with an `__init__.py` in every folder."""
+    for name, source in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for folder in path.relative_to(root).parents[:-1]:
+            (root / folder / "__init__.py").touch()
+        path.write_text(source)
+
+
+def test_module_reading_package_data_files_is_refused(tmp_path, monkeypatch):
     """transformers copies only `.py` files of remote code: a copied module that reads data files would fail at load
     time where the package is missing, so saving refuses it."""
-    package = tmp_path / "data_reading_pkg"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "tables.py").write_text("from importlib import resources\n\nNAMES = resources.files(__package__)\n")
-    (package / "main.py").write_text("from .tables import NAMES\n")
-    sys.path.insert(0, str(tmp_path))
-    try:
-        with pytest.raises(ValueError, match=r"data_reading_pkg\.tables reads data files with importlib\.resources"):
-            write_flat_modules({"data_reading_pkg.main"}, tmp_path / "out")
-    finally:
-        sys.path.remove(str(tmp_path))
-    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    tables = "from importlib import resources\n\nNAMES = resources.files(__package__)\n"
+    write_package(tmp_path, {"data_pkg/tables.py": tables, "data_pkg/main.py": "from .tables import NAMES\n"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match=r"data_pkg\.tables reads data files with importlib\.resources"):
+        write_flat_modules({"data_pkg.main"}, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
-def test_two_modules_with_one_name_are_refused(tmp_path):
-    package = tmp_path / "clashing_pkg"
-    (package / "a").mkdir(parents=True)
-    (package / "b").mkdir()
-    for folder in (package, package / "a", package / "b"):
-        (folder / "__init__.py").write_text("")
-    (package / "a" / "util.py").write_text("X = 1\n")
-    (package / "b" / "util.py").write_text("Y = 2\n")
-    (package / "a" / "main.py").write_text("from .util import X\nfrom ..b.util import Y\n")
-    sys.path.insert(0, str(tmp_path))
-    try:
-        with pytest.raises(ValueError, match=r"clashing_pkg\.a\.util and clashing_pkg\.b\.util would both be saved"):
-            write_flat_modules({"clashing_pkg.a.main"}, tmp_path / "out")
-    finally:
-        sys.path.remove(str(tmp_path))
+def test_two_modules_with_one_name_are_refused(tmp_path, monkeypatch):
+    main = "from .util import X\nfrom ..b.util import Y\n"
+    modules = {"clashing_pkg/a/util.py": "X = 1\n", "clashing_pkg/b/util.py": "Y = 2\n", "clashing_pkg/a/main.py": main}
+    write_package(tmp_path, modules)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match=r"clashing_pkg\.a\.util and clashing_pkg\.b\.util would both be saved"):
+        write_flat_modules({"clashing_pkg.a.main"}, tmp_path / "out")
