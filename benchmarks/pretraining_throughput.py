@@ -63,8 +63,8 @@ def stage_model_and_batch(stage: str, preset: str, batch_size: int, generator: t
         batch = {
             "fmri_values": torch.randn(batch_size, 400, 18 * 18, generator=generator),
             "repetition_time": torch.full((batch_size,), 2.0),
-            "context_mask": masks.context_mask,
-            "target_mask": masks.target_mask,
+            "context_indices": masks.context_indices,
+            "target_indices": masks.target_indices,
         }
     else:
         latent = 768
