@@ -175,7 +175,9 @@ def test_two_processes_split_the_cohort(tiny_model_dir, sample_tree, tmp_path):
 
     output = tmp_path / "embeddings"
     environment = os.environ | {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "brainharmonix_hf.cli"]
+    # --standalone: a free rendezvous port, so other distributed runs on the machine do not collide with this one.
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "brainharmonix_hf.cli"]
     args = ["embed", "--model", str(tiny_model_dir), "--bids", str(sample_tree), "--output", str(output)]
     result = subprocess.run([*command, *args, "--no-progress"], env=environment, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
