@@ -3,6 +3,7 @@
 import json
 
 import matplotlib.pyplot as plt
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -144,11 +145,22 @@ def test_t1_box_is_what_the_model_sees(t1_image, tmp_path):
     extractor = T1VolumeFeatureExtractor()
     volume, box = model_input_box(extractor, t1_image)
     assert (box[:, 1] - box[:, 0]).tolist() == [160, 192, 160]
-    # Inside the volume the box holds exactly the voxels the processor hands the model (z-scored).
+    # Inside the volume the box holds exactly the voxels the processor hands the model (z-scored), and the box's
+    # first voxel sits at the processor's MNI coordinates.
     inside = tuple(slice(max(start, 0), min(stop, size)) for (start, stop), size in zip(box, volume.shape, strict=True))
     pixels = extractor(t1_image)["pixel_values"][0, 0]
     seen = pixels[tuple(slice(s.start - start, s.stop - start) for s, (start, _) in zip(inside, box, strict=True))]
-    assert np.corrcoef(volume[inside].ravel(), seen.ravel())[0, 1] > 1 - 1e-9
+    padded = np.pad(volume, extractor.reference_padding)
+    np.testing.assert_allclose(seen, (volume[inside] - padded.mean()) / padded.std(), atol=1e-4)
+    world = nib.affines.apply_affine(t1_image.affine, box[:, 0])
+    np.testing.assert_allclose(world, extractor.input_affine()[:3, 3])
+    # The picture follows the affine: an LPS copy with a trimmed field of view shows the same box and voxels.
+    flipped = t1_image.get_fdata()[::-1, ::-1, 10:]
+    lps = nib.Nifti1Image(flipped, t1_image.affine @ nib.affines.from_matvec(np.diag([-1, -1, 1]), [196, 232, 10]))
+    lps_volume, lps_box = model_input_box(extractor, lps)
+    np.testing.assert_array_equal(lps_box, box)
+    np.testing.assert_array_equal(lps_volume[:, :, 10:], volume[:, :, 10:])
+    assert not lps_volume[:, :, :10].any()
 
     figure = plot_t1_input(t1_image, extractor, tmp_path / "t1.png")
     assert (tmp_path / "t1.png").stat().st_size > 10_000
