@@ -209,12 +209,13 @@ def run_pipeline(output_dir: str | Path, settings: DemoSettings | None = None, l
         for subject in range(1, settings.bids_subjects + 1)
         for session in range(1, settings.bids_sessions + 1)
     ]
-    bids_root = write_sample_derivatives(data / "bids", sessions_wanted, num_timepoints=TRAIN_FRAMES)
+    window = NUM_TIME_PATCHES * round(35.28 / load_fmri_sample().repetition_time)  # frames the tiny model holds
+    bids_root = write_sample_derivatives(data / "bids", sessions_wanted, num_timepoints=window)
     sessions = find_bids_sessions(bids_root)
     embedding_run = embed_cohort(model, sessions, output_dir / "embeddings", processor=processor, progress=False)
     step("cohort embedding")
 
-    table = load_embeddings(output_dir / "embeddings").sort("subject").to_pandas()
+    table = load_embeddings(output_dir / "embeddings").to_pandas()
     keys = [f"{row.subject}_{row.session}" for row in table.itertuples()]
     order = {key: index for index, key in enumerate(f"{s}_{t}" for s, t in sessions_wanted)}
     # Toy target: the sample tree adds noise growing with the session's position; label = the noisier half.
