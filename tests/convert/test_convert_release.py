@@ -12,6 +12,7 @@ import pytest
 import reference_checkpoints as ref
 import reference_forward as forward
 import torch
+from huggingface_hub import ModelCard
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -163,6 +164,13 @@ def test_conversion_record_names_sources_licence_and_every_key(release):
     assert composite["training_state_not_loaded"]["harmonizer"] == ["args", "epoch"]
     assert {source["file"] for source in composite["sources"]} >= {"structure.pth", "function.pth", "harmonizer.pth"}
     assert paths["structure"].is_file()  # sources are never modified or moved
+
+
+def test_converted_folders_carry_cards_with_the_reference_licence(release):
+    for folder in ("structure", "function", "harmonizer", "brainharmonix"):
+        card = ModelCard.load(release["output"] / folder / "README.md")
+        assert card.data.license == "cc-by-nc-sa-4.0", folder
+        assert "conversion.json" in card.text or "Provenance" in card.text, folder
 
 
 def test_t1_encoder_matches_the_reference(release, inputs):

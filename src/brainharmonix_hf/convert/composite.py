@@ -14,6 +14,7 @@ Output layout (each folder: `config.json`, `model.safetensors`, the processor wh
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..hub_cards import build_model_card
 from ..modeling.configuration_brainharmonix import BrainHarmonixConfig
 from ..modeling.configuration_function_jepa import FunctionJEPAConfig
 from ..modeling.configuration_structure_mae import StructureMAEConfig
@@ -79,6 +80,8 @@ def _save(folder: Path, stage_models: dict[str, ConvertedStage], model, processo
         fmri_input_facts(function_config) if function_config is not None else None,
         {name: stage.training_state for name, stage in stage_models.items() if stage.training_state},
     )
+    # The card written by save_pretrained predates the record: rebuild it with the licence and provenance.
+    build_model_card(folder).save(folder / "README.md")
     return folder
 
 
