@@ -170,6 +170,10 @@ def test_converted_folders_carry_cards_with_the_reference_licence(release):
     for folder in ("structure", "function", "harmonizer", "brainharmonix"):
         card = ModelCard.load(release["output"] / folder / "README.md")
         assert card.data.license == "cc-by-nc-sa-4.0", folder
+        config = json.loads((release["output"] / folder / "config.json").read_text())
+        function = config.get("function_config", config)
+        if "roi_tables" in function:  # the reference's own tables, stored in the weights
+            assert function["roi_tables"] == "custom" and function["atlas"] == REFERENCE_ATLAS, folder
         assert "conversion.json" in card.text or "Provenance" in card.text, folder
 
 

@@ -47,9 +47,10 @@ TARGET_ENCODER, CONTEXT_ENCODER, PREDICTOR = "encoder_ema", "encoder", "decoder"
 
 
 def reference_function_config(config: FunctionJEPAConfig) -> FunctionJEPAConfig:
-    """A copy of `config` that states the reference's ROI order (`atlas="schaefer400_17networks"`)."""
+    """A copy of `config` that states the reference's ROI order (`atlas="schaefer400_17networks"`) and that its ROI
+    tables are the reference's own (`roi_tables="custom"`: stored in the weights, not the package's shipped ones)."""
     return FunctionJEPAConfig.from_dict(
-        {**config.to_dict(), "atlas": REFERENCE_ATLAS, "roi_order": REFERENCE_ROI_ORDER}
+        {**config.to_dict(), "atlas": REFERENCE_ATLAS, "roi_order": REFERENCE_ROI_ORDER, "roi_tables": "custom"}
     )
 
 
