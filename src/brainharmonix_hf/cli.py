@@ -8,8 +8,8 @@ from .cli_finetune import add_cache_latents_command, add_evaluate_command
 from .cohort.cli_embed import add_embed_command
 from .convert.command import add_convert_parser
 from .demo import DemoSettings, describe, run_pipeline
-from .visualization.cli_plot import add_plot_command
 from .training.pretrain import add_pretrain_command
+from .visualization.cli_plot import add_plot_command
 
 
 def run_demo(args: argparse.Namespace) -> None:
@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="The whole pipeline offline on bundled real data with tiny models: pretrain the three stages, export, "
         "embed a small BIDS tree, probe the embeddings, write a report (a few minutes on CPU).",
     )
-    demo.add_argument("--output", default="brainharmonix-demo", help="New folder for the run (default brainharmonix-demo).")
+    demo.add_argument(
+        "--output", default="brainharmonix-demo", help="New folder for the run (default brainharmonix-demo)."
+    )
     demo.add_argument("--seed", type=int, default=0, help="Seed of data order, masks and initial weights (default 0).")
     demo.add_argument("--steps", type=int, default=None, help="Optimizer steps of every stage (default: 12/30/20).")
     demo.set_defaults(run=run_demo)

@@ -124,7 +124,7 @@ def write_inputs(folder: Path) -> dict[str, Path]:
 
 
 def pretrain_stage(stage: str, run_dir: Path, config_dir: Path, steps: int, seed: int, **data: str):
-    """One short Accelerate pretraining run of `stage`; returns the trained pretraining model."""
+    """One short Accelerate pretraining run of `stage` (its model is exported to `run_dir / "model"`)."""
     flags = [stage, "--output_dir", str(run_dir), "--model_config", str(config_dir), "--max_steps", str(steps)]
     flags += ["--eval_steps", str(max(steps // 3, 1)), "--seed", str(seed), "--warmup_ratio", "0.1"]
     flags += ["--learning_rate", "1e-3"]
@@ -167,13 +167,21 @@ def run_pipeline(output_dir: str | Path, settings: DemoSettings | None = None, l
         config.save_pretrained(models / "configs" / stage)
     step("inputs")
 
-    structure = pretrain_stage(
-        "structure", runs / "structure", models / "configs" / "structure", settings.steps["structure"],
-        settings.seed, manifest=str(inputs["t1_manifest"]),
+    pretrain_stage(
+        "structure",
+        runs / "structure",
+        models / "configs" / "structure",
+        settings.steps["structure"],
+        settings.seed,
+        manifest=str(inputs["t1_manifest"]),
     )
     step("StructureMAE pretraining")
-    function = pretrain_stage(
-        "function", runs / "function", models / "configs" / "function", settings.steps["function"], settings.seed,
+    pretrain_stage(
+        "function",
+        runs / "function",
+        models / "configs" / "function",
+        settings.steps["function"],
+        settings.seed,
         manifest=str(inputs["fmri_manifest"]),
     )
     step("FunctionJEPA pretraining")
@@ -189,8 +197,12 @@ def run_pipeline(output_dir: str | Path, settings: DemoSettings | None = None, l
     cache_latents(encoders, processor, data / "latents.csv", data / "latent_cache", batch_size=2)
     step("latent caching")
     pretrain_stage(
-        "harmonizer", runs / "harmonizer", models / "configs" / "harmonizer", settings.steps["harmonizer"],
-        settings.seed, latents=str(data / "latent_cache"),
+        "harmonizer",
+        runs / "harmonizer",
+        models / "configs" / "harmonizer",
+        settings.steps["harmonizer"],
+        settings.seed,
+        latents=str(data / "latent_cache"),
     )
     step("Harmonizer pretraining")
 
@@ -240,8 +252,9 @@ def run_pipeline(output_dir: str | Path, settings: DemoSettings | None = None, l
     fmri = load_fmri_sample()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the run is longer than the tiny model's window: it is cropped, as said
-        subject = processor(fmri=fmri.series, repetition_time=fmri.repetition_time, layout="rois_first",
-                            return_tensors="pt")
+        subject = processor(
+            fmri=fmri.series, repetition_time=fmri.repetition_time, layout="rois_first", return_tensors="pt"
+        )
     attention = hub_attention_per_roi(model, subject)
     figures["hub_attention"] = plot_hub_attention(attention, report / "hub_attention.png")
     step("figures")

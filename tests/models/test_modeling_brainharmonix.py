@@ -8,7 +8,6 @@ import pytest
 import torch
 from hf_common.upstream.test_configuration_common import ConfigTester
 from hf_common.upstream.test_modeling_common import ModelTesterMixin, floats_tensor
-from huggingface_hub.errors import StrictDataclassClassValidationError
 from small_configs import assert_checkpoint_without_roi_tables_is_refused, small_brainharmonix_config
 from transformers import (
     AutoConfig,

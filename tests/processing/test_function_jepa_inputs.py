@@ -15,12 +15,12 @@ from transformers.utils import logging
 
 from brainharmonix_hf import BrainHarmonixModel, FMRIFeatureExtractor, FunctionJEPAConfig, FunctionJEPAModel
 from brainharmonix_hf.modeling.modeling_function_jepa import split_valid_tokens
-from brainharmonix_hf.roi_positions.tables import load_roi_tables
 from brainharmonix_hf.processing.atlases import (
     SCHAEFER400_7NETWORKS,
     SCHAEFER400_17NETWORKS,
     schaefer400_permutation,
 )
+from brainharmonix_hf.roi_positions.tables import load_roi_tables
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SMALL = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}

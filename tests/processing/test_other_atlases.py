@@ -10,8 +10,8 @@ import torch
 from huggingface_hub.errors import StrictDataclassClassValidationError
 
 from brainharmonix_hf import FMRIFeatureExtractor, FunctionJEPAConfig, FunctionJEPAModel, compute_gradients
-from brainharmonix_hf.roi_positions.atlas_tables import FS_LR_VERTICES_PER_HEMISPHERE, fs_lr_geometric_harmonics
 from brainharmonix_hf.processing.parcellation import parcellate_surface
+from brainharmonix_hf.roi_positions.atlas_tables import FS_LR_VERTICES_PER_HEMISPHERE, fs_lr_geometric_harmonics
 from brainharmonix_hf.sample_data import conte69_labels_on_fsaverage5
 
 pytestmark = pytest.mark.skipif(

@@ -17,10 +17,24 @@ def cohort(tmp_path):
     for name in ("sub-01_T1w.nii.gz", "sub-01_bold.csv", "sub-02_bold.csv"):
         (data / name).write_bytes(b"x")
     rows = [
-        {"subject": "01", "t1": "data/sub-01_T1w.nii.gz", "fmri": "data/sub-01_bold.csv", "repetition_time": 2.0,
-         "label": 1, "site": "A", "split": "train"},
-        {"subject": "02", "t1": "", "fmri": "data/sub-02_bold.csv", "repetition_time": 0.8, "label": 0, "site": "B",
-         "split": "test"},
+        {
+            "subject": "01",
+            "t1": "data/sub-01_T1w.nii.gz",
+            "fmri": "data/sub-01_bold.csv",
+            "repetition_time": 2.0,
+            "label": 1,
+            "site": "A",
+            "split": "train",
+        },
+        {
+            "subject": "02",
+            "t1": "",
+            "fmri": "data/sub-02_bold.csv",
+            "repetition_time": 0.8,
+            "label": 0,
+            "site": "B",
+            "split": "test",
+        },
     ]
     return tmp_path, rows
 

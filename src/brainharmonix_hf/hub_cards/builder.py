@@ -83,8 +83,7 @@ REFERENCE_RECIPE = {
     ),
 }
 REFERENCE_RECIPE[COMPOSITE] = (
-    f"three stages: {REFERENCE_RECIPE[STRUCTURE]}; {REFERENCE_RECIPE[FUNCTION]}; then "
-    f"{REFERENCE_RECIPE[HARMONIZER]}"
+    f"three stages: {REFERENCE_RECIPE[STRUCTURE]}; {REFERENCE_RECIPE[FUNCTION]}; then {REFERENCE_RECIPE[HARMONIZER]}"
 )
 LIMITATIONS = (
     "For research only: not a medical device, not for diagnosis, prognosis or any clinical decision about a person. "

@@ -64,9 +64,7 @@ class NiftiFileError(NiftiInputError, ImageFileError):
     """A file that is not a readable NIfTI image; also a nibabel `ImageFileError`."""
 
 
-def load_image(
-    source: ImageSource, affine: np.ndarray | None = None, max_voxels: int = MAX_VOXELS
-) -> nib.Nifti1Image:
+def load_image(source: ImageSource, affine: np.ndarray | None = None, max_voxels: int = MAX_VOXELS) -> nib.Nifti1Image:
     """Load a 3D or 4D brain image and check it: readable, finite, with a usable affine.
 
     Args:
