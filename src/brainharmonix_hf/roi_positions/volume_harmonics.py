@@ -96,7 +96,7 @@ def volume_geometric_harmonics(
     if label_volume.shape != domain.shape:
         raise ValueError(f"The labels {label_volume.shape} and the domain {domain.shape} must share one voxel grid.")
     _, modes = volume_eigenmodes(domain, num_modes)
-    rows = np.zeros(int(label_volume.max()) + 1, dtype=np.int64)
+    rows = np.zeros(max(int(label_volume.max()), int(np.max(parcel_labels))) + 1, dtype=np.int64)
     rows[np.asarray(parcel_labels)] = np.arange(1, len(parcel_labels) + 1)
     domain_labels = rows[label_volume[domain]]
     counts = np.bincount(domain_labels, minlength=len(parcel_labels) + 1)[1:]
@@ -118,7 +118,7 @@ def volume_labels_on_fs_lr(label_volume: np.ndarray, affine: np.ndarray, cortica
         `(2 * 32492,)` labels `1..C` (row `c` of the cortical block is label `c + 1`), left hemisphere first.
     """
     cortical_labels = np.asarray(cortical_labels)
-    rows = np.zeros(int(label_volume.max()) + 1, dtype=np.int64)
+    rows = np.zeros(max(int(label_volume.max()), int(cortical_labels.max())) + 1, dtype=np.int64)
     rows[cortical_labels] = np.arange(1, len(cortical_labels) + 1)
     voxel_rows = rows[label_volume]
     voxels = np.argwhere(voxel_rows > 0)
