@@ -40,6 +40,8 @@ def test_volume_eigenvalues_of_a_box_match_the_closed_form():
     np.testing.assert_allclose(eigenvalues, np.sort(sum(grids).ravel())[:6], atol=1e-10)
     np.testing.assert_allclose(modes.T @ modes, np.eye(6), atol=1e-10)
     np.testing.assert_allclose(modes[:, 0], 1 / np.sqrt(np.prod(shape)))
+    assert (modes[np.abs(modes).argmax(axis=0), np.arange(6)] > 0).all()  # SIGN_RULE
+    np.testing.assert_array_equal(volume_eigenmodes(np.ones(shape, dtype=bool), 6)[1], modes)  # deterministic
     two_pieces = np.ones(shape, dtype=bool)
     two_pieces[3] = False
     with pytest.raises(ValueError, match="falls into 2 6-connected pieces"):
@@ -117,7 +119,14 @@ def test_volumetric_atlas_with_subcortex_end_to_end(tmp_path, seitzman_atlas, se
 
     # The real series: the LEMON run in the cortical parcels; stand-ins (see the module docstring) elsewhere.
     cortical_rows = np.flatnonzero(~is_subcortical)
-    fsaverage5_labels = conte69_labels_on_fsaverage5(volume_labels_on_fs_lr(labels, affine, cortical_rows + 1))
+    fs_lr_labels = volume_labels_on_fs_lr(labels, affine, cortical_rows + 1)
+    # Each cortical parcel lies on one hemisphere, the side of its centre (spheres within 2 mm of the midline aside).
+    on_left = np.isin(np.arange(1, cortical_rows.size + 1), fs_lr_labels[:32492])
+    on_right = np.isin(np.arange(1, cortical_rows.size + 1), fs_lr_labels[32492:])
+    assert np.array_equal(on_left, ~on_right)
+    clear = np.abs(centres[cortical_rows, 0]) > 2
+    assert np.array_equal(on_left[clear], centres[cortical_rows, 0][clear] < 0)
+    fsaverage5_labels = conte69_labels_on_fsaverage5(fs_lr_labels)
     measured = np.isin(np.arange(1, cortical_rows.size + 1), fsaverage5_labels)
     real_rows = cortical_rows[measured]
     series = np.zeros((300, lemon_run[0].shape[1]), dtype=np.float32)
