@@ -141,6 +141,7 @@ def test_volumetric_atlas_with_subcortex_end_to_end(tmp_path, seitzman_atlas, se
     config = FunctionJEPAConfig(
         atlas="seitzman300",
         num_rois=300,
+        roi_labels=names,
         num_geometric_modes=CORTICAL_MODES + SUBCORTICAL_MODES,
         num_gradient_components=30,
         roi_tables="custom",
@@ -158,7 +159,7 @@ def test_volumetric_atlas_with_subcortex_end_to_end(tmp_path, seitzman_atlas, se
     processor.save_pretrained(tmp_path)
     loaded = FunctionJEPAModel.from_pretrained(tmp_path).eval()
     reloaded_processor = FMRIFeatureExtractor.from_pretrained(tmp_path)
-    assert reloaded_processor.model_roi_labels() == processor.model_roi_labels()
+    assert reloaded_processor.model_roi_labels() == processor.model_roi_labels() == loaded.config.roi_labels == names
     with pytest.warns(UserWarning, match="are dropped"):
         reloaded_inputs = reloaded_processor(series, repetition_time=TR, layout="rois_first", return_tensors="pt")
     with torch.no_grad():
