@@ -52,7 +52,6 @@ def test_function_jepa_learns_on_lemon_windows(cohort, tmp_path, rates):
     assert [r["step"] for r in records if r["split"] == "validation"] == [0, 20, 40]
 
 
-@pytest.mark.slow
 def test_structure_mae_learns_on_mni152(cohort, tmp_path):
     _, records = run_stage(
         cohort,
