@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from transformers import AutoModel
 
-from brainharmonix_hf.cli import main
+from brainharmonix_hf.cli import console_main, main
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("brainspace") is None,
@@ -61,6 +61,23 @@ def test_demo_refuses_a_used_folder(demo_run):
     output, _ = demo_run
     with pytest.raises(FileExistsError, match="not empty"):
         main(["demo", "--output", str(output)])
+
+
+def test_console_prints_input_errors_without_a_traceback(demo_run, tmp_path, capsys):
+    output, _ = demo_run
+    for argv, message in (
+        (["demo", "--output", str(output)], f"brainharmonix demo: {output} is not empty"),
+        (
+            ["evaluate", "--source", f"a={tmp_path / 'gone.parquet'}", "--output", str(tmp_path / "r.json")],
+            f"brainharmonix evaluate: No embeddings table or model folder at {tmp_path / 'gone.parquet'}",
+        ),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            console_main(argv)
+        assert exit_info.value.code == 2
+        error = capsys.readouterr().err
+        assert error.startswith(message) and "Traceback" not in error
+    assert not (tmp_path / "r.json").exists()
 
 
 def test_cli_requires_a_subcommand(capsys):

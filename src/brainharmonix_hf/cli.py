@@ -2,6 +2,8 @@
 """The `brainharmonix` command line: one subcommand per task (`brainharmonix demo`, ...)."""
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 
 from .cli_finetune import add_cache_latents_command, add_evaluate_command
@@ -48,9 +50,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """Run a subcommand; errors propagate (for use from Python and tests)."""
     args = build_parser().parse_args(argv)
     args.run(args)
 
 
+# Errors whose message tells the user what to fix: the console shows the message, not a traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
+
+
+def console_main(argv: Sequence[str] | None = None) -> None:
+    """The `brainharmonix` console command: `main`, with input errors printed as `brainharmonix <command>: message`
+    and exit status 2 (set `BRAINHARMONIX_TRACEBACK=1` to see the traceback)."""
+    try:
+        main(argv)
+    except USER_ERRORS as error:
+        if os.environ.get("BRAINHARMONIX_TRACEBACK"):
+            raise
+        command = next((word for word in (sys.argv[1:] if argv is None else argv) if not word.startswith("-")), "")
+        print(f"brainharmonix {command}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    main()
+    console_main()

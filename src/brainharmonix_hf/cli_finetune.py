@@ -62,6 +62,11 @@ def load_embeddings(path: str) -> pd.DataFrame:
     optionally `session`), the label and group columns, and the embedding as a list column `embedding` or as numeric
     columns `embedding_0`, `embedding_1`, ... One row per subject."""
     source = Path(path)
+    if not source.exists():
+        raise FileNotFoundError(
+            f"No embeddings table or model folder at {path}: give a `brainharmonix embed` output (its "
+            "embeddings.parquet), a table with `subject`, `embedding` and label columns, or a Harmonizer folder."
+        )
     if source.is_dir():
         table = datasets.load_from_disk(str(source)).to_pandas()
     elif source.suffix == ".parquet":
