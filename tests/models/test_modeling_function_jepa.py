@@ -284,9 +284,12 @@ def test_encoder_loads_the_target_encoder_of_a_pretraining_checkpoint(tmp_path):
         assert torch.equal(tensor, pretraining.target_encoder.state_dict()[key]), key
 
 
-def test_pretraining_model_built_from_an_encoder_checkpoint_starts_both_encoders_from_it(tmp_path):
+@pytest.mark.parametrize("own_tables", [False, True], ids=["initial_tables", "own_tables"])
+def test_pretraining_model_built_from_an_encoder_checkpoint_starts_both_encoders_from_it(tmp_path, own_tables):
     torch.manual_seed(0)
     encoder = FunctionJEPAModel(tiny_config())
+    if own_tables:  # tables that no fresh model starts with: both encoders must take the checkpoint's
+        encoder.set_roi_tables(torch.randn(NUM_ROIS, 6), torch.randn(NUM_ROIS, 3))
     encoder.save_pretrained(tmp_path)
     pretraining = FunctionJEPAForPreTraining.from_pretrained(tmp_path)
     for key, tensor in encoder.state_dict().items():

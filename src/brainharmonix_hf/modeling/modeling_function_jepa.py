@@ -173,8 +173,10 @@ def check_token_indices(indices: torch.Tensor, name: str, batch_size: int, num_t
 
 
 def sync_unloaded_encoder(encoder: nn.Module, target_encoder: nn.Module) -> None:
-    """Give both encoders the same weights: a loaded side is copied to an unloaded one (context to target otherwise)."""
-    for context_param, target_param in zip(encoder.parameters(), target_encoder.parameters(), strict=True):
+    """Give both encoders the same weights and ROI tables (every tensor of their state dicts): a loaded side is copied
+    to an unloaded one (context to target otherwise)."""
+    context_state, target_state = encoder.state_dict(keep_vars=True), target_encoder.state_dict(keep_vars=True)
+    for context_param, target_param in zip(context_state.values(), target_state.values(), strict=True):
         target_loaded = getattr(target_param, "_is_hf_initialized", False)
         if target_loaded and not getattr(context_param, "_is_hf_initialized", False):
             init.copy_(context_param, target_param)
