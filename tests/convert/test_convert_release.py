@@ -166,6 +166,13 @@ def test_conversion_record_names_sources_licence_and_every_key(release):
     assert paths["structure"].is_file()  # sources are never modified or moved
 
 
+def test_converted_weights_keep_their_licence_when_saved_again(release, tmp_path):
+    model = AutoModel.from_pretrained(release["output"] / "brainharmonix")
+    model.save_pretrained(tmp_path)
+    assert not (tmp_path / "conversion.json").exists()
+    assert ModelCard.load(tmp_path / "README.md").data.license == "cc-by-nc-sa-4.0"
+
+
 def test_converted_folders_carry_cards_with_the_reference_licence(release):
     for folder in ("structure", "function", "harmonizer", "brainharmonix"):
         card = ModelCard.load(release["output"] / folder / "README.md")
@@ -174,7 +181,9 @@ def test_converted_folders_carry_cards_with_the_reference_licence(release):
         function = config.get("function_config", config)
         if "roi_tables" in function:  # the reference's own tables, stored in the weights
             assert function["roi_tables"] == "custom" and function["atlas"] == REFERENCE_ATLAS, folder
-        assert "conversion.json" in card.text or "Provenance" in card.text, folder
+        assert "Converted by brainharmonix_hf from reference checkpoints" in card.text, folder
+        record = json.loads((release["output"] / folder / "conversion.json").read_text())
+        assert all(source["sha256"] in card.text for source in record["sources"]), folder
 
 
 def test_t1_encoder_matches_the_reference(release, inputs):

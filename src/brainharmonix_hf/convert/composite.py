@@ -29,7 +29,7 @@ from .checkpoint_io import extract_state_dict, load_checkpoint
 from .function import convert_function
 from .harmonizer import convert_classifier, convert_harmonizer
 from .key_mapping import ConversionError, ConversionPlan
-from .provenance import fmri_input_facts, source_entry, write_conversion_record
+from .provenance import LICENSE, fmri_input_facts, source_entry, write_conversion_record
 from .reference_tables import read_reference_table
 from .structure import convert_structure
 
@@ -68,6 +68,7 @@ def _read_state(path: Path, trust_pickle: bool) -> tuple[dict, list[str]]:
 
 def _save(folder: Path, stage_models: dict[str, ConvertedStage], model, processor) -> Path:
     folder.mkdir(parents=True)
+    model.config.license = LICENSE  # kept by every later save_pretrained / push_to_hub of these weights
     model.save_pretrained(folder)
     if processor is not None:
         processor.save_pretrained(folder)

@@ -8,7 +8,7 @@ The card is built from the files in the folder, so it states what the checkpoint
 sha256, licence, ROI order). `ModelCardData` carries the Hub metadata (library_name, license, tags, pipeline_tag,
 datasets, metrics, base_model).
 
-`conversion.json` is read as written by the converters: `license` (or `licence`) sets the card's licence,
+`conversion.json` is read as written by the converters: `license` sets the card's licence (else the config's `license`, which converted models carry),
 `roi_order` the ROI order stated under Inputs, `base_model` the metadata field; every other entry (source files,
 sha256 sums, ...) is listed under Provenance. Write it into the folder before `save_pretrained`, or rebuild the card
 afterwards with `build_model_card(folder).save(folder / "README.md")`.
@@ -145,7 +145,8 @@ def build_model_card(
         if processor_class not in PROCESSOR_TYPES:
             raise ValueError(f"{folder} holds neither a brainharmonix_hf model nor one of its processors.")
         title, what = PROCESSOR_TYPES[processor_class], "the preprocessing that turns a subject's files into inputs."
-    license = license or provenance.get("license") or provenance.get("licence") or OWN_WEIGHTS_LICENSE
+    # The weights' licence travels in the config too, so a converted model re-saved or pushed elsewhere keeps it.
+    license = license or provenance.get("license") or config.get("license") or OWN_WEIGHTS_LICENSE
     labels = list((config.get("id2label") or {}).values())
     metrics = None
     if classifier:
@@ -316,7 +317,7 @@ def _provenance_section(provenance: dict, license: str) -> str:
         return lines[0] + " Produced by brainharmonix_hf (no conversion record)."
     lines.append(f"Converted by brainharmonix_hf from reference checkpoints (`{PROVENANCE_NAME}`):")
     for key, value in provenance.items():
-        if key in ("license", "licence"):
+        if key == "license":
             continue
         if isinstance(value, list):
             lines.append(f"- {key}:")
