@@ -137,3 +137,27 @@ def test_cache_latents_command(cohort, tiny_model_dir, tmp_path):
     assert LatentCacheInfo.from_dataset(cache).latent_dtype == "float16"
     assert cache["subject"] == ["00", "01", "02"]
     assert LatentCacheInfo.from_dataset(cache).model == tiny_model_dir
+
+
+def test_roi_tables_in_the_other_schaefer_order_are_cached_in_the_model_order(encoded, lemon_series, tmp_path):
+    """A table labelled in 17-network order is permuted like every other reader does, never cached row for row."""
+    from brainharmonix_hf.processing.atlases import schaefer400_permutation, schaefer400_roi_names
+
+    model, processor, _ = encoded
+    series = lemon_series[:, :50]
+    rows = []
+    for name, labels, values in (
+        ("7n", schaefer400_roi_names("schaefer400_7networks"), series),
+        (
+            "17n",
+            schaefer400_roi_names("schaefer400_17networks"),
+            series[schaefer400_permutation("schaefer400_7networks", "schaefer400_17networks")],
+        ),
+    ):
+        path = tmp_path / f"{name}.csv"
+        lines = ["roi," + ",".join(f"t{t}" for t in range(values.shape[1]))]
+        lines += [f"{label}," + ",".join(f"{v:.9g}" for v in row) for label, row in zip(labels, values, strict=True)]
+        path.write_text("\n".join(lines) + "\n")
+        rows.append({"subject": name, "fmri": str(path), "repetition_time": 1.4})
+    cache = cache_latents(model, processor, rows, tmp_path / "cache")
+    assert cache[0]["fmri_latents"] == cache[1]["fmri_latents"]

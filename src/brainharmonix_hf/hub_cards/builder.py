@@ -8,10 +8,10 @@ The card is built from the files in the folder, so it states what the checkpoint
 sha256, licence, ROI order). `ModelCardData` carries the Hub metadata (library_name, license, tags, pipeline_tag,
 datasets, metrics, base_model).
 
-`conversion.json` is read as written by the converters: `license` sets the card's licence (else the config's `license`, which converted models carry),
-`roi_order` the ROI order stated under Inputs, `base_model` the metadata field; every other entry (source files,
-sha256 sums, ...) is listed under Provenance. Write it into the folder before `save_pretrained`, or rebuild the card
-afterwards with `build_model_card(folder).save(folder / "README.md")`.
+`conversion.json` is read as written by the converters: `license` sets the card's licence (else the config's
+`license`, which converted models carry), `roi_order` the ROI order stated under Inputs, `base_model` the metadata
+field; every other entry (source files, sha256 sums, ...) is listed under Provenance. Write it into the folder
+before `save_pretrained`, or rebuild the card afterwards with `build_model_card(folder).save(folder / "README.md")`.
 """
 
 import json

@@ -274,21 +274,25 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
             call_kwargs: `padding`, `unbatched`, `return_tensors`, `return_attention_mask` (see `__call__`).
         """
         paths = [paths] if isinstance(paths, (str, bytes, os.PathLike)) else list(paths)
-        series_list = []
-        for path in paths:
-            table = read_roi_table(path, layout=layout)
-            rois, frames = table.series.shape
-            if layout == "rois_first" and rois != self.num_rois and frames == self.num_rois:
-                raise ValueError(
-                    f"{path} has {rois} rows and {frames} value columns: it looks time-first (rows = frames) while the "
-                    f"model expects {self.num_rois} ROI rows. Pass layout='time_first' if columns are ROIs."
-                )
-            order = rows_in_model_order(
-                table.labels, self.atlas, self.model_roi_labels(), declared_atlas=atlas, source=str(path)
-            )
-            series = self._checked_series(table.series, "rois_first", str(path))
-            series_list.append(series if order is None else series[:, order])
+        series_list = [self.read_roi_series(path, layout=layout, atlas=atlas) for path in paths]
         return self._prepare_with(series_list, repetition_time, call_kwargs)
+
+    def read_roi_series(self, path, layout: str = "rois_first", atlas: str | None = None) -> np.ndarray:
+        """One ROI table file as a checked time-first `(num_timepoints, num_rois)` series in the model's ROI order:
+        its labels are compared with the model's and the rows permuted (Schaefer-400 7- <-> 17-network) or refused.
+        Every reader of ROI tables (this extractor, latent caching, pretraining data) goes through here."""
+        table = read_roi_table(path, layout=layout)
+        rois, frames = table.series.shape
+        if layout == "rois_first" and rois != self.num_rois and frames == self.num_rois:
+            raise ValueError(
+                f"{path} has {rois} rows and {frames} value columns: it looks time-first (rows = frames) while the "
+                f"model expects {self.num_rois} ROI rows. Pass layout='time_first' if columns are ROIs."
+            )
+        order = rows_in_model_order(
+            table.labels, self.atlas, self.model_roi_labels(), declared_atlas=atlas, source=str(path)
+        )
+        series = self._checked_series(table.series, "rois_first", str(path))
+        return series if order is None else series[:, order]
 
     def _prepare_with(self, series_list, repetition_time, call_kwargs) -> BatchFeature:
         return self._prepare(

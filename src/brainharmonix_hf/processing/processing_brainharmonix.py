@@ -11,9 +11,9 @@ from transformers import BatchFeature, ProcessorMixin
 from ..modeling.hub_mixin import BrainHarmonixHubMixin
 from .feature_extraction_fmri import FMRIFeatureExtractor
 from .feature_extraction_t1 import T1VolumeFeatureExtractor
+from .nifti_io import NIFTI_SUFFIXES
+from .roi_csv import ROI_TABLE_SUFFIXES
 
-ROI_CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
 # `from_pretrained` keywords that say where and how to read the files (passed on to transformers as they are).
 LOADING_KWARGS = frozenset(
     {
@@ -267,7 +267,7 @@ def _fmri_kind(entry) -> str:
     """`"roi_csv"` or `"nifti"` for paths and NIfTI images, `"array"` for anything else."""
     if isinstance(entry, (str, os.PathLike)):
         path = str(entry).lower()
-        if path.endswith(ROI_CSV_SUFFIXES):
+        if path.endswith(ROI_TABLE_SUFFIXES):
             return "roi_csv"
         if path.endswith(NIFTI_SUFFIXES):
             return "nifti"

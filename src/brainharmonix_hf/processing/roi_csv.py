@@ -22,6 +22,8 @@ import numpy as np
 from .atlases import identify_schaefer400, normalize_label, numbered_labels
 
 TABLE_LAYOUTS = ("rois_first", "time_first")
+# File names this module reads.
+ROI_TABLE_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
 MISSING_VALUES = ("n/a", "nan", "NaN", "NA", "")
 
 

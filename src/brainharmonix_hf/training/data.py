@@ -26,15 +26,13 @@ import numpy as np
 from torch.utils.data import Dataset, Sampler
 
 from ..modeling.repetition_time import check_repetition_time, patch_length_for_tr
+from ..processing.feature_extraction_fmri import FMRIFeatureExtractor
 from ..processing.feature_extraction_t1 import T1VolumeFeatureExtractor
-from ..processing.nifti_io import load_image
+from ..processing.nifti_io import NIFTI_SUFFIXES, load_image
 from ..processing.nifti_io import repetition_time as header_repetition_time
 from ..processing.parcellation import parcellate_volume
-from ..processing.roi_csv import read_roi_table
+from ..processing.roi_csv import ROI_TABLE_SUFFIXES, read_roi_table
 from .latent_cache import LatentCacheInfo, with_model_inputs
-
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
 
 
 def item_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -44,19 +42,30 @@ def item_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
 
 def _suffix(path: str) -> str:
     name = Path(path).name.lower()
-    return next((suffix for suffix in NIFTI_SUFFIXES + CSV_SUFFIXES + (".npy",) if name.endswith(suffix)), "")
+    return next((suffix for suffix in NIFTI_SUFFIXES + ROI_TABLE_SUFFIXES + (".npy",) if name.endswith(suffix)), "")
 
 
-def load_fmri_series(path: str, label_image=None, num_rois: int = 400) -> tuple[np.ndarray, float | None]:
+def load_fmri_series(
+    path: str,
+    label_image=None,
+    num_rois: int = 400,
+    feature_extractor: FMRIFeatureExtractor | None = None,
+    atlas: str | None = None,
+) -> tuple[np.ndarray, float | None]:
     """Read one fMRI input as a `(num_rois, num_timepoints)` float32 array, ROI-first, and its header TR (NIfTI only).
 
     Args:
         path: a ROI CSV/TSV (rows = ROIs, first column = labels, header row), a `.npy` array `(num_rois, T)`, or a
             4D NIfTI (then `label_image` is required).
         label_image: the atlas NIfTI on the runs' grid, labels `1..num_rois` in model ROI order.
+        feature_extractor: when given, ROI tables are read by it, so their labels are checked and their rows put in
+            the model's order (`FMRIFeatureExtractor.read_roi_series`); without it the rows are taken as they are.
+        atlas: the atlas the file declares (a manifest's `atlas` column), for tables labelled 1..R.
     """
     suffix = _suffix(path)
-    if suffix in CSV_SUFFIXES:
+    if suffix in ROI_TABLE_SUFFIXES:
+        if feature_extractor is not None:
+            return feature_extractor.read_roi_series(path, atlas=atlas).T.astype(np.float32), None
         return read_roi_table(path).series.astype(np.float32), None
     if suffix == ".npy":
         series = np.load(path)
@@ -174,6 +183,8 @@ class FMRIPretrainingDataset(_ManifestDataset):
     offset is kept (TR' = r · TR, so the patch length becomes `round(window_seconds / TR')`), then a window of
     `num_time_patches` patches starts at a random frame (series that fit are kept whole).
 
+    ROI tables are read by `feature_extractor` when given (labels checked, rows in the model's order).
+
     Items: `fmri` `(num_rois, T)` float32 ROI-first, `repetition_time` (seconds, after downsampling), `index`,
     `mask_seed`.
     """
@@ -187,6 +198,7 @@ class FMRIPretrainingDataset(_ManifestDataset):
         num_rois: int = 400,
         label_image=None,
         seed: int = 0,
+        feature_extractor: FMRIFeatureExtractor | None = None,
     ):
         super().__init__(manifest, "fmri", seed)
         if not downsample_rates or any(int(rate) < 1 for rate in downsample_rates):
@@ -196,6 +208,7 @@ class FMRIPretrainingDataset(_ManifestDataset):
         self.downsample_rates = [int(rate) for rate in downsample_rates]
         self.num_rois = num_rois
         self.label_image = label_image
+        self.feature_extractor = feature_extractor
         self._keys = None
 
     def _repetition_time(self, index: int, header_tr: float | None) -> float:
@@ -218,7 +231,10 @@ class FMRIPretrainingDataset(_ManifestDataset):
 
     def __getitem__(self, index: int) -> dict:
         rng = self._generator(index)
-        series, header_tr = load_fmri_series(self.rows[index]["fmri"], self.label_image, self.num_rois)
+        row = self.rows[index]
+        series, header_tr = load_fmri_series(
+            row["fmri"], self.label_image, self.num_rois, self.feature_extractor, row.get("atlas")
+        )
         repetition_time = self._repetition_time(index, header_tr)
         rate = int(rng.choice(self.downsample_rates))
         offset = int(rng.integers(rate))

@@ -227,7 +227,7 @@ class ManifestRowCollator:
         self.regression = regression
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        batch = {name: [row[name] for row in rows] for name in ("t1", "fmri", "repetition_time", "label")}
+        batch = {name: [row.get(name) for row in rows] for name in ("t1", "fmri", "repetition_time", "atlas", "label")}
         inputs = processor_inputs(self.processor, batch)
         if self.regression:
             inputs["labels"] = torch.tensor([float(label) for label in batch["label"]], dtype=torch.float32)

@@ -39,8 +39,9 @@ import numpy as np
 import torch
 
 from ..modeling.modeling_brainharmonix import BrainHarmonixModel
+from ..processing.feature_extraction_fmri import FMRIFeatureExtractor
 from ..processing.processing_brainharmonix import BrainHarmonixProcessor
-from ..processing.roi_csv import read_roi_table
+from ..processing.roi_csv import ROI_TABLE_SUFFIXES
 from .manifest import ManifestSource, load_manifest
 
 LATENT_CACHE_FORMAT = "brainharmonix_latent_cache"
@@ -314,18 +315,23 @@ def processor_inputs(processor: BrainHarmonixProcessor, batch: dict) -> dict[str
     if any(path is not None for path in batch["t1"]):
         arguments["t1"] = list(batch["t1"])
     if any(path is not None for path in batch["fmri"]):
-        arguments["fmri"] = [None if path is None else _fmri_input(path) for path in batch["fmri"]]
+        extractor = processor.fmri_feature_extractor
+        arguments["fmri"] = [
+            None if path is None else _fmri_input(extractor, path, atlas)
+            for path, atlas in zip(batch["fmri"], batch["atlas"], strict=True)
+        ]
         arguments["repetition_time"] = list(batch["repetition_time"])
         arguments["layout"] = "rois_first"
     return dict(processor(**arguments, return_tensors="pt"))
 
 
-def _fmri_input(path: str) -> np.ndarray:
-    """The ROI-first `(num_rois, num_timepoints)` series of an ROI CSV (`.csv`, `.csv.gz`, read by the processors'
-    reader) or a `.npy` array, so a batch may mix both kinds of file."""
+def _fmri_input(extractor: FMRIFeatureExtractor, path: str, atlas: str | None) -> np.ndarray:
+    """The ROI-first `(num_rois, num_timepoints)` series of an ROI table (`.csv`/`.tsv`, optionally gzipped; its
+    labels checked and its rows put in the model's order by the extractor) or of a `.npy` array, so a batch may mix
+    both kinds of file."""
     lower = path.lower()
-    if lower.endswith((".csv", ".csv.gz")):
-        return read_roi_table(path).series
+    if lower.endswith(ROI_TABLE_SUFFIXES):
+        return extractor.read_roi_series(path, atlas=atlas).T
     if lower.endswith(".npy"):
         return np.load(path)
     raise LatentCacheError(

@@ -225,6 +225,7 @@ def build_data(args: PretrainingArguments, config):
         FMRIFeatureExtractor(
             num_rois=config.num_rois,
             atlas=config.atlas,
+            roi_labels=config.roi_labels,
             num_time_patches=config.num_time_patches,
             window_seconds=config.window_seconds,
             normalization=args.fmri_normalization,
@@ -243,6 +244,7 @@ def build_data(args: PretrainingArguments, config):
             num_rois=config.num_rois,
             label_image=args.fmri_label_image,
             seed=args.seed + offset,
+            feature_extractor=processor,
         )
         for offset, rows in ((0, train), (1, held_out))
     ]
