@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .cohort.embedding_store import EMBEDDINGS_FILE
 from .modeling.modeling_brainharmonix import BrainHarmonixModel
 from .processing.processing_brainharmonix import BrainHarmonixProcessor
 
@@ -18,11 +19,7 @@ def run_cache_latents(args: argparse.Namespace) -> None:
     from .training.latent_cache import cache_latents
 
     model = BrainHarmonixModel.from_pretrained(args.model)
-    if (Path(args.model) / "processor_config.json").exists():
-        processor = BrainHarmonixProcessor.from_pretrained(args.model)
-    else:
-        print(f"{args.model} has no saved processor: using the defaults that fit its config.")
-        processor = BrainHarmonixProcessor.for_config(model.config)
+    processor = BrainHarmonixProcessor.for_model(args.model, model.config)
     cache = cache_latents(
         model,
         processor,
@@ -67,7 +64,9 @@ def load_embeddings(path: str) -> pd.DataFrame:
             f"No embeddings table or model folder at {path}: give a `brainharmonix embed` output (its "
             "embeddings.parquet), a table with `subject`, `embedding` and label columns, or a Harmonizer folder."
         )
-    if source.is_dir():
+    if source.is_dir() and (source / EMBEDDINGS_FILE).is_file():  # a `brainharmonix embed` output folder
+        table = pd.read_parquet(source / EMBEDDINGS_FILE)
+    elif source.is_dir():
         table = datasets.load_from_disk(str(source)).to_pandas()
     elif source.suffix == ".parquet":
         table = pd.read_parquet(source)

@@ -40,6 +40,8 @@ from .modeling.modeling_brainharmonix import BrainHarmonixModel
 from .modeling.modeling_function_jepa import FunctionJEPAModel
 from .modeling.modeling_harmonizer import HarmonizerModel
 from .modeling.modeling_structure_mae import StructureMAEModel
+from .processing.feature_extraction_fmri import FMRIFeatureExtractor
+from .processing.feature_extraction_t1 import T1VolumeFeatureExtractor
 from .processing.processing_brainharmonix import BrainHarmonixProcessor
 from .sample_data import load_fmri_sample, load_t1_sample
 from .training.evaluation import EmbeddingProbe, repeated_splits, run_protocol
@@ -192,8 +194,11 @@ def run_pipeline(output_dir: str | Path, settings: DemoSettings | None = None, l
         FunctionJEPAModel.from_pretrained(runs / "function" / "model"),
         HarmonizerModel(configs["harmonizer"]),
     )
-    processor = BrainHarmonixProcessor.for_config(encoders.config)
-    processor.fmri_feature_extractor.normalization = "zscore"  # as the fMRI encoder was pretrained
+    # The processors the encoders were pretrained with, exported beside them.
+    processor = BrainHarmonixProcessor(
+        T1VolumeFeatureExtractor.from_pretrained(runs / "structure" / "model"),
+        FMRIFeatureExtractor.from_pretrained(runs / "function" / "model"),
+    )
     cache_latents(encoders, processor, data / "latents.csv", data / "latent_cache", batch_size=2)
     step("latent caching")
     pretrain_stage(

@@ -66,3 +66,17 @@ def test_unknown_ambiguous_or_invalid_options_are_refused(saved, options, messag
     for loader in (AutoProcessor, BrainHarmonixProcessor):
         with pytest.raises(ValueError, match=message):
             loader.from_pretrained(directory, **options)
+
+
+def test_for_model_loads_the_saved_processor_and_warns_without_one(tmp_path):
+    config = BrainHarmonixConfig()
+    with_processor, without = tmp_path / "with", tmp_path / "without"
+    config.save_pretrained(with_processor)
+    config.save_pretrained(without)
+    processor = BrainHarmonixProcessor.for_config(config)
+    processor.fmri_feature_extractor.normalization = "zscore"
+    processor.save_pretrained(with_processor)
+    assert BrainHarmonixProcessor.for_model(with_processor, config).fmri_feature_extractor.normalization == "zscore"
+    with pytest.warns(UserWarning, match="has no saved processor"):
+        fallback = BrainHarmonixProcessor.for_model(without, config)
+    assert fallback.fmri_feature_extractor.normalization == "none"

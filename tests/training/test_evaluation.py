@@ -113,11 +113,14 @@ def test_evaluate_command_on_embedding_tables(tmp_path):
     for name in ("informative", "noise"):
         table = cohort[["subject", "label", "site"]].assign(embedding=cohort[name])
         table.sample(frac=1.0, random_state=1).to_parquet(tmp_path / f"{name}.parquet")  # rows matched by subject
+    # Source A as `brainharmonix embed` leaves it: a folder holding embeddings.parquet.
+    (tmp_path / "embed_output").mkdir()
+    (tmp_path / "informative.parquet").rename(tmp_path / "embed_output" / "embeddings.parquet")
     main(
         [
             "evaluate",
             "--source",
-            f"A={tmp_path / 'informative.parquet'}",
+            f"A={tmp_path / 'embed_output'}",
             "--source",
             f"B={tmp_path / 'noise.parquet'}",
             "--group-column",

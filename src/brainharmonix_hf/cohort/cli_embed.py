@@ -14,7 +14,6 @@ from .embedding_store import EMBEDDINGS_FILE, FAILURES_FILE
 from .session_inputs import select_sessions, sessions_from_manifest
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-PROCESSOR_FILE = "processor_config.json"
 
 
 def add_embed_command(subcommands) -> None:
@@ -49,13 +48,6 @@ def add_embed_command(subcommands) -> None:
     embed.set_defaults(run=run_embed)
 
 
-def processor_for_model(model_path: str | Path, model: BrainHarmonixModel) -> BrainHarmonixProcessor:
-    """The processor saved beside the model, else one built for the model's config."""
-    if (Path(model_path) / PROCESSOR_FILE).is_file():
-        return BrainHarmonixProcessor.from_pretrained(model_path)
-    return BrainHarmonixProcessor.for_config(model.config)
-
-
 def run_embed(args: argparse.Namespace) -> None:
     if args.bids is not None:
         sessions = find_bids_sessions(
@@ -72,7 +64,7 @@ def run_embed(args: argparse.Namespace) -> None:
     if not sessions:
         raise SystemExit(f"No session with a T1 or fMRI input matches in {args.bids or args.manifest}.")
     model = BrainHarmonixModel.from_pretrained(args.model, dtype=DTYPES[args.dtype], revision=args.revision)
-    processor = processor_for_model(args.model, model)
+    processor = BrainHarmonixProcessor.for_model(args.model, model.config, revision=args.revision)
     run = embed_cohort(
         model,
         sessions,

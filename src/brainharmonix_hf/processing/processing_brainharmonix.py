@@ -3,10 +3,13 @@
 
 import inspect
 import os
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 from transformers import BatchFeature, ProcessorMixin
+from transformers.utils import PROCESSOR_NAME as PROCESSOR_CONFIG_NAME
+from transformers.utils import cached_file
 
 from ..modeling.hub_mixin import BrainHarmonixHubMixin
 from .feature_extraction_fmri import FMRIFeatureExtractor
@@ -73,6 +76,23 @@ class BrainHarmonixProcessor(BrainHarmonixHubMixin, ProcessorMixin):
                 extractor = getattr(processor, attribute)
                 setattr(processor, attribute, type(extractor)(**{**extractor.to_dict(), **options}))
         return loaded
+
+    @classmethod
+    def for_model(cls, model_name_or_path: str | os.PathLike, config, revision: str | None = None):
+        """The processor saved with a model (a folder or a Hub repo, at `revision`), else `for_config(config)` with a
+        warning that the defaults are used."""
+        saved = cached_file(
+            model_name_or_path, PROCESSOR_CONFIG_NAME, revision=revision, _raise_exceptions_for_missing_entries=False
+        )
+        if saved is not None:
+            return cls.from_pretrained(model_name_or_path, revision=revision)
+        warnings.warn(
+            f"{model_name_or_path} has no saved processor: using the defaults that fit its config "
+            "(`BrainHarmonixProcessor.for_config`). Save the processor the model was trained with beside it.",
+            UserWarning,
+            stacklevel=2,
+        )
+        return cls.for_config(config)
 
     @staticmethod
     def get_possibly_dynamic_module(module_name: str):

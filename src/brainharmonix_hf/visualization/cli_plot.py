@@ -8,11 +8,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..cohort.cli_embed import processor_for_model
 from ..cohort.embedding_store import EMBEDDINGS_FILE
 from ..cohort.session_features import table_layout
 from ..modeling.modeling_brainharmonix import BrainHarmonixModel
 from ..processing.feature_extraction_t1 import T1VolumeFeatureExtractor
+from ..processing.processing_brainharmonix import BrainHarmonixProcessor
 from .embedding_scatter import plot_embedding_scatter
 from .hub_attention import hub_attention_per_roi, plot_hub_attention
 from .loss_curves import plot_loss_curves
@@ -63,7 +63,7 @@ def run_plot_attention(args: argparse.Namespace) -> None:
         if args.repetition_time is None:
             raise SystemExit("--fmri needs --repetition-time (seconds).")
         fmri, repetition_time = str(args.fmri), args.repetition_time
-    inputs = processor_for_model(args.model, model)(
+    inputs = BrainHarmonixProcessor.for_model(args.model, model.config)(
         t1=None if args.t1 is None else str(args.t1),
         fmri=fmri,
         repetition_time=repetition_time,
@@ -97,7 +97,9 @@ def run_plot_t1(args: argparse.Namespace) -> None:
     if args.model is None:
         extractor = T1VolumeFeatureExtractor()
     else:
-        extractor = processor_for_model(args.model, BrainHarmonixModel.from_pretrained(args.model)).t1_feature_extractor
+        extractor = BrainHarmonixProcessor.for_model(
+            args.model, BrainHarmonixModel.from_pretrained(args.model).config
+        ).t1_feature_extractor
     _save(plot_t1_input(str(args.t1), extractor), args.output)
 
 
