@@ -3,13 +3,14 @@
 
 import argparse
 import os
+import re
 
 import numpy as np
 import pytest
 import reference_checkpoints as ref
 import torch
 
-from brainharmonix_hf.cli import main
+from brainharmonix_hf.cli import console_main, main
 from brainharmonix_hf.convert import UntrustedCheckpointError, load_checkpoint
 from brainharmonix_hf.convert.checkpoint_io import extract_state_dict
 
@@ -53,13 +54,15 @@ def test_a_file_that_runs_code_is_refused_unless_trusted(tmp_path):
     assert torch.equal(checkpoint["model"]["norm.weight"], torch.ones(3))
 
 
-def test_the_cli_refuses_unknown_types_and_converts_them_when_trusted(tmp_path):
+def test_the_cli_refuses_unknown_types_and_converts_them_when_trusted(tmp_path, capsys):
     path = tmp_path / "model.pth"
     torch.save({"model": ref.structure_reference(), "note": TrainingNote("epoch 300")}, path)
     ref.tiny_config().save_pretrained(tmp_path / "config")
     arguments = ["convert", "--structure", str(path), "--config", str(tmp_path / "config")]
-    with pytest.raises(SystemExit, match=r"(?s)^brainharmonix convert: .*was refused.*TrainingNote.*--trust-pickle"):
-        main([*arguments, "--output", str(tmp_path / "refused")])
+    with pytest.raises(SystemExit) as exit_info:
+        console_main([*arguments, "--output", str(tmp_path / "refused")])
+    assert exit_info.value.code == 2
+    assert re.match(r"(?s)^brainharmonix convert: .*was refused.*TrainingNote.*--trust-pickle", capsys.readouterr().err)
     assert not (tmp_path / "refused").exists()
     main([*arguments, "--output", str(tmp_path / "trusted"), "--trust-pickle"])
     assert (tmp_path / "trusted" / "structure" / "model.safetensors").is_file()

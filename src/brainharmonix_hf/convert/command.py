@@ -5,7 +5,6 @@ import argparse
 
 from ..modeling.configuration_brainharmonix import BrainHarmonixConfig
 from .composite import convert_reference_release
-from .key_mapping import ConversionError
 
 
 def add_convert_parser(subcommands) -> None:
@@ -44,21 +43,18 @@ def add_convert_parser(subcommands) -> None:
 
 def run_convert(args: argparse.Namespace) -> None:
     config = None if args.config is None else BrainHarmonixConfig.from_pretrained(args.config)
-    try:
-        folders = convert_reference_release(
-            args.output,
-            structure=args.structure,
-            function=args.function,
-            harmonizer=args.harmonizer,
-            classifier=args.classifier,
-            geometric_harmonics=args.geometric_harmonics,
-            gradients=args.gradients,
-            config=config,
-            trust_pickle=args.trust_pickle,
-        )
-    except (ConversionError, FileNotFoundError) as error:
-        # A file that does not fit is the user's input, not a bug: the message, without a traceback.
-        raise SystemExit(f"brainharmonix convert: {error}") from error
+    # Files that do not fit raise ConversionError (a ValueError): the console shows its message (`cli.console_main`).
+    folders = convert_reference_release(
+        args.output,
+        structure=args.structure,
+        function=args.function,
+        harmonizer=args.harmonizer,
+        classifier=args.classifier,
+        geometric_harmonics=args.geometric_harmonics,
+        gradients=args.gradients,
+        config=config,
+        trust_pickle=args.trust_pickle,
+    )
     for name, folder in folders.items():
         print(f"{name}: {folder}")
     print("Each folder's conversion.json lists the source files (SHA-256) and what happened to every key.")
