@@ -1,13 +1,13 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
 """Model inputs of single sessions, and batches of them where subjects differ in modalities and series length."""
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from ..file_hashes import sha256_of
 from ..processing.processing_brainharmonix import NIFTI_SUFFIXES, BrainHarmonixProcessor
 from .session_inputs import SessionInputs
 
@@ -59,7 +59,7 @@ def prepare_session(
             return_tensors="np",
         )
         features = {name: value[0] for name, value in outputs.items() if not name.startswith("has_")}
-        checksums = {name: file_sha256(getattr(session, name)) for name in ("t1", "fmri") if getattr(session, name)}
+        checksums = {name: sha256_of(getattr(session, name)) for name in ("t1", "fmri") if getattr(session, name)}
         return PreparedSession(session, features, checksums)
     except Exception as error:
         return PreparedSession(session, error=(type(error).__name__, str(error)))
@@ -68,15 +68,6 @@ def prepare_session(
 def table_layout(path: str | None) -> str:
     """The axis order of an fMRI table by its name: `"time_first"` for `.tsv` (XCP-D), `"rois_first"` otherwise."""
     return "time_first" if path is not None and str(path).lower().endswith(TSV_SUFFIXES) else "rois_first"
-
-
-def file_sha256(path: str, chunk_bytes: int = 1 << 20) -> str:
-    """Hex sha256 digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def collate_sessions(prepared: Sequence[PreparedSession]) -> dict[str, torch.Tensor]:

@@ -9,7 +9,6 @@ refused with a message naming the types, unless the caller passes `trust_pickle=
 """
 
 import argparse
-import hashlib
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
@@ -99,12 +98,3 @@ def extract_state_dict(checkpoint: object, path: str | Path) -> tuple[dict[str, 
             "files (weights in a flat mapping or under 'model')."
         )
     return {str(key): value for key, value in state.items()}, others
-
-
-def sha256_of(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

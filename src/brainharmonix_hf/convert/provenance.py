@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 from .. import __version__
+from ..file_hashes import sha256_of
 from ..modeling.configuration_function_jepa import FunctionJEPAConfig
-from .checkpoint_io import sha256_of
 
 RECORD_FILE = "conversion.json"
 LICENSE = "cc-by-nc-sa-4.0"

@@ -7,11 +7,12 @@ and only then renamed to `<checkpoints>/step-N`, so a run killed while saving le
 `CheckpointError` naming it, never a silent restart from scratch.
 """
 
-import hashlib
 import json
 import re
 import shutil
 from pathlib import Path
+
+from ..file_hashes import sha256_of
 
 SEAL = "checkpoint.json"
 CHECKPOINT_NAME = re.compile(r"^step-(\d+)$")
@@ -19,14 +20,6 @@ CHECKPOINT_NAME = re.compile(r"^step-(\d+)$")
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be resumed from: the message names the folder, the fault and what to do."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def checkpoint_folder(checkpoints_dir: Path, step: int) -> Path:
@@ -40,7 +33,7 @@ def partial_folder(checkpoints_dir: Path, step: int) -> Path:
 def seal(partial: Path, final: Path, step: int) -> None:
     """Hash every file of a finished save in `partial`, write the seal, and rename the folder to `final`."""
     files = {
-        str(path.relative_to(partial)): {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+        str(path.relative_to(partial)): {"bytes": path.stat().st_size, "sha256": sha256_of(path)}
         for path in sorted(partial.rglob("*"))
         if path.is_file()
     }
@@ -92,7 +85,7 @@ def verify(path: Path) -> int:
             raise CheckpointError(
                 f"Checkpoint {path} is corrupt: {name} has {size} bytes, {expected['bytes']} were written. {advice}"
             )
-        if _sha256(file) != expected["sha256"]:
+        if sha256_of(file) != expected["sha256"]:
             raise CheckpointError(
                 f"Checkpoint {path} is corrupt: the contents of {name} changed after it was written (SHA-256 "
                 f"mismatch). {advice}"
