@@ -84,3 +84,18 @@ def test_manifest_sessions(sample_tree, tmp_path):
         + "".join(f"{s.subject},{s.session},{s.t1},{s.fmri},{s.repetition_time},{s.atlas}\n" for s in found)
     )
     assert sessions_from_manifest(manifest) == found
+
+
+def test_bold_runs_outside_mni_space_or_not_preprocessed_are_never_parcellated(sample_tree, tmp_path):
+    tree = shutil.copytree(sample_tree, tmp_path / "tree")
+    func = tree / "sub-01" / "ses-1" / "func"
+    for path in sorted(func.glob("*_desc-preproc_bold.*")):
+        # A native-space run and a denoised MNI run instead of the preprocessed MNI one.
+        path.rename(func / path.name.replace("space-MNI152NLin2009cAsym", "space-T1w"))
+        shutil.copy(
+            func / path.name.replace("space-MNI152NLin2009cAsym", "space-T1w"),
+            func / path.name.replace("desc-preproc", "desc-denoised"),
+        )
+    sessions = {s.key: s for s in find_bids_sessions(tree, atlas="Gordon333", use_bold=True)}
+    assert sessions[("01", "1")].fmri is None  # refused: only the T1 of that session is found
+    assert sessions[("02", "1")].fmri.endswith("_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz")

@@ -88,7 +88,16 @@ def find_bids_sessions(
             fmri, fmri_atlas = table.path, _atlas(table)
             repetition_time = _repetition_time(table, bolds)
         elif use_bold:
-            bold = _first_by_space([f for f in bolds if _key(f) == (subject, ses)])
+            # Parcellated with an MNI label image: only preprocessed runs in an MNI space (sidecar TRs come from any).
+            bold = _first_by_space(
+                [
+                    f
+                    for f in bolds
+                    if _key(f) == (subject, ses)
+                    and f.entities.get("space") in MNI_SPACES
+                    and f.entities.get("desc") == "preproc"
+                ]
+            )
             if bold is not None:
                 fmri, repetition_time = bold.path, bold.get_metadata().get("RepetitionTime")
         if t1 is None and fmri is None:
