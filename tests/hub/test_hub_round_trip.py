@@ -116,3 +116,16 @@ def test_user_written_card_is_kept_unless_overwritten(fake_hub, config, tmp_path
     assert (folder / "README.md").read_text() == "# mine\n"
     model.save_pretrained(folder, overwrite_card=True)
     assert "BrainHarmonix-S" in (folder / "README.md").read_text()
+
+
+def test_new_weights_pushed_over_converted_ones_get_their_own_licence(fake_hub, config, tmp_path):  # noqa: F811
+    from huggingface_hub import HfApi
+
+    record = tmp_path / "conversion.json"
+    record.write_text('{"license": "cc-by-nc-sa-4.0", "sources": []}')
+    api = HfApi()
+    api.create_repo("lab/reused")
+    api.upload_file(path_or_fileobj=str(record), path_in_repo="conversion.json", repo_id="lab/reused")
+    StructureMAEForPreTraining(config.structure_config).push_to_hub("lab/reused")
+    card = ModelCard.load("lab/reused")
+    assert card.data.license == "apache-2.0" and "cc-by-nc-sa" not in card.text

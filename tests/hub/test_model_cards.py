@@ -95,7 +95,7 @@ def test_converted_weights_keep_the_reference_licence_and_provenance(config, tmp
     provenance = {
         "license": "cc-by-nc-sa-4.0",
         "sources": [{"file": "harmonix-f/model.pth", "sha256": "ab" * 32}],
-        "roi_order": "Schaefer-400 17-network order (CBIG)",
+        "fmri_inputs": {"roi_order": "Schaefer-400 17-network order (CBIG)"},  # as the converters write it
     }
     (tmp_path / "conversion.json").write_text(json.dumps(provenance))
     FunctionJEPAForPreTraining(config.function_config).save_pretrained(tmp_path)

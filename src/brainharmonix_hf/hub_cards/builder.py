@@ -9,9 +9,10 @@ sha256, licence, ROI order). `ModelCardData` carries the Hub metadata (library_n
 datasets, metrics, base_model).
 
 `conversion.json` is read as written by the converters: `license` sets the card's licence (else the config's
-`license`, which converted models carry), `roi_order` the ROI order stated under Inputs, `base_model` the metadata
-field; every other entry (source files, sha256 sums, ...) is listed under Provenance. Write it into the folder
-before `save_pretrained`, or rebuild the card afterwards with `build_model_card(folder).save(folder / "README.md")`.
+`license`, which converted models carry), `fmri_inputs.roi_order` the ROI order stated under Inputs, `base_model`
+the metadata field; every other entry (source files, sha256 sums, ...) is listed under Provenance. Write it into the
+folder before `save_pretrained`, or rebuild the card afterwards with
+`build_model_card(folder).save(folder / "README.md")`.
 """
 
 import json
@@ -230,7 +231,7 @@ def _inputs_section(config: dict, processor: dict, provenance: dict) -> str:
         patches = function.get("num_time_patches") or fmri.get("num_time_patches")
         window = function.get("window_seconds") or fmri.get("window_seconds")
         atlas = function.get("atlas") or fmri.get("atlas")
-        roi_order = provenance.get("roi_order") or function.get("roi_order") or atlas
+        roi_order = provenance.get("fmri_inputs", {}).get("roi_order") or function.get("roi_order") or atlas
         lines += [
             f"- **fMRI** `fmri_values` `(batch, {rois}, time)` float32 (ROI x time), `repetition_time` `(batch,)` in "
             "seconds and `attention_mask` `(batch, time)` (1 = real frame). Each subject may have its own TR.",

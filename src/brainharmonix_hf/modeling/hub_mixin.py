@@ -29,7 +29,11 @@ from transformers.utils import CONFIG_NAME, FEATURE_EXTRACTOR_NAME, PROCESSOR_NA
 GENERATED_CARD_MARKER = "<!-- brainharmonix_hf generated model card: edits here are replaced on the next save -->"
 # The files a model card is built from (`hub_cards`); a push brings the repo's copies along so the card covers them.
 PROVENANCE_NAME = "conversion.json"
-CARD_SOURCES = (CONFIG_NAME, FEATURE_EXTRACTOR_NAME, PROCESSOR_NAME, PROVENANCE_NAME)
+# Files a card reads that the other kind of object wrote: a pushed model keeps the repo's processor settings in its
+# card, a pushed processor the repo's model config and conversion record. A model push never keeps an old record:
+# new weights are not the converted ones (converted weights carry their licence in their config).
+CARD_SOURCES_OF_MODELS = (FEATURE_EXTRACTOR_NAME, PROCESSOR_NAME)
+CARD_SOURCES_OF_PROCESSORS = (CONFIG_NAME, PROVENANCE_NAME)
 # Stands for the Hub id in a generated card's loading snippet until `push_to_hub` knows it.
 REPO_ID_PLACEHOLDER = "path/to/folder-or-hub-id"
 
@@ -95,7 +99,8 @@ class BrainHarmonixHubMixin:
         api = HfApi(token=token)
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
         with tempfile.TemporaryDirectory() as work_dir:
-            _copy_card_sources(api, repo_id, revision, work_dir)
+            sources = CARD_SOURCES_OF_MODELS if _is_model(self) else CARD_SOURCES_OF_PROCESSORS
+            _copy_card_sources(api, repo_id, revision, work_dir, sources)
             save_kwargs = {"max_shard_size": max_shard_size} if _is_model(self) else {}
             self.save_pretrained(work_dir, overwrite_card=True, **save_kwargs)
             card_path = os.path.join(work_dir, "README.md")
@@ -170,10 +175,10 @@ def _is_model(obj) -> bool:
     return issubclass(obj if isinstance(obj, type) else type(obj), torch.nn.Module)
 
 
-def _copy_card_sources(api: HfApi, repo_id: str, revision: str | None, folder: str) -> None:
+def _copy_card_sources(api: HfApi, repo_id: str, revision: str | None, folder: str, names: tuple[str, ...]) -> None:
     """Copy the repo's files that a card reads into `folder`, so that pushing a processor into a model repo (or the
     reverse) yields a card that describes both. `save_pretrained` then overwrites the pushed object's own files."""
-    for name in CARD_SOURCES:
+    for name in names:
         try:
             shutil.copyfile(api.hf_hub_download(repo_id, name, revision=revision), os.path.join(folder, name))
         except (EntryNotFoundError, RevisionNotFoundError):
