@@ -9,7 +9,7 @@ brainharmonix_hf.roi_positions.build` rebuilds the default file from public data
 
 import json
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from importlib import resources
 from pathlib import Path
 
@@ -113,6 +113,13 @@ def load_roi_tables(atlas: str = DEFAULT_ATLAS) -> RoiTables:
 
 
 def _shipped_table_pair(atlas: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Copies of the shipped tables (every model build takes a pair; the file is read once per process)."""
+    harmonics, gradients = _read_shipped_table_pair(atlas)
+    return harmonics.clone(), gradients.clone()
+
+
+@cache
+def _read_shipped_table_pair(atlas: str) -> tuple[torch.Tensor, torch.Tensor]:
     tables = load_roi_tables(atlas)
     return tables.geometric_harmonics, tables.functional_gradients
 
