@@ -119,7 +119,7 @@ def test_bad_series_are_refused():
         extractor()(np.zeros((NUM_ROIS, 0)), repetition_time=2.0, layout="rois_first")
     with pytest.raises(ValueError, match=r"has 5 ROIs but the model expects num_rois=6"):
         extractor()(series(20, num_rois=5), repetition_time=2.0, layout="rois_first")
-    with pytest.raises(ValueError, match="Its other axis has 6: is the layout 'time_first'"):
+    with pytest.raises(ValueError, match=r"looks time-first .*Pass layout='time_first'"):
         extractor()(series(20).T, repetition_time=2.0, layout="rois_first")
 
 

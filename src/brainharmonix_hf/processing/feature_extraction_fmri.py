@@ -444,15 +444,17 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
         series = series.T if layout == "rois_first" else series
         num_timepoints, num_rois = series.shape
         if num_rois != self.num_rois:
-            other = "time_first" if layout == "rois_first" else "rois_first"
-            hint = (
-                f" Its other axis has {num_timepoints}: is the layout {other!r}?"
-                if num_timepoints == self.num_rois
-                else ""
-            )
+            if num_timepoints == self.num_rois:
+                time_first = layout == "rois_first"
+                other, axes = ("time_first", "frames × ROIs") if time_first else ("rois_first", "ROIs × frames")
+                raise ValueError(
+                    f"Series {index} (shape {given_shape}) looks {other.replace('_', '-')} ({axes}): read with "
+                    f"layout={layout!r} it has {num_rois} ROIs, but its other axis has the model's {self.num_rois}. "
+                    f"Pass layout={other!r}, or transpose it to (num_rois, num_timepoints) for layout='rois_first'."
+                )
             raise ValueError(
                 f"Series {index} (shape {given_shape}, layout {layout!r}) has {num_rois} ROIs but the model expects "
-                f"num_rois={self.num_rois} ({self.atlas}). Parcellate with that atlas.{hint}"
+                f"num_rois={self.num_rois} ({self.atlas}). Parcellate with that atlas."
             )
         if num_timepoints == 0:
             raise ValueError(f"Series {index} is empty (0 time points); drop it or pass the full run.")
