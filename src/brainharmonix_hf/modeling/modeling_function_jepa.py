@@ -114,14 +114,13 @@ def require_loaded_roi_tables(model: PreTrainedModel, missing_keys) -> None:
 
 
 class RoiTablesRequiredOnLoad:
-    """Mixin for models holding a FunctionJEPA: `from_pretrained` refuses a checkpoint without its ROI tables."""
+    """Mixin (before `BrainHarmonixHubMixin`) for models holding a FunctionJEPA: `from_pretrained` refuses a checkpoint
+    without its ROI tables, with a message of its own, before the other checks."""
 
     @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        want_info = kwargs.pop("output_loading_info", False)
-        model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+    def check_loaded_weights(cls, model, info, source, location) -> None:
         require_loaded_roi_tables(model, info["missing_keys"])
-        return (model, info) if want_info else model
+        super().check_loaded_weights(model, info, source, location)
 
 
 @dataclass
@@ -339,7 +338,9 @@ class FunctionJEPAModel(FunctionJEPAPreTrainedModel):
     ```
     """
 
+    # From a pretraining folder: the context encoder and the predictor are pretraining-only.
     _keys_to_ignore_on_load_unexpected = [r"^encoder\.", r"^predictor\."]
+    _refuses_missing_weights = True
 
     def __init__(self, config: FunctionJEPAConfig):
         super().__init__(config)
