@@ -6,13 +6,14 @@ key-mapping helper they share (`key_mapping`), safe reading of `.pth` files (`ch
 CSVs (`reference_tables`) and the conversion record (`provenance`). CLI: `brainharmonix convert`.
 """
 
-from .checkpoint_io import UntrustedCheckpointError, load_checkpoint
+from .checkpoint_io import DamagedCheckpointError, UntrustedCheckpointError, load_checkpoint
 from .composite import convert_reference_release
 from .key_mapping import ConversionError, ConversionPlan
 
 __all__ = [
     "ConversionError",
     "ConversionPlan",
+    "DamagedCheckpointError",
     "UntrustedCheckpointError",
     "convert_reference_release",
     "load_checkpoint",

@@ -18,6 +18,7 @@ from ..hub_cards import build_model_card
 from ..modeling.configuration_brainharmonix import BrainHarmonixConfig
 from ..modeling.configuration_function_jepa import FunctionJEPAConfig
 from ..modeling.configuration_structure_mae import StructureMAEConfig
+from ..modeling.hub_mixin import warn_non_finite_weights
 from ..modeling.modeling_brainharmonix import BrainHarmonixForSequenceClassification, BrainHarmonixModel
 from ..modeling.modeling_function_jepa import FunctionJEPAForPreTraining
 from ..modeling.modeling_harmonizer import HarmonizerForPreTraining
@@ -176,6 +177,9 @@ def convert_reference_release(
         stages["classifier"] = ConvertedStage(
             model, plan, [source_entry(classifier, "stage-2 fine-tuned checkpoint")], training_state
         )
+
+    for stage in stages.values():  # e.g. a diverged run saved NaN weights: they convert, but not silently
+        warn_non_finite_weights(stage.model, stage.sources[0]["file"])
 
     folders = {}
     if "structure" in stages:
