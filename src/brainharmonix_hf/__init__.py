@@ -31,6 +31,8 @@ from .modeling.modeling_function_jepa import (
     FunctionJEPAForPreTraining,
     FunctionJEPAModel,
     FunctionJEPAPreTrainedModel,
+    batch_valid_tokens,
+    split_valid_tokens,
 )
 from .modeling.modeling_harmonizer import (
     HarmonizerForPreTraining,
@@ -46,6 +48,7 @@ from .modeling.modeling_structure_mae import (
 from .processing.feature_extraction_fmri import FMRIFeatureExtractor
 from .processing.feature_extraction_t1 import T1VolumeFeatureExtractor
 from .processing.processing_brainharmonix import BrainHarmonixProcessor
+from .processing.sample_transform import FMRISampleTransform
 from .remote_code import write_remote_code
 from .roi_positions.gradients import compute_gradients
 from .roi_positions.harmonics import compute_geometric_harmonics
@@ -95,6 +98,7 @@ __all__ = [
     "BrainHarmonixPreTrainedModel",
     "BrainHarmonixProcessor",
     "FMRIFeatureExtractor",
+    "FMRISampleTransform",
     "FunctionJEPAConfig",
     "FunctionJEPAForPreTraining",
     "FunctionJEPAModel",
@@ -112,9 +116,11 @@ __all__ = [
     "StructureMAEModel",
     "StructureMAEPreTrainedModel",
     "T1VolumeFeatureExtractor",
+    "batch_valid_tokens",
     "build_model_card",
     "compute_geometric_harmonics",
     "compute_gradients",
     "ema_momentum",
     "load_roi_tables",
+    "split_valid_tokens",
 ]

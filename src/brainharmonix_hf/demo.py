@@ -258,7 +258,11 @@ def run_pipeline(output_dir: str | Path, settings: DemoSettings | None = None, l
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the run is longer than the tiny model's window: it is cropped, as said
         subject = processor(
-            fmri=fmri.series, repetition_time=fmri.repetition_time, layout="rois_first", return_tensors="pt"
+            fmri=fmri.series,
+            repetition_time=fmri.repetition_time,
+            layout="rois_first",
+            atlas=fmri.atlas,
+            return_tensors="pt",
         )
     attention = hub_attention_per_roi(model, subject)
     figures["hub_attention"] = plot_hub_attention(attention, report / "hub_attention.png")

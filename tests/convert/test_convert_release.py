@@ -125,7 +125,8 @@ def test_every_folder_loads_with_the_auto_classes(release):
 
     assert type(AutoProcessor.from_pretrained(output / "structure")).__name__ == "T1VolumeFeatureExtractor"
     fmri = AutoProcessor.from_pretrained(output / "function")
-    assert (type(fmri).__name__, fmri.atlas, fmri.normalization) == ("FMRIFeatureExtractor", REFERENCE_ATLAS, "none")
+    assert (type(fmri).__name__, fmri.atlas, fmri.normalization) == ("FMRIFeatureExtractor", REFERENCE_ATLAS, "robust")
+    assert fmri.robust_median is None  # the reference's statistics were never released: fitted on the user's cohort
     assert (fmri.num_time_patches, fmri.window_seconds) == (18, 35.28)
     for name in ("brainharmonix", "classifier"):
         processor = AutoProcessor.from_pretrained(output / name)
@@ -144,7 +145,7 @@ def test_conversion_record_names_sources_licence_and_every_key(release):
     assert set(files) == {"function.pth", "schaefer400_roi_eigenmodes.csv", "gradient_mapping_400.csv"}
     assert all(len(digest) == 64 for digest in files.values())
     assert record["fmri_inputs"]["atlas"] == REFERENCE_ATLAS and record["fmri_inputs"]["normalization"].startswith(
-        "none"
+        "robust"
     )
     keys = record["keys"]["function"]
     state = release["states"]["function"]

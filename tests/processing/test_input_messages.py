@@ -5,6 +5,7 @@ Real data: nilearn's MNI152 template and seeded ROI series written to real files
 """
 
 import os
+import warnings
 
 import nibabel as nib
 import numpy as np
@@ -12,7 +13,12 @@ import pytest
 from nilearn.datasets import load_mni152_template
 
 from brainharmonix_hf import FMRIFeatureExtractor, T1VolumeFeatureExtractor
-from brainharmonix_hf.processing.atlases import SCHAEFER400_7NETWORKS, schaefer400_roi_names
+from brainharmonix_hf.processing.atlases import (
+    SCHAEFER400_7NETWORKS,
+    SCHAEFER400_17NETWORKS,
+    schaefer400_permutation,
+    schaefer400_roi_names,
+)
 
 NAMES = schaefer400_roi_names(SCHAEFER400_7NETWORKS)
 TR = 2.0
@@ -103,3 +109,42 @@ def test_a_mask_or_label_image_given_as_a_t1_is_refused(tmp_path, kind):
     assert f"holds only {len(np.unique(voxels))} distinct values" in message
     assert "mask or label image" in message and "T1-weighted" in message
     assert_unchanged(path, before)
+
+
+# Arrays carry no ROI labels: a Schaefer-400 model warns when their order is not declared.
+
+
+def test_an_undeclared_schaefer_array_warns_once_at_the_callers_line_naming_the_fix(series):
+    extractor = FMRIFeatureExtractor()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # Python's default: once per calling line
+        for _ in range(3):
+            extractor(series, repetition_time=TR, layout="time_first")
+    undeclared = [w for w in caught if "no declared ROI order" in str(w.message)]
+    assert len(undeclared) == 1
+    assert "atlas='schaefer400_17networks'" in str(undeclared[0].message)
+    assert undeclared[0].filename == __file__  # the caller's line, not the package's
+
+
+def test_declared_arrays_and_user_atlases_do_not_warn(series, recwarn):
+    FMRIFeatureExtractor()(series, repetition_time=TR, layout="time_first", atlas=SCHAEFER400_7NETWORKS)
+    FMRIFeatureExtractor()(series, repetition_time=TR, layout="time_first", roi_labels=NAMES)
+    FMRIFeatureExtractor(atlas="my_atlas", num_rois=400)(series, repetition_time=TR, layout="time_first")
+    assert not [w for w in recwarn if "no declared ROI order" in str(w.message)]
+
+
+def test_robust_statistics_take_the_atlas_of_the_means(series):
+    rng = np.random.default_rng(1)
+    means_7 = rng.normal(size=(6, 400)) * np.arange(1, 401)  # every ROI its own spread
+    from_7 = FMRIFeatureExtractor().fit_robust_statistics_from_means(means_7, atlas=SCHAEFER400_7NETWORKS)
+    to_17 = schaefer400_permutation(SCHAEFER400_7NETWORKS, SCHAEFER400_17NETWORKS)
+    from_17 = FMRIFeatureExtractor().fit_robust_statistics_from_means(means_7[:, to_17], atlas=SCHAEFER400_17NETWORKS)
+    np.testing.assert_allclose(from_17.robust_iqr, from_7.robust_iqr)
+    np.testing.assert_allclose(from_17.robust_median, from_7.robust_median)
+    series_17 = [series[:, to_17] + offset for offset in means_7[:, to_17]]
+    fitted = FMRIFeatureExtractor().fit_robust_statistics(series_17, layout="time_first", atlas=SCHAEFER400_17NETWORKS)
+    # Each subject's means are its offsets plus the shared series' means: the median moves by those, the IQR does not.
+    np.testing.assert_allclose(fitted.robust_median, np.asarray(from_7.robust_median) + series.mean(axis=0))
+    np.testing.assert_allclose(fitted.robust_iqr, from_7.robust_iqr)
+    with pytest.warns(UserWarning, match="The ROI means have no declared ROI order"):
+        FMRIFeatureExtractor().fit_robust_statistics_from_means(means_7)

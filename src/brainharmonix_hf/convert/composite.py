@@ -52,14 +52,16 @@ def t1_feature_extractor(config: StructureMAEConfig) -> T1VolumeFeatureExtractor
 
 
 def fmri_feature_extractor(config: FunctionJEPAConfig) -> FMRIFeatureExtractor:
-    """The fMRI processor the converted weights expect: the reference atlas and ROI order, no normalisation (as the
-    reference downstream pipeline), the model's time window."""
+    """The fMRI processor the converted weights expect: the reference atlas and ROI order, the model's time window,
+    and the normalisation the encoder was pretrained with: robust scaling of the original signal with cohort
+    statistics (per ROI, `(x - median) / IQR` of the subjects' temporal means). The reference's statistics were never
+    released, so the saved processor holds none: it asks for them (`fit_robust_statistics` on the user's cohort)."""
     return FMRIFeatureExtractor(
         num_rois=config.num_rois,
         atlas=config.atlas,
         num_time_patches=config.num_time_patches,
         window_seconds=config.window_seconds,
-        normalization="none",
+        normalization="robust",
     )
 
 

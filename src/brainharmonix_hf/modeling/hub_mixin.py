@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import tempfile
-import warnings
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -37,6 +36,8 @@ from transformers.utils import (
     SAFE_WEIGHTS_NAME,
     cached_file,
 )
+
+from .user_warnings import warn_at_caller
 
 # Marker line in every card the package writes: such a README is regenerated on the next save, any other is kept.
 GENERATED_CARD_MARKER = "<!-- brainharmonix_hf generated model card: edits here are replaced on the next save -->"
@@ -214,10 +215,9 @@ def warn_non_finite_weights(model: torch.nn.Module, source) -> list[str]:
     ]
     if bad:
         shown = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
-        warnings.warn(
+        warn_at_caller(
             f"weights loaded from {source} hold NaN or Inf values in {len(bad)} tensor(s): {shown}. Outputs will be "
-            "NaN; the checkpoint is probably corrupt or came from a diverged run.",
-            stacklevel=3,
+            "NaN; the checkpoint is probably corrupt or came from a diverged run."
         )
     return bad
 

@@ -322,6 +322,7 @@ def processor_inputs(processor: BrainHarmonixProcessor, batch: dict) -> dict[str
         ]
         arguments["repetition_time"] = list(batch["repetition_time"])
         arguments["layout"] = "rois_first"
+        arguments["atlas"] = extractor.atlas  # `_fmri_input` returns series in the model's ROI order
     return dict(processor(**arguments, return_tensors="pt"))
 
 

@@ -58,16 +58,17 @@ def run_plot_attention(args: argparse.Namespace) -> None:
     model = BrainHarmonixModel.from_pretrained(args.model)
     if args.fmri is None:
         sample = load_fmri_sample()
-        fmri, repetition_time = sample.series, sample.repetition_time
+        fmri, repetition_time, fmri_atlas = sample.series, sample.repetition_time, sample.atlas
     else:
         if args.repetition_time is None:
             raise SystemExit("--fmri needs --repetition-time (seconds).")
-        fmri, repetition_time = str(args.fmri), args.repetition_time
+        fmri, repetition_time, fmri_atlas = str(args.fmri), args.repetition_time, None  # a table's labels say it
     inputs = BrainHarmonixProcessor.for_model(args.model, model.config)(
         t1=None if args.t1 is None else str(args.t1),
         fmri=fmri,
         repetition_time=repetition_time,
         layout="rois_first" if args.fmri is None else table_layout(args.fmri),
+        atlas=fmri_atlas,
         return_tensors="pt",
     )
     attention = hub_attention_per_roi(model, inputs, layer=args.layer)
