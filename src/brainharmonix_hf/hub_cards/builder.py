@@ -242,7 +242,11 @@ def _inputs_section(config: dict, processor: dict, provenance: dict) -> str:
         ]
         if fmri:
             normalization = fmri.get("normalization")
-            detail = {"zscore": f" (scope `{fmri.get('zscore_scope')}`)", "robust": " (cohort median / IQR per ROI)"}
+            unfitted = "" if fmri.get("robust_median") else "; not fitted: fit them on your cohort with `fit_robust_statistics`"
+            detail = {
+                "zscore": f" (scope `{fmri.get('zscore_scope')}`)",
+                "robust": f" (cohort median / IQR per ROI{unfitted})",
+            }
             lines.append(f"  - fMRI normalisation: `{normalization}`{detail.get(normalization, '')}.")
     harmonizer = configs.get(HARMONIZER)
     if harmonizer and COMPOSITE not in configs:
