@@ -242,7 +242,8 @@ def _inputs_section(config: dict, processor: dict, provenance: dict) -> str:
         ]
         if fmri:
             normalization = fmri.get("normalization")
-            unfitted = "" if fmri.get("robust_median") else "; not fitted: fit them on your cohort with `fit_robust_statistics`"
+            unfitted = "; not fitted: fit them on your cohort with `fit_robust_statistics`"
+            unfitted = "" if fmri.get("robust_median") else unfitted
             detail = {
                 "zscore": f" (scope `{fmri.get('zscore_scope')}`)",
                 "robust": f" (cohort median / IQR per ROI{unfitted})",
