@@ -1,23 +1,29 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
-"""`brainharmonix cache-latents` and `brainharmonix evaluate`: the fine-tuning and evaluation subcommands."""
+"""`brainharmonix cache-latents` and `brainharmonix evaluate`: the fine-tuning and evaluation subcommands.
+
+Declaring the options imports nothing heavy (`brainharmonix --help` stays instant); the commands import what they
+need when they run.
+"""
 
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
-import numpy as np
-import pandas as pd
-import torch
+from .dtype_names import dtype_argument
 
-from .cohort.embedding_store import EMBEDDINGS_FILE
-from .modeling.modeling_brainharmonix import BrainHarmonixModel
-from .processing.processing_brainharmonix import BrainHarmonixProcessor
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def run_cache_latents(args: argparse.Namespace) -> None:
+    import torch
+
+    from .modeling.modeling_brainharmonix import BrainHarmonixModel
+    from .processing.processing_brainharmonix import BrainHarmonixProcessor
     from .training.latent_cache import cache_latents
 
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = BrainHarmonixModel.from_pretrained(args.model)
     processor = BrainHarmonixProcessor.for_model(args.model, model.config)
     cache = cache_latents(
@@ -28,7 +34,7 @@ def run_cache_latents(args: argparse.Namespace) -> None:
         dtype=args.dtype,
         batch_size=args.batch_size,
         shard_size=args.shard_size,
-        device=args.device,
+        device=device,
         model_name=args.model,
         progress=print,
     )
@@ -43,21 +49,33 @@ def add_cache_latents_command(subcommands) -> None:
     command.add_argument("--model", required=True, help="BrainHarmonixModel folder (with its processor).")
     command.add_argument("--manifest", required=True, help="Cohort manifest (CSV, TSV, JSON, JSONL or Parquet).")
     command.add_argument("--output", required=True, help="Folder of the cache (datasets.load_from_disk reads it).")
-    command.add_argument("--dtype", choices=("bf16", "fp16"), default="bf16", help="Stored latent dtype (bf16).")
+    command.add_argument(
+        "--dtype",
+        type=dtype_argument,
+        choices=("bfloat16", "float16"),
+        default="bfloat16",
+        help="Stored latent dtype: bfloat16 (bf16, the default) or float16 (fp16).",
+    )
     command.add_argument("--batch-size", type=int, default=4, help="Subjects per encoder pass (default 4).")
     command.add_argument(
         "--shard-size", type=int, default=64, help="Subjects per resumable shard (default 64); a rerun resumes."
     )
     command.add_argument(
-        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="Device of the encoders."
+        "--device", default=None, help="Device of the encoders (default: cuda when available, else cpu)."
     )
     command.set_defaults(run=run_cache_latents)
 
 
-def load_embeddings(path: str) -> pd.DataFrame:
+def load_embeddings(path: str) -> "pd.DataFrame":
     """An embeddings table: a `datasets` folder, Parquet, JSON (records), JSON Lines or CSV file with `subject` (and
     optionally `session`), the label and group columns, and the embedding as a list column `embedding` or as numeric
     columns `embedding_0`, `embedding_1`, ... One row per subject."""
+    import datasets
+    import numpy as np
+    import pandas as pd
+
+    from .cohort.embedding_store import EMBEDDINGS_FILE
+
     source = Path(path)
     if not source.exists():
         raise FileNotFoundError(
@@ -88,7 +106,7 @@ def load_embeddings(path: str) -> pd.DataFrame:
     return table
 
 
-def _source_table(path: str, latent_cache: str | None) -> pd.DataFrame:
+def _source_table(path: str, latent_cache: str | None) -> "pd.DataFrame":
     """Embeddings of one `--source`: a table, or a Harmonizer checkpoint run over `--latent-cache`."""
     if not (Path(path) / "config.json").exists():
         return load_embeddings(path)
@@ -105,6 +123,8 @@ def _source_table(path: str, latent_cache: str | None) -> pd.DataFrame:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
+    import numpy as np
+
     from .training.evaluation import EmbeddingProbe, repeated_splits, run_protocol
     from .training.finetune import label_mapping
 
@@ -183,8 +203,19 @@ def add_evaluate_command(subcommands) -> None:
     )
     command.add_argument("--latent-cache", default=None, help="Cached latents for model sources.")
     command.add_argument("--output", required=True, help="Path of the JSON report.")
-    command.add_argument("--task", choices=("classification", "regression"), default="classification")
-    command.add_argument("--label-column", default="label")
+    command.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        default="classification",
+        help="classification (a logistic-regression probe; labels are classes) or regression (a ridge probe; labels "
+        "are numbers). Default classification.",
+    )
+    command.add_argument(
+        "--label-column",
+        default="label",
+        help="Column of the first source's table that holds each subject's label (default label); rows without one "
+        "are left out.",
+    )
     command.add_argument("--group-column", default=None, help="Group splits by this column (e.g. site).")
     command.add_argument("--repeats", type=int, default=5, help="Repeats of the k-fold split (default 5).")
     command.add_argument("--folds", type=int, default=5, help="Folds per repeat (default 5).")

@@ -4,16 +4,7 @@
 import argparse
 from pathlib import Path
 
-import torch
-
-from ..modeling.modeling_brainharmonix import BrainHarmonixModel
-from ..processing.processing_brainharmonix import BrainHarmonixProcessor
-from .bids_discovery import find_bids_sessions
-from .embed import embed_cohort, hub_commit_hash
-from .embedding_store import EMBEDDINGS_FILE, FAILURES_FILE
-from .session_inputs import select_sessions, sessions_from_manifest
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+from ..dtype_names import dtype_argument
 
 
 def add_embed_command(subcommands) -> None:
@@ -42,13 +33,28 @@ def add_embed_command(subcommands) -> None:
     embed.add_argument("--batch-size", type=int, default=1, help="Sessions per forward pass (default 1).")
     embed.add_argument("--num-workers", type=int, default=0, help="Input-reading worker processes (default 0).")
     embed.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: this process's accelerate device).")
-    embed.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="Model weights' dtype.")
+    embed.add_argument(
+        "--dtype",
+        type=dtype_argument,
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="Model weights' dtype: float32 (fp32, the default) or bfloat16 (bf16).",
+    )
     embed.add_argument("--revision", help="Model revision to load (Hub branch, tag or commit).")
     embed.add_argument("--no-progress", action="store_true", help="No progress bar.")
     embed.set_defaults(run=run_embed)
 
 
 def run_embed(args: argparse.Namespace) -> None:
+    import torch
+
+    from ..modeling.modeling_brainharmonix import BrainHarmonixModel
+    from ..processing.processing_brainharmonix import BrainHarmonixProcessor
+    from .bids_discovery import find_bids_sessions
+    from .embed import embed_cohort, hub_commit_hash
+    from .embedding_store import EMBEDDINGS_FILE, FAILURES_FILE
+    from .session_inputs import select_sessions, sessions_from_manifest
+
     if args.bids is not None:
         sessions = find_bids_sessions(
             args.bids,
@@ -63,7 +69,7 @@ def run_embed(args: argparse.Namespace) -> None:
         sessions = select_sessions(sessions_from_manifest(args.manifest), args.participant_label, args.session)
     if not sessions:
         raise SystemExit(f"No session with a T1 or fMRI input matches in {args.bids or args.manifest}.")
-    model = BrainHarmonixModel.from_pretrained(args.model, dtype=DTYPES[args.dtype], revision=args.revision)
+    model = BrainHarmonixModel.from_pretrained(args.model, dtype=getattr(torch, args.dtype), revision=args.revision)
     processor = BrainHarmonixProcessor.for_model(args.model, model.config, revision=args.revision)
     run = embed_cohort(
         model,

@@ -25,7 +25,6 @@ split = "train" | "validation"), `checkpoints/step-N` (Accelerate state, sealed:
 `exports/step-N` and `model/` (`save_pretrained` folders with the processor and a model card).
 """
 
-import argparse
 import json
 import math
 import shutil
@@ -552,19 +551,6 @@ def parse_arguments(argv: Sequence[str] | None = None) -> PretrainingArguments:
         return PretrainingArguments(**namespace)
     except ValueError as error:
         parser.error(str(error))
-
-
-def add_pretrain_command(subcommands) -> None:
-    """Register `brainharmonix pretrain <stage> [options]`, the options of `python -m
-    brainharmonix_hf.training.pretrain`."""
-    command = subcommands.add_parser(
-        "pretrain",
-        help="Pretrain a stage (structure, function, harmonizer) with Accelerate; `brainharmonix pretrain -- --help`.",
-        add_help=False,
-        prefix_chars="+",  # every option, `--help` included, goes to the pretraining parser
-    )
-    command.add_argument("options", nargs=argparse.REMAINDER, help="<stage> and its options.")
-    command.set_defaults(run=lambda args: main(args.options))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
