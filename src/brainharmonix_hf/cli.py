@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = subcommands.add_parser(
         "demo",
         help="The whole pipeline offline on bundled real data with tiny models: pretrain the three stages, export, "
-        "embed a small BIDS tree, probe the embeddings, write a report (about 3 minutes on 2 CPU cores, after the "
-        "first set-up: `make demo` creates .venv and installs the dependencies first, a few minutes more).",
+        "embed a small BIDS tree, probe the embeddings, write a report. About 4 minutes on 2 CPU cores, 1 GiB of "
+        "memory; the first `make demo` also creates .venv and downloads and installs the dependencies before it "
+        "starts (minutes more, network needed once).",
     )
     demo.add_argument(
         "--output", default="brainharmonix-demo", help="New folder for the run (default brainharmonix-demo)."
