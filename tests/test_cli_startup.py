@@ -40,7 +40,7 @@ def run_with_import_times(command: list[str]) -> tuple[subprocess.CompletedProce
         (["cache-latents", "--help"], 0, "bfloat16 (bf16"),
         (["evaluate", "--help"], 0, "ridge probe"),
         (["plot", "attention", "--help"], 0, "--hub-token"),
-        (["demo", "--help"], 0, "--steps"),
+        (["demo", "--help"], 0, "first `make demo`"),
         (["embed"], 2, "the following arguments are required: --model"),
         (["embed", "--model", "m", "--bids", "d", "--output", "o", "--dtype", "int8"], 2, "Unknown dtype 'int8'"),
         (["no-such-command"], 2, "invalid choice: 'no-such-command'"),

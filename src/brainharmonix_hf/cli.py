@@ -38,10 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     subcommands = parser.add_subparsers(dest="command", required=True)
     demo = subcommands.add_parser(
         "demo",
-        help="The whole pipeline offline on bundled real data with tiny models: pretrain the three stages, export, "
-        "embed a small BIDS tree, probe the embeddings, write a report. About 4 minutes on 2 CPU cores, 1 GiB of "
-        "memory; the first `make demo` also creates .venv and downloads and installs the dependencies before it "
-        "starts (minutes more, network needed once).",
+        help="The whole pipeline offline on bundled real data with tiny models (about 4 minutes on 2 CPU cores).",
+        description="The whole pipeline offline on bundled real data (nilearn's MNI152 T1, the LEMON run brainspace "
+        "ships) with tiny models: pretrain the three stages, export, embed a small BIDS tree, probe the embeddings, "
+        "write a report. About 4 minutes on 2 CPU cores and 1 GiB of memory. The first `make demo` also creates .venv "
+        "and downloads and installs the dependencies before it starts: minutes more, and the only step that needs "
+        "the network.",
     )
     demo.add_argument(
         "--output", default="brainharmonix-demo", help="New folder for the run (default brainharmonix-demo)."
