@@ -385,7 +385,7 @@ def test_loss_falls_when_overfitting_with_ema_updates():
     model = FunctionJEPAForPreTraining(config).train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     batch = {**padded_batch(), **fixed_masks(3)}
-    total_steps = 25
+    total_steps = 60
     losses = []
     for step in range(total_steps):
         loss = model(**batch).loss
@@ -394,7 +394,7 @@ def test_loss_falls_when_overfitting_with_ema_updates():
         optimizer.step()
         model.update_target_encoder(ema_momentum(step, total_steps, config))
         losses.append(loss.item())
-    assert losses[-1] < 0.3 * losses[0], losses
+    assert losses[-1] < 0.5 * losses[0], losses
 
 
 def test_pretraining_forward_requires_the_masks():
@@ -481,3 +481,20 @@ def test_out_of_grid_token_indices_are_refused():
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def test_fresh_patch_embedding_gives_tokens_as_large_as_their_positions():
+    """A z-scored series must not vanish under the positions: with the patch kernel drawn at std 0.02 (the usual ViT
+    linear init, sized for 768-value image patches) a 48-frame token held a quarter of the positions' amplitude, JEPA
+    targets were mostly position, and a short run reached a near-zero loss by predicting positions (collapse).
+    Drawn at 1 / sqrt(frames per token), the content of a unit-variance series has unit variance per channel."""
+    torch.manual_seed(0)
+    config = tiny_config(window_seconds=48.0, base_patch_length=48)  # 48 frames per token at TR 1 s: the stored kernel
+    encoder = FunctionJEPAModel(config)
+    series = torch.randn(16, NUM_ROIS, 48 * NUM_TIME_PATCHES)
+    with torch.no_grad():
+        content = encoder.patch_embedding(series, torch.ones(16)).embeddings
+        positions = encoder.roi_positions()
+    content_rms, position_rms = content.pow(2).mean().sqrt().item(), positions.pow(2).mean().sqrt().item()
+    assert content_rms == pytest.approx(1.0, abs=0.1)
+    assert 1.0 < content_rms / position_rms < 3.0
