@@ -76,6 +76,16 @@ class PretrainingArguments:
     export_steps: int = field(default=0, metadata={"help": "save_pretrained export every N steps (0: end only)."})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "'latest' or a checkpoint folder."})
     max_consecutive_nonfinite: int = 5
+    health_metrics: bool = field(
+        default=True,
+        metadata={
+            "help": "Representation health of the held-out embeddings at every evaluation (training.health), with a "
+            "collapse warning."
+        },
+    )
+    stop_on_collapse: bool = field(
+        default=False, metadata={"help": "Checkpoint, export and stop when the held-out representation collapses."}
+    )
     report_to: str | None = field(default=None, metadata={"help": "Tracker for accelerator.log, e.g. tensorboard."})
 
     def __post_init__(self):
