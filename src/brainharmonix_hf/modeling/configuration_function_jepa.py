@@ -93,6 +93,9 @@ class FunctionJEPAConfig(PreTrainedConfig):
             EMA momentum of the target encoder at the first optimizer step.
         ema_momentum_end (`float`, defaults to 1.0):
             EMA momentum at the last optimizer step (linear in between).
+        exported_encoder (`str`, *optional*):
+            Which JEPA encoder these weights are, set when pretraining exports an encoder on its own: `"target"`
+            (the EMA target encoder) or `"context"`; unset otherwise.
         ema_initial_weight_share (`float`, *optional*, defaults to 0.01):
             Largest share of the target encoder's initial weights left at the end of a run. A run too short for
             `ema_momentum_start` to get there starts at the largest momentum that does (see
@@ -149,6 +152,7 @@ class FunctionJEPAConfig(PreTrainedConfig):
     ema_momentum_start: float = 0.996
     ema_momentum_end: float = 1.0
     ema_initial_weight_share: float | None = 0.01
+    exported_encoder: str | None = None
 
     @property
     def num_tokens(self) -> int:
@@ -176,6 +180,8 @@ class FunctionJEPAConfig(PreTrainedConfig):
                 f"roi_labels has {len(self.roi_labels)} labels but num_rois={self.num_rois}: list one label per ROI, "
                 "in model order."
             )
+        if self.exported_encoder not in (None, "target", "context"):
+            raise ValueError(f"exported_encoder must be 'target', 'context' or None, got {self.exported_encoder!r}.")
         if self.roi_tables not in ROI_TABLE_SOURCES:
             raise ValueError(f"roi_tables must be one of {ROI_TABLE_SOURCES}, got {self.roi_tables!r}.")
         if self.roi_tables != "placeholder" and self.num_gradient_components > self.num_rois - 2:
