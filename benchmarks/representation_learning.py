@@ -11,14 +11,14 @@ Protocol, per seed:
 1. A small FunctionJEPA (64 wide, 3 layers) is built with the seed and saved: the initial weights.
 2. The package's own loop (`training.pretrain.train`) pretrains it on random windows of the first third of every run
    (frames 0-399); the held-out rows are the last two thirds (held-out loss and health in `log.jsonl`).
-3. The exported encoder (`model/`, the EMA target encoder by default) and the initial weights embed the disjoint
+3. The exported encoder (`model/encoder`, the EMA target encoder by default) and the initial weights embed the disjoint
    windows of the last two thirds (4 windows of 4 time patches, 196 frames, per subject); each window's embedding is
    the encoder's pooled output (mean of its tokens).
 4. Identification across windows: for every ordered pair of windows (a, b), each subject's window a is matched to
    the most correlated of all subjects' windows b (top-1; chance 1/7) and its rank among them (mean rank; chance
    4). The floor: the same identification on functional connectivity of the same windows.
-5. Representation health (`training.health`) of the test embeddings, pretrained and initial, and the collapse
-   verdict.
+5. Representation health (`training.health`): as the loop logged it on the held-out rows at the last step, and the
+   collapse verdict on the test windows' embeddings against the initial weights'.
 
 Prints one row per seed and the mean ± 95 % t-interval over seeds, then the ratios pretrained / initial and
 pretrained / FC. Sized for a shared 2-core CPU: about a minute per seed with the defaults.
@@ -147,6 +147,7 @@ def run_seed(seed: int, args, folder: Path, manifest: Path, config: FunctionJEPA
             eval_steps=max(1, args.max_steps // 5),
             logging_steps=max(1, args.max_steps // 10),
             seed=seed,
+            export_encoder=args.export_encoder,
         )
     )
     seconds = time.perf_counter() - start
@@ -155,25 +156,27 @@ def run_seed(seed: int, args, folder: Path, manifest: Path, config: FunctionJEPA
     window_frames = NUM_TIME_PATCHES * round(config.window_seconds / repetition_time)
     series, subjects, windows = test_windows(runs, window_frames)
     pretrained = pooled_embeddings(
-        FunctionJEPAModel.from_pretrained(output_dir / "model"), processor, series, repetition_time
+        FunctionJEPAModel.from_pretrained(output_dir / "model" / "encoder"), processor, series, repetition_time
     )
     initial = pooled_embeddings(FunctionJEPAModel.from_pretrained(initial_folder), processor, series, repetition_time)
     fc = np.stack([functional_connectivity(window) for window in series])
     health = representation_health(torch.from_numpy(pretrained))
     initial_health = representation_health(torch.from_numpy(initial))
     log = [json.loads(line) for line in (output_dir / "log.jsonl").read_text().splitlines()]
-    held_out = [record["loss"] for record in log if record.get("split") == "validation" and "loss" in record]
+    evaluations = [record for record in log if record.get("split") == "validation" and "loss" in record]
+    held_out = [record["loss"] for record in evaluations]
     return {
         "seed": seed,
         "pretrained": identification(pretrained, subjects, windows),
         "initial": identification(initial, subjects, windows),
         "fc": identification(fc, subjects, windows),
-        "health": health.metrics(),
-        "initial_health": initial_health.metrics(),
+        "health": evaluations[-1],
+        "initial_health": evaluations[0],
         "collapse": collapse_reasons(health, reference=initial_health),
         "held_out_loss": (held_out[0], held_out[-1]),
         "train_seconds": seconds,
         "num_windows": len(series),
+        "subjects": sorted(runs),
     }
 
 
@@ -185,14 +188,8 @@ def interval(values) -> str:
     return f"{values.mean():.3f} ± {half:.3f}"
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--max_steps", type=int, default=150)
-    parser.add_argument("--learning_rate", type=float, default=1e-3)
-    parser.add_argument("--output_dir", default=None, help="Keep the runs here (a temporary folder otherwise).")
-    args = parser.parse_args()
-    load_before = os.getloadavg()[0]
+def run_benchmark(seeds, max_steps: int, learning_rate: float, export_encoder: str, folder: Path) -> list[dict]:
+    """Every seed's results (see `run_seed`), the runs kept in `folder`."""
     runs = load_hcp_aal2_runs()
     names, centres = aal2_cortical_regions()
     config = FunctionJEPAConfig(
@@ -203,24 +200,39 @@ def main():
         num_time_patches=NUM_TIME_PATCHES,
         **MODEL,
     )
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = write_cohort(folder, runs)
+    centres_file = folder / "aal2_cortical80_centres.csv"
+    pd.DataFrame(centres, columns=["x", "y", "z"]).assign(label=names).to_csv(centres_file, index=False)
+    cohort = group_connectivity(run.series[:, :TRAIN_FRAMES] for run in runs.values())
+    tables = resolve_roi_tables(RoiTableSource("centres", str(centres_file)), config, cohort)
+    options = argparse.Namespace(max_steps=max_steps, learning_rate=learning_rate, export_encoder=export_encoder)
+    return [run_seed(seed, options, folder, manifest, config, tables, runs) for seed in seeds]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--max_steps", type=int, default=150)
+    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--export_encoder", default="target", choices=["target", "context"])
+    parser.add_argument("--output_dir", default=None, help="Keep the runs here (a temporary folder otherwise).")
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(args.output_dir or scratch)
-        folder.mkdir(parents=True, exist_ok=True)
-        manifest = write_cohort(folder, runs)
-        centres_file = folder / "aal2_cortical80_centres.csv"
-        pd.DataFrame(centres, columns=["x", "y", "z"]).assign(label=names).to_csv(centres_file, index=False)
-        cohort = group_connectivity(run.series[:, :TRAIN_FRAMES] for run in runs.values())
-        tables = resolve_roi_tables(RoiTableSource("centres", str(centres_file)), config, cohort)
-        results = [run_seed(seed, args, folder, manifest, config, tables, runs) for seed in args.seeds]
+        results = run_benchmark(args.seeds, args.max_steps, args.learning_rate, args.export_encoder, folder)
+    num_subjects = len(results[0]["subjects"])
     print(
-        f"Subject identification, {len(runs)} HCP subjects x {results[0]['num_windows'] // len(runs)} held-out windows "
-        f"(top-1 chance {1 / len(runs):.3f}, mean-rank chance {(len(runs) + 1) / 2:.1f}); {args.max_steps} steps, "
+        f"Subject identification, {num_subjects} HCP subjects x {results[0]['num_windows'] // num_subjects} held-out "
+        f"windows (top-1 chance {1 / num_subjects:.3f}, mean-rank chance {(num_subjects + 1) / 2:.1f}); "
+        f"{args.max_steps} steps, "
         f"lr {args.learning_rate:g}; load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} cores"
     )
     header = (
         "seed  top1 pre  top1 init  top1 FC  rank pre  rank init  rank FC  held-out loss  spread  rank(RankMe)  "
-        "cosine  collapse  train s"
+        "cosine  collapse  train s   (health: held-out rows, last step; collapse: test windows vs initial weights)"
     )
     print(header)
     for result in results:
@@ -237,25 +249,14 @@ def main():
     columns = {
         key: [[result[key][index] for result in results] for index in (0, 1)] for key in ("pretrained", "initial", "fc")
     }
-    print(
-        "mean  top-1 pretrained "
-        + interval(columns["pretrained"][0])
-        + " | initial "
-        + interval(columns["initial"][0])
-        + " | FC "
-        + interval(columns["fc"][0])
-    )
-    print(
-        "mean  rank  pretrained "
-        + interval(columns["pretrained"][1])
-        + " | initial "
-        + interval(columns["initial"][1])
-        + " | FC "
-        + interval(columns["fc"][1])
-    )
+    for index, metric in enumerate(("top-1", "rank ")):
+        print(
+            f"mean  {metric} "
+            + " | ".join(f"{key} {interval(columns[key][index])}" for key in ("pretrained", "initial", "fc"))
+        )
     initial_health = results[0]["initial_health"]
     print(
-        f"initial weights' health (seed {results[0]['seed']}): spread {initial_health['relative_spread']:.3f}, "
+        f"held-out health at step 0 (seed {results[0]['seed']}): spread {initial_health['relative_spread']:.3f}, "
         f"rank {initial_health['effective_rank']:.2f}, cosine {initial_health['mean_cosine_similarity']:.3f}"
     )
     top_pre, top_init, top_fc = (np.mean(columns[key][0]) for key in ("pretrained", "initial", "fc"))
