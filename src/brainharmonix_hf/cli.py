@@ -6,10 +6,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .cli_finetune import add_cache_latents_command, add_evaluate_command
+from .cli_finetune import add_cache_latents_command
 from .cohort.cli_embed import add_embed_command
 from .convert.command import add_convert_parser
 from .demo import DemoSettings, describe, run_pipeline
+from .evaluation.command import add_evaluate_command
 from .training.pretrain import add_pretrain_command
 from .visualization.cli_plot import add_plot_command
 

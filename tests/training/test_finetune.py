@@ -9,11 +9,11 @@ from brainharmonix_hf import (
     BrainHarmonixForSequenceClassification,
     BrainHarmonixModel,
     BrainHarmonixProcessor,
+    HarmonizerForLinearProbing,
     HarmonizerForSequenceClassification,
 )
 from brainharmonix_hf.training.finetune import (
     FineTuneRecipe,
-    HarmonizerForLinearProbing,
     ManifestRowCollator,
     apply_lora,
     finetune,
@@ -111,20 +111,20 @@ def test_finetune_on_cached_latents_learns_and_keeps_the_best_f1(harmonizer_dir,
 def test_linear_probe_trains_only_its_head(harmonizer_dir, splits, tmp_path):
     model = load_for_finetuning(HarmonizerForLinearProbing, harmonizer_dir, label2id=LABELS)
     trainable = [name for name, parameter in model.named_parameters() if parameter.requires_grad]
-    assert trainable == ["classifier.weight", "classifier.bias"]
-    assert not model.batch_norm.affine and model.batch_norm.weight is None
+    assert trainable == ["classifier.dense.weight", "classifier.dense.bias"]
+    assert not model.classifier.norm.affine and model.classifier.norm.weight is None
     frozen = {name: value.clone() for name, value in model.harmonizer.state_dict().items()}
-    head = model.classifier.weight.detach().clone()
+    head = model.classifier.dense.weight.detach().clone()
     recipe = FineTuneRecipe(learning_rate=1e-2, num_epochs=3, warmup_epochs=0, batch_size=4)
     trainer = finetune(
         model, splits["train"], splits["validation"], str(tmp_path), recipe=recipe, seed=0, disable_tqdm=True
     )
     trained = trainer.model
     assert all(torch.equal(frozen[name], value) for name, value in trained.harmonizer.state_dict().items())
-    assert not torch.equal(head, trained.classifier.weight)
+    assert not torch.equal(head, trained.classifier.dense.weight)
     # Running statistics were fitted on the training set (2 batches per epoch) and are used in evaluation.
-    assert int(trained.batch_norm.num_batches_tracked) % 2 == 0 and int(trained.batch_norm.num_batches_tracked) > 0
-    assert not torch.equal(trained.batch_norm.running_var, torch.ones(24))
+    assert int(trained.classifier.norm.num_batches_tracked) % 2 == 0 and int(trained.classifier.norm.num_batches_tracked) > 0
+    assert not torch.equal(trained.classifier.norm.running_var, torch.ones(24))
 
 
 def test_lora_trains_only_adapters_and_head_then_merges(harmonizer_dir, splits, tmp_path):

@@ -9,8 +9,8 @@ kept (lowest MSE for regression).
 - `HarmonizerForSequenceClassification` trains on a latent cache (`latent_cache.with_model_inputs`).
 - `BrainHarmonixForSequenceClassification` trains on manifest rows; `ManifestRowCollator` loads and prepares each
   batch's files in the DataLoader (workers with `dataloader_num_workers`).
-- Linear probing: `HarmonizerForLinearProbing` (frozen Harmonizer, BatchNorm without affine + Linear) with the same
-  `finetune`; only the head has gradients.
+- Linear probing: `HarmonizerForLinearProbing` (`modeling.modeling_harmonizer`: frozen Harmonizer, BatchNorm without
+  affine + Linear) with the same `finetune`; only the head has gradients.
 - LoRA: `apply_lora` wraps the model with `peft` adapters on the Harmonizer's attention and MLP layers (the head
   trains fully); `merge_and_unload()` gives back a plain model to `save_pretrained`.
 
@@ -25,14 +25,12 @@ import datasets
 import torch
 from torch import nn
 from transformers import Trainer, TrainingArguments, default_data_collator
-from transformers.modeling_outputs import SequenceClassifierOutput
 
-from ..modeling._compat import can_return_tuple
+from ..evaluation.metrics import build_compute_metrics
 from ..modeling.configuration_harmonizer import HarmonizerConfig
-from ..modeling.modeling_harmonizer import HarmonizerModel, HarmonizerPreTrainedModel
+from ..modeling.modeling_harmonizer import HarmonizerModel
 from ..processing.processing_brainharmonix import BrainHarmonixProcessor
 from .latent_cache import processor_inputs
-from .metrics import build_compute_metrics
 
 # Harmonizer attention and MLP Linears, in HarmonizerForSequenceClassification (`harmonizer.layers.N`) and inside the
 # composite model (`brainharmonix.harmonizer.layers.N`); the encoders' layers are never adapted.
@@ -236,60 +234,6 @@ class ManifestRowCollator:
         return inputs
 
 
-class HarmonizerForLinearProbing(HarmonizerPreTrainedModel):
-    """Linear probe on the frozen Harmonizer: pooled hub tokens (after the final LayerNorm) -> BatchNorm without
-    affine parameters -> Linear. The Harmonizer stays frozen and in eval mode; only the Linear trains.
-
-    Loads from any Harmonizer checkpoint (`from_pretrained`); `config.num_labels` / `config.problem_type` select the
-    loss as in [`HarmonizerForSequenceClassification`].
-    """
-
-    accepts_loss_kwargs = False
-
-    def __init__(self, config: HarmonizerConfig):
-        super().__init__(config)
-        self.harmonizer = HarmonizerModel(config)
-        self.batch_norm = nn.BatchNorm1d(config.hidden_size, affine=False, eps=1e-6)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        # Read by `init_classifier_output` (truncated normal, as in MAE linear probing).
-        self.classifier.head_initializer_range = 0.01
-        self.post_init()
-
-    def initialize_weights(self) -> None:
-        """Initialise as usual, then freeze the Harmonizer (also after loading, which builds fresh parameters)."""
-        super().initialize_weights()
-        self.harmonizer.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> "HarmonizerForLinearProbing":
-        super().train(mode)
-        self.harmonizer.eval()
-        return self
-
-    @can_return_tuple
-    def forward(
-        self,
-        fmri_latents: torch.Tensor | None = None,
-        fmri_token_mask: torch.Tensor | None = None,
-        t1_latents: torch.Tensor | None = None,
-        t1_token_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        **kwargs,
-    ) -> SequenceClassifierOutput:
-        r"""
-        Args:
-            fmri_latents, fmri_token_mask, t1_latents, t1_token_mask: as in [`HarmonizerModel.forward`].
-            labels: `(batch,)` class indices or regression targets.
-
-        Returns:
-            `SequenceClassifierOutput` with `logits` `(batch, num_labels)`.
-        """
-        with torch.no_grad():
-            pooled = self.harmonizer(fmri_latents, fmri_token_mask, t1_latents, t1_token_mask).pooler_output
-        logits = self.classifier(self.batch_norm(pooled))
-        loss = self.loss_function(labels, logits, self.config) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits)
-
-
 def apply_lora(model: nn.Module, rank: int = 8, alpha: int = 16, dropout: float = 0.0):
     """Wrap a sequence-classification model with LoRA adapters (`peft`) on the Harmonizer's attention (qkv, proj)
     and MLP (fc1, fc2) Linears; the classifier head is trained in full. Only adapters and head have gradients.
@@ -314,7 +258,6 @@ def apply_lora(model: nn.Module, rank: int = 8, alpha: int = 16, dropout: float 
 __all__ = [
     "LORA_TARGET_MODULES",
     "FineTuneRecipe",
-    "HarmonizerForLinearProbing",
     "ManifestRowCollator",
     "apply_lora",
     "finetune",

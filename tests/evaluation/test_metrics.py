@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from transformers import EvalPrediction
 
-from brainharmonix_hf.training.metrics import build_compute_metrics, classification_metrics, regression_metrics
+from brainharmonix_hf.evaluation.metrics import build_compute_metrics, classification_metrics, regression_metrics
 
 
 def test_binary_classification_metrics_by_hand():
