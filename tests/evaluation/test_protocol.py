@@ -89,7 +89,9 @@ def test_protocol_finds_the_better_model_and_touches_test_once():
     cohort = synthetic_cohort()
     labels = (cohort["label"] == "patient").to_numpy().astype(int)
     subjects = cohort["subject"]
-    splits = repeated_splits(labels, subjects, groups=cohort["site"], num_repeats=3, num_folds=3, num_validation_folds=2)
+    splits = repeated_splits(
+        labels, subjects, groups=cohort["site"], num_repeats=3, num_folds=3, num_validation_folds=2
+    )
     seen_tests = []
     probe = EmbeddingProbe(np.stack(cohort["informative"]), labels)
 
