@@ -123,7 +123,8 @@ def test_linear_probe_trains_only_its_head(harmonizer_dir, splits, tmp_path):
     assert all(torch.equal(frozen[name], value) for name, value in trained.harmonizer.state_dict().items())
     assert not torch.equal(head, trained.classifier.dense.weight)
     # Running statistics were fitted on the training set (2 batches per epoch) and are used in evaluation.
-    assert int(trained.classifier.norm.num_batches_tracked) % 2 == 0 and int(trained.classifier.norm.num_batches_tracked) > 0
+    batches = int(trained.classifier.norm.num_batches_tracked)
+    assert batches % 2 == 0 and batches > 0
     assert not torch.equal(trained.classifier.norm.running_var, torch.ones(24))
 
 
@@ -187,3 +188,17 @@ def test_finetune_on_raw_inputs_with_frozen_encoders(cohort, tiny_model_dir, tmp
         trained["brainharmonix.harmonizer.layers.0.mlp.fc1.weight"],
         BrainHarmonixModel.from_pretrained(tiny_model_dir).harmonizer.layers[0].mlp.fc1.weight,
     )
+
+
+def test_finetune_refuses_a_subject_in_training_and_validation(harmonizer_dir, cohort, tiny_model_dir, tmp_path):
+    model = BrainHarmonixModel.from_pretrained(tiny_model_dir)
+    processor = BrainHarmonixProcessor.from_pretrained(tiny_model_dir)
+    # Subjects 06 and 07 have a second session in the validation set.
+    rows = cohort[:8] + [row | {"session": "2", "split": "validation"} for row in cohort[6:8]]
+    cache = cache_latents(model, processor, rows, tmp_path / "cache")
+    train = with_model_inputs(cache.filter(lambda row: row["split"] == "train"), LABELS)
+    validation = with_model_inputs(cache.filter(lambda row: row["split"] == "validation"), LABELS)
+    classifier = load_for_finetuning(HarmonizerForSequenceClassification, harmonizer_dir, label2id=LABELS)
+    with pytest.raises(ValueError, match=r"subjects \['06', '07'\] are in both the training and the validation set"):
+        finetune(classifier, train, validation, str(tmp_path / "run"), recipe=FineTuneRecipe(num_epochs=1))
+    assert not (tmp_path / "run").exists()

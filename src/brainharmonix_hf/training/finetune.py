@@ -163,13 +163,15 @@ def finetune(
     Args:
         model: `HarmonizerForSequenceClassification` (cached latents), `BrainHarmonixForSequenceClassification`
             (raw inputs through `ManifestRowCollator`), `HarmonizerForLinearProbing`, or any of them under `apply_lora`.
-        train_dataset, eval_dataset: training and validation sets (never the test set: it is for the final score).
+        train_dataset, eval_dataset: training and validation sets (never the test set: it is for the final score),
+            with no subject in both (checked when both have a `subject` column).
         output_dir: checkpoints and logs.
         recipe: hyperparameters; drop-path is set when loading the model (see `load_for_finetuning`).
         regression: regression targets (MSE loss and model selection, no label smoothing).
         data_collator: defaults to `default_data_collator` (items that are already tensors).
         argument_overrides: any `TrainingArguments` field.
     """
+    check_subjects_disjoint(train_dataset, eval_dataset)
     args = finetune_arguments(output_dir, recipe, regression, **argument_overrides)
     trainer = Trainer(
         model=model,
@@ -182,6 +184,22 @@ def finetune(
     )
     trainer.train()
     return trainer
+
+
+def check_subjects_disjoint(train_dataset: datasets.Dataset, eval_dataset: datasets.Dataset) -> None:
+    """Refuse a training and a validation set that share a subject (both with a `subject` column): another session of
+    a validation subject in training would flatter the validation score and the model selected on it."""
+    subjects = []
+    for dataset in (train_dataset, eval_dataset):
+        if not isinstance(dataset, datasets.Dataset) or "subject" not in dataset.column_names:
+            return
+        subjects.append(set(dataset.with_format(None)["subject"]))
+    shared = sorted(subjects[0] & subjects[1])
+    if shared:
+        raise ValueError(
+            f"subjects {shared[:10]} are in both the training and the validation set: split by subject (all sessions "
+            "of a subject on one side), e.g. with `brainharmonix_hf.evaluation.splits.repeated_splits`."
+        )
 
 
 def label_mapping(labels: list) -> dict:
@@ -260,6 +278,7 @@ __all__ = [
     "FineTuneRecipe",
     "ManifestRowCollator",
     "apply_lora",
+    "check_subjects_disjoint",
     "finetune",
     "finetune_arguments",
     "harmonizer_layer_ids",
