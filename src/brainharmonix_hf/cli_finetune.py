@@ -1,15 +1,17 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
-"""`brainharmonix cache-latents`: the encoders' latents of a cohort, cached once for fine-tuning and evaluation."""
+"""`brainharmonix cache-latents` (the encoders' latents of a cohort, cached once for fine-tuning and evaluation) and
+`brainharmonix finetune`. Heavy modules are imported inside the run functions."""
 
 import argparse
 
-import torch
-
-from .modeling.modeling_brainharmonix import BrainHarmonixModel
-from .processing.processing_brainharmonix import BrainHarmonixProcessor
+from .training.finetune_recipe import DEFAULT_RECIPE, FineTuneRecipe
 
 
 def run_cache_latents(args: argparse.Namespace) -> None:
+    import torch
+
+    from .modeling.modeling_brainharmonix import BrainHarmonixModel
+    from .processing.processing_brainharmonix import BrainHarmonixProcessor
     from .training.latent_cache import cache_latents
 
     model = BrainHarmonixModel.from_pretrained(args.model)
@@ -22,7 +24,7 @@ def run_cache_latents(args: argparse.Namespace) -> None:
         dtype=args.dtype,
         batch_size=args.batch_size,
         shard_size=args.shard_size,
-        device=args.device,
+        device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
         model_name=args.model,
         progress=print,
     )
@@ -43,6 +45,158 @@ def add_cache_latents_command(subcommands) -> None:
         "--shard-size", type=int, default=64, help="Subjects per resumable shard (default 64); a rerun resumes."
     )
     command.add_argument(
-        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="Device of the encoders."
+        "--device", default=None, help="Device of the encoders (default: cuda when available, else cpu)."
     )
     command.set_defaults(run=run_cache_latents)
+
+
+def run_finetune(args: argparse.Namespace) -> None:
+    from .training.finetune_cohort import finetune_cohort
+
+    recipe = FineTuneRecipe(
+        learning_rate=args.learning_rate,
+        layer_decay=args.layer_decay,
+        weight_decay=args.weight_decay,
+        drop_path_rate=args.drop_path_rate,
+        label_smoothing=args.label_smoothing,
+        num_epochs=args.epochs,
+        warmup_epochs=args.warmup_epochs,
+        batch_size=args.batch_size,
+    )
+    report = finetune_cohort(
+        args.model,
+        args.output,
+        latent_cache=args.latent_cache,
+        manifest=args.manifest,
+        embeddings=args.embeddings,
+        head=args.head,
+        regression=args.task == "regression",
+        lora=args.lora,
+        lora_rank=args.lora_rank,
+        lora_alpha=args.lora_alpha,
+        recipe=recipe,
+        seed=args.seed,
+        dataloader_num_workers=args.num_workers,
+        use_cpu=args.device == "cpu",
+        disable_tqdm=True,
+    )
+    sizes = ", ".join(
+        f"{part} {size['subjects']} subjects ({size['rows']} rows)" for part, size in report["sizes"].items()
+    )
+    print(f"split ({report['split']}): {sizes}")
+    for part in ("validation", "test"):
+        if part in report:
+            values = ", ".join(f"{name.removeprefix(part + '_')} {value:.4f}" for name, value in report[part].items())
+            print(f"{part}: {values}")
+    print(f"model saved to {args.output}/model, report to {args.output}/metrics.json")
+
+
+def add_finetune_command(subcommands) -> None:
+    defaults = DEFAULT_RECIPE
+    command = subcommands.add_parser(
+        "finetune",
+        help="Fine-tune with transformers' Trainer and the reference recipe on a latent cache, a manifest or "
+        "embeddings: splits by subject, the best checkpoint by validation F1 (or MSE), the test set scored once, the "
+        "model and a metrics report saved.",
+    )
+    command.add_argument(
+        "--model",
+        required=True,
+        help="Harmonizer or BrainHarmonixModel folder to start from (a manifest needs the BrainHarmonixModel folder "
+        "with its processor).",
+    )
+    command.add_argument("--output", required=True, help="New folder for checkpoints/, model/ and metrics.json.")
+    source = command.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--latent-cache",
+        default=None,
+        help="Cached encoder latents (`brainharmonix cache-latents`): trains the Harmonizer.",
+    )
+    source.add_argument(
+        "--manifest",
+        default=None,
+        help="Cohort manifest of T1 / fMRI files: trains the end-to-end classifier (encoders frozen, files read per "
+        "batch).",
+    )
+    source.add_argument(
+        "--embeddings",
+        default=None,
+        help="A `brainharmonix embed` output folder or an embeddings table with `label`: trains a linear probe on the "
+        "pooled hub tokens.",
+    )
+    command.add_argument(
+        "--head",
+        choices=("classifier", "linear-probe"),
+        default="classifier",
+        help="classifier (default): LayerNorm + Linear, the Harmonizer trained with layer-wise lr decay; linear-probe: "
+        "BatchNorm + Linear on the frozen Harmonizer.",
+    )
+    command.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        default="classification",
+        help="classification of the `label` column (default) or regression of it (MSE, one output).",
+    )
+    command.add_argument(
+        "--lora", action="store_true", help="Train LoRA adapters on the Harmonizer instead of all its weights (peft)."
+    )
+    command.add_argument("--lora-rank", type=int, default=8, help="LoRA rank (default 8).")
+    command.add_argument("--lora-alpha", type=int, default=16, help="LoRA alpha (default 16).")
+    command.add_argument(
+        "--learning-rate",
+        type=float,
+        default=defaults.learning_rate,
+        help=f"Peak learning rate (default {defaults.learning_rate:g}).",
+    )
+    command.add_argument(
+        "--layer-decay",
+        type=float,
+        default=defaults.layer_decay,
+        help=f"Layer-wise lr decay of the Harmonizer (default {defaults.layer_decay:g}).",
+    )
+    command.add_argument(
+        "--weight-decay",
+        type=float,
+        default=defaults.weight_decay,
+        help=f"AdamW weight decay (default {defaults.weight_decay:g}).",
+    )
+    command.add_argument(
+        "--drop-path-rate",
+        type=float,
+        default=defaults.drop_path_rate,
+        help=f"Stochastic depth of the Harmonizer (default {defaults.drop_path_rate:g}).",
+    )
+    command.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=defaults.label_smoothing,
+        help=f"Label smoothing of classification (default {defaults.label_smoothing:g}; none for regression).",
+    )
+    command.add_argument(
+        "--epochs", type=float, default=defaults.num_epochs, help=f"Epochs (default {defaults.num_epochs:g})."
+    )
+    command.add_argument(
+        "--warmup-epochs",
+        type=float,
+        default=defaults.warmup_epochs,
+        help=f"Linear warmup before the cosine decay, in epochs (default {defaults.warmup_epochs:g}).",
+    )
+    command.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help=f"Batch size per device (default {defaults.batch_size}).",
+    )
+    command.add_argument(
+        "--seed", type=int, default=0, help="Seed of the split by subject and of training (default 0)."
+    )
+    command.add_argument(
+        "--num-workers", type=int, default=0, help="DataLoader workers preparing manifest batches (default 0)."
+    )
+    command.add_argument(
+        "--device",
+        choices=("auto", "cpu"),
+        default="auto",
+        help="auto (default): the accelerator Trainer finds, else CPU; cpu: CPU even when a GPU is present.",
+    )
+    command.set_defaults(run=run_finetune)

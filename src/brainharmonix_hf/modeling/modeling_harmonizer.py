@@ -385,6 +385,7 @@ class HarmonizerForLinearProbing(HarmonizerPreTrainedModel):
         t1_latents: torch.Tensor | None = None,
         t1_token_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        pooled_hub_tokens: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> SequenceClassifierOutput:
         r"""
@@ -392,12 +393,17 @@ class HarmonizerForLinearProbing(HarmonizerPreTrainedModel):
             fmri_latents, fmri_token_mask, t1_latents, t1_token_mask: as in [`HarmonizerModel.forward`].
             labels: `(batch,)` class indices, `(batch, num_labels)` multi-hot floats, or `(batch,)` /
                 `(batch, 1)` regression targets.
+            pooled_hub_tokens: `(batch, hidden_size)` pooled hub tokens the frozen Harmonizer already computed (the
+                `embedding` column of a `brainharmonix embed` output), instead of the latents.
 
         Returns:
             `SequenceClassifierOutput` with `loss` (given labels) and `logits` `(batch, num_labels)`.
         """
-        with torch.no_grad():
-            outputs = self.harmonizer(fmri_latents, fmri_token_mask, t1_latents, t1_token_mask, **kwargs)
+        if pooled_hub_tokens is not None:
+            outputs = BaseModelOutputWithPooling(pooler_output=pooled_hub_tokens.to(self.classifier.dense.weight.dtype))
+        else:
+            with torch.no_grad():
+                outputs = self.harmonizer(fmri_latents, fmri_token_mask, t1_latents, t1_token_mask, **kwargs)
         return self.classifier.classify(outputs, labels, self.loss_function, self.config)
 
 

@@ -19,8 +19,6 @@ the input projection) are layer 0, those of layer i are layer i + 1, everything 
 layer L + 1; a parameter of layer l gets `lr * layer_decay ** (L + 1 - l)`.
 """
 
-import dataclasses
-
 import datasets
 import torch
 from torch import nn
@@ -30,6 +28,7 @@ from ..evaluation.metrics import build_compute_metrics
 from ..modeling.configuration_harmonizer import HarmonizerConfig
 from ..modeling.modeling_harmonizer import HarmonizerModel
 from ..processing.processing_brainharmonix import BrainHarmonixProcessor
+from .finetune_recipe import DEFAULT_RECIPE, FineTuneRecipe
 from .latent_cache import processor_inputs
 
 # Harmonizer attention and MLP Linears, in HarmonizerForSequenceClassification (`harmonizer.layers.N`) and inside the
@@ -37,23 +36,8 @@ from .latent_cache import processor_inputs
 LORA_TARGET_MODULES = r".*harmonizer\.layers\.\d+\.(attention\.(qkv|proj)|mlp\.(fc1|fc2))"
 
 
-@dataclasses.dataclass(frozen=True)
-class FineTuneRecipe:
-    """Fine-tuning hyperparameters; the defaults are the reference recipe (DESIGN §5)."""
-
-    learning_rate: float = 5e-4
-    layer_decay: float = 0.65
-    weight_decay: float = 0.05
-    drop_path_rate: float = 0.1
-    label_smoothing: float = 0.1
-    num_epochs: float = 50
-    warmup_epochs: float = 5
-    batch_size: int = 16
-    adam_betas: tuple[float, float] = (0.9, 0.999)
-
-
 def finetune_arguments(
-    output_dir: str, recipe: FineTuneRecipe = FineTuneRecipe(), regression: bool = False, **overrides
+    output_dir: str, recipe: FineTuneRecipe = DEFAULT_RECIPE, regression: bool = False, **overrides
 ) -> TrainingArguments:
     """`TrainingArguments` of the recipe: evaluation and a checkpoint every epoch, the best validation F1 (classes)
     or MSE (regression) loaded at the end, label smoothing for classification only. `overrides` win."""
@@ -153,7 +137,7 @@ def finetune(
     eval_dataset: datasets.Dataset,
     output_dir: str,
     *,
-    recipe: FineTuneRecipe = FineTuneRecipe(),
+    recipe: FineTuneRecipe = DEFAULT_RECIPE,
     regression: bool = False,
     data_collator=None,
     **argument_overrides,
