@@ -80,3 +80,22 @@ def tiny_model_dir(tmp_path_factory) -> str:
     BrainHarmonixModel(config).save_pretrained(folder)
     BrainHarmonixProcessor.for_config(config).save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def harmonizer_dir(tiny_model_dir, tmp_path_factory) -> str:
+    """The tiny model's Harmonizer saved on its own."""
+    folder = tmp_path_factory.mktemp("harmonizer")
+    BrainHarmonixModel.from_pretrained(tiny_model_dir).harmonizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def latent_cache(cohort, tiny_model_dir, tmp_path_factory) -> str:
+    """The cohort's latents cached by the tiny model's encoders."""
+    from brainharmonix_hf.training.latent_cache import cache_latents
+
+    folder = tmp_path_factory.mktemp("cache") / "latents"
+    model = BrainHarmonixModel.from_pretrained(tiny_model_dir)
+    cache_latents(model, BrainHarmonixProcessor.from_pretrained(tiny_model_dir), cohort, folder)
+    return str(folder)

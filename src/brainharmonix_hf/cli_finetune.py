@@ -3,6 +3,7 @@
 `brainharmonix finetune`. Heavy modules are imported inside the run functions."""
 
 import argparse
+import dataclasses
 
 from .training.finetune_recipe import DEFAULT_RECIPE, FineTuneRecipe
 
@@ -50,19 +51,23 @@ def add_cache_latents_command(subcommands) -> None:
     command.set_defaults(run=run_cache_latents)
 
 
+# FineTuneRecipe fields set from the command line (`--learning-rate`, ..., `--epochs` for num_epochs), with their help.
+RECIPE_OPTIONS = {
+    "learning_rate": "Peak learning rate",
+    "layer_decay": "Layer-wise lr decay of the Harmonizer",
+    "weight_decay": "AdamW weight decay",
+    "drop_path_rate": "Stochastic depth of the Harmonizer",
+    "label_smoothing": "Label smoothing of classification; none for regression",
+    "num_epochs": "Epochs",
+    "warmup_epochs": "Linear warmup before the cosine decay, in epochs",
+    "batch_size": "Batch size per device",
+}
+
+
 def run_finetune(args: argparse.Namespace) -> None:
     from .training.finetune_cohort import finetune_cohort
 
-    recipe = FineTuneRecipe(
-        learning_rate=args.learning_rate,
-        layer_decay=args.layer_decay,
-        weight_decay=args.weight_decay,
-        drop_path_rate=args.drop_path_rate,
-        label_smoothing=args.label_smoothing,
-        num_epochs=args.epochs,
-        warmup_epochs=args.warmup_epochs,
-        batch_size=args.batch_size,
-    )
+    recipe = FineTuneRecipe(**{field: getattr(args, field) for field in RECIPE_OPTIONS})
     report = finetune_cohort(
         args.model,
         args.output,
@@ -142,51 +147,16 @@ def add_finetune_command(subcommands) -> None:
     )
     command.add_argument("--lora-rank", type=int, default=8, help="LoRA rank (default 8).")
     command.add_argument("--lora-alpha", type=int, default=16, help="LoRA alpha (default 16).")
-    command.add_argument(
-        "--learning-rate",
-        type=float,
-        default=defaults.learning_rate,
-        help=f"Peak learning rate (default {defaults.learning_rate:g}).",
-    )
-    command.add_argument(
-        "--layer-decay",
-        type=float,
-        default=defaults.layer_decay,
-        help=f"Layer-wise lr decay of the Harmonizer (default {defaults.layer_decay:g}).",
-    )
-    command.add_argument(
-        "--weight-decay",
-        type=float,
-        default=defaults.weight_decay,
-        help=f"AdamW weight decay (default {defaults.weight_decay:g}).",
-    )
-    command.add_argument(
-        "--drop-path-rate",
-        type=float,
-        default=defaults.drop_path_rate,
-        help=f"Stochastic depth of the Harmonizer (default {defaults.drop_path_rate:g}).",
-    )
-    command.add_argument(
-        "--label-smoothing",
-        type=float,
-        default=defaults.label_smoothing,
-        help=f"Label smoothing of classification (default {defaults.label_smoothing:g}; none for regression).",
-    )
-    command.add_argument(
-        "--epochs", type=float, default=defaults.num_epochs, help=f"Epochs (default {defaults.num_epochs:g})."
-    )
-    command.add_argument(
-        "--warmup-epochs",
-        type=float,
-        default=defaults.warmup_epochs,
-        help=f"Linear warmup before the cosine decay, in epochs (default {defaults.warmup_epochs:g}).",
-    )
-    command.add_argument(
-        "--batch-size",
-        type=int,
-        default=defaults.batch_size,
-        help=f"Batch size per device (default {defaults.batch_size}).",
-    )
+    types = {field.name: field.type for field in dataclasses.fields(FineTuneRecipe)}
+    for field, help_text in RECIPE_OPTIONS.items():
+        default = getattr(defaults, field)
+        command.add_argument(
+            "--" + field.replace("num_", "").replace("_", "-"),
+            dest=field,
+            type=types[field],
+            default=default,
+            help=f"{help_text} (default {default:g}).",
+        )
     command.add_argument(
         "--seed", type=int, default=0, help="Seed of the split by subject and of training (default 0)."
     )

@@ -5,7 +5,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from small_configs import small_brainharmonix_config
+from small_configs import tiny6_brainharmonix_config
 from transformers import Trainer, TrainingArguments
 from transformers.loss.loss_utils import ForSequenceClassificationLoss
 
@@ -20,16 +20,8 @@ BATCH = 4
 
 
 def tiny_config(head: type, num_labels: int):
-    """T1 32³ (8 tokens), fMRI 6 ROIs × 4 patches (24 tokens), 24-wide one-layer stages, 4 hub tokens."""
-    config = small_brainharmonix_config(
-        image_size=(32, 32, 32),
-        num_rois=6,
-        atlas="tiny6",
-        roi_tables="placeholder",
-        num_time_patches=4,
-        window_seconds=8.0,
-        base_patch_length=8,
-    )
+    """The config of `head` with `num_labels` outputs: the composite's, or its Harmonizer's (see small_configs)."""
+    config = tiny6_brainharmonix_config()
     if head is not BrainHarmonixForSequenceClassification:
         config = config.harmonizer_config
     config.num_labels = num_labels

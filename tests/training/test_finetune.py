@@ -22,25 +22,16 @@ from brainharmonix_hf.training.finetune import (
     layerwise_decay_optimizer,
     load_for_finetuning,
 )
-from brainharmonix_hf.training.latent_cache import cache_latents, with_model_inputs
+from brainharmonix_hf.training.latent_cache import cache_latents, load_latent_cache, with_model_inputs
 from brainharmonix_hf.training.manifest import load_manifest
 
 LABELS = {0: 0, 1: 1}
 
 
 @pytest.fixture(scope="module")
-def harmonizer_dir(tiny_model_dir, tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("harmonizer")
-    BrainHarmonixModel.from_pretrained(tiny_model_dir).harmonizer.save_pretrained(folder)
-    return str(folder)
-
-
-@pytest.fixture(scope="module")
-def splits(cohort, tiny_model_dir, tmp_path_factory):
+def splits(latent_cache):
     """Train (8 subjects) and validation (4) sets of the cohort's cached latents, as model inputs."""
-    model = BrainHarmonixModel.from_pretrained(tiny_model_dir)
-    processor = BrainHarmonixProcessor.from_pretrained(tiny_model_dir)
-    cache = cache_latents(model, processor, cohort, tmp_path_factory.mktemp("cache") / "latents")
+    cache = load_latent_cache(latent_cache)
     parts = {split: cache.filter(lambda row, split=split: row["split"] == split) for split in ("train", "validation")}
     return {split: with_model_inputs(part, LABELS) for split, part in parts.items()}
 

@@ -27,21 +27,6 @@ from brainharmonix_hf.training.latent_cache import (
 FAST = ["--epochs", "2", "--warmup-epochs", "0", "--batch-size", "4", "--learning-rate", "1e-2", "--device", "cpu"]
 
 
-@pytest.fixture(scope="module")
-def harmonizer_dir(tiny_model_dir, tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("harmonizer")
-    BrainHarmonixModel.from_pretrained(tiny_model_dir).harmonizer.save_pretrained(folder)
-    return str(folder)
-
-
-@pytest.fixture(scope="module")
-def latent_cache(cohort, tiny_model_dir, tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("cache") / "latents"
-    model = BrainHarmonixModel.from_pretrained(tiny_model_dir)
-    cache_latents(model, BrainHarmonixProcessor.from_pretrained(tiny_model_dir), cohort, folder)
-    return str(folder)
-
-
 def run(tmp_path, *arguments) -> dict:
     main(["finetune", "--output", str(tmp_path / "run"), *arguments, *FAST])
     return json.loads((tmp_path / "run" / "metrics.json").read_text())
