@@ -14,9 +14,10 @@ Protocol, per seed:
 3. The exported encoder (`model/encoder`, the EMA target encoder by default) and the initial weights embed the disjoint
    windows of the last two thirds (4 windows of 4 time patches, 196 frames, per subject); each window's embedding is
    the encoder's pooled output (mean of its tokens).
-4. Identification across windows: for every ordered pair of windows (a, b), each subject's window a is matched to
-   the most correlated of all subjects' windows b (top-1; chance 1/7) and its rank among them (mean rank; chance
-   4). The floor: the same identification on functional connectivity of the same windows.
+4. Identification across windows (`evaluation.identification.identify`): for every ordered pair of windows (a, b),
+   each subject's window a is matched to the most correlated of all subjects' windows b (top-1; chance 1/7) and its
+   rank among them (mean rank; chance 4). The floor: the same identification on functional connectivity of the same
+   windows (`evaluation.identification.functional_connectivity`).
 5. Representation health (`training.health`): as the loop logged it on the held-out rows at the last step, and the
    collapse verdict on the test windows' embeddings against the initial weights'.
 
@@ -39,6 +40,7 @@ import torch
 from scipy import stats
 
 from brainharmonix_hf import FMRIFeatureExtractor, FunctionJEPAConfig, FunctionJEPAForPreTraining, FunctionJEPAModel
+from brainharmonix_hf.evaluation.identification import functional_connectivity, identify
 from brainharmonix_hf.roi_positions.table_sources import RoiTableSource, group_connectivity, resolve_roi_tables
 from brainharmonix_hf.sample_data import AAL2_CORTICAL_ATLAS, aal2_cortical_regions, load_hcp_aal2_runs
 from brainharmonix_hf.training.health import collapse_reasons, representation_health
@@ -61,30 +63,9 @@ MODEL = {
 
 
 def identification(embeddings: np.ndarray, subjects: list[str], windows: list[int]) -> tuple[float, float]:
-    """Top-1 accuracy and mean rank of each subject's window among all subjects' other windows, by Pearson
-    correlation, over every ordered pair of distinct windows."""
-    rows = np.asarray(embeddings, dtype=np.float64)
-    rows = rows - rows.mean(axis=1, keepdims=True)
-    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-    subjects, windows = np.asarray(subjects), np.asarray(windows)
-    hits, ranks = [], []
-    for query_window in np.unique(windows):
-        for candidate_window in np.unique(windows):
-            if query_window == candidate_window:
-                continue
-            queries, candidates = np.flatnonzero(windows == query_window), np.flatnonzero(windows == candidate_window)
-            similarity = rows[queries] @ rows[candidates].T
-            own = np.array([np.flatnonzero(subjects[candidates] == subjects[query])[0] for query in queries])
-            own_similarity = similarity[np.arange(len(queries)), own]
-            hits += list(similarity.argmax(axis=1) == own)
-            ranks += list(1 + (similarity > own_similarity[:, None]).sum(axis=1))
-    return float(np.mean(hits)), float(np.mean(ranks))
-
-
-def functional_connectivity(series: np.ndarray) -> np.ndarray:
-    """Fisher z of the ROI-by-ROI Pearson correlations, upper triangle."""
-    correlation = np.corrcoef(series)
-    return np.arctanh(np.clip(correlation[np.triu_indices(len(correlation), k=1)], -1 + 1e-7, 1 - 1e-7))
+    """Top-1 accuracy and mean rank (`evaluation.identification.identify`, every ordered pair of windows)."""
+    result = identify(embeddings, subjects, windows)
+    return result["identification_accuracy"], result["mean_rank"]
 
 
 def write_cohort(folder: Path, runs) -> Path:
@@ -159,7 +140,7 @@ def run_seed(seed: int, args, folder: Path, manifest: Path, config: FunctionJEPA
         FunctionJEPAModel.from_pretrained(output_dir / "model" / "encoder"), processor, series, repetition_time
     )
     initial = pooled_embeddings(FunctionJEPAModel.from_pretrained(initial_folder), processor, series, repetition_time)
-    fc = np.stack([functional_connectivity(window) for window in series])
+    fc = functional_connectivity(series)
     health = representation_health(torch.from_numpy(pretrained))
     initial_health = representation_health(torch.from_numpy(initial))
     log = [json.loads(line) for line in (output_dir / "log.jsonl").read_text().splitlines()]
