@@ -64,17 +64,35 @@ def launch_two_nodes(worker: str, arguments: list[str], timeout: int = 240) -> N
     """`configs/accelerate/multinode.yaml` as 2 nodes × 1 process on localhost: the same command twice, with
     `--machine_rank 0` and `1`, meeting at 127.0.0.1 (torchrun `--nnodes 2 --node_rank R`, static rendezvous)."""
     port = str(free_port())
-    logs = [tempfile.TemporaryFile("w+") for _ in range(2)]
+    flags = ("--main_process_ip", "127.0.0.1", "--main_process_port", port)
+    run_nodes(
+        [
+            accelerate_command("multinode.yaml", worker, arguments, "--machine_rank", str(rank), *flags)
+            for rank in (0, 1)
+        ],
+        timeout,
+    )
+
+
+def torchrun_two_nodes(worker: str, arguments: list[str], rendezvous: str, timeout: int = 240) -> None:
+    """`torchrun --nnodes 2 --nproc_per_node 1` twice on localhost: `static` (`--node_rank 0/1 --rdzv-endpoint`) or
+    `c10d` (`--rdzv-backend c10d --rdzv-endpoint --rdzv-id`: the nodes are numbered by the rendezvous)."""
+    endpoint = f"127.0.0.1:{free_port()}"
+    base = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1"]
+    if rendezvous == "static":
+        nodes = [[*base, "--node_rank", str(rank), "--rdzv-endpoint", endpoint] for rank in (0, 1)]
+    else:
+        nodes = [[*base, "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", "test"]] * 2
+    run_nodes([[*node, str(HERE / worker), *arguments] for node in nodes], timeout)
+
+
+def run_nodes(commands: list[list[str]], timeout: int) -> None:
+    """Start the commands at once (one per simulated node) and fail the test with the stderr of any that fails."""
+    logs = [tempfile.TemporaryFile("w+") for _ in commands]
     nodes = [
-        subprocess.Popen(
-            accelerate_command(
-                "multinode.yaml", worker, arguments,
-                "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1", "--main_process_port", port,
-            ),
-            env=cpu_environment(), stdout=subprocess.DEVNULL, stderr=log, text=True,
-        )
-        for rank, log in enumerate(logs)
-    ]  # fmt: skip
+        subprocess.Popen(command, env=cpu_environment(), stdout=subprocess.DEVNULL, stderr=log, text=True)
+        for command, log in zip(commands, logs, strict=True)
+    ]
     try:
         for node in nodes:
             node.wait(timeout=timeout)

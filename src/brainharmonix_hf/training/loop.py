@@ -6,6 +6,10 @@ the last micro-batch of an update: gradient clipping, AdamW with the step's lear
 warmup from `warmup_start_learning_rate`, then cosine; cosine weight decay), and `stage.after_optimizer_step` (the
 function stage's EMA update).
 
+Resuming (`--resume_from_checkpoint`): model, optimizer, RNG states and the `TrainingState` counters come back; the
+epoch continues after the items already trained on, whatever the new number of processes or batch size; checkpoints
+newer than the one resumed from belong to an abandoned run and move to `checkpoints/abandoned/`.
+
 Non-finite losses: when any process gets a NaN/Inf loss, every process skips that micro-batch's backward pass and
 the whole update it belongs to (gradients zeroed, no optimizer step or stage hook, the step counter and schedules do
 not advance); the step and the batch's subjects are logged (and written to `log.jsonl`). After
