@@ -45,3 +45,13 @@ def test_an_fsdp_config_without_fsdp_is_said(tmp_path, monkeypatch):
         "asks for FSDP" in captured.out
         and "trains as one process, every process holding the whole model" in captured.out
     )
+
+
+def test_a_multi_process_launch_that_accelerate_runs_as_one_process_is_refused(tmp_path, monkeypatch):
+    """torchrun on a machine without GPUs and without ACCELERATE_USE_CPU=1: Accelerate sets up every process as a
+    run of its own, which would train N separate models into one folder."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("ACCELERATE_USE_CPU", raising=False)
+    with pytest.raises(RuntimeError, match=r"one of 2 processes.*set ACCELERATE_USE_CPU=1"):
+        build_accelerator(parse_arguments(["function", "--output_dir", str(tmp_path)]))
+    assert not (tmp_path / "log.jsonl").exists()

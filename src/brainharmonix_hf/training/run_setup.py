@@ -2,6 +2,7 @@
 """Everything a pretraining run needs before its first step: the Accelerator, the stage's model and data, the
 loaders and the optimizer, prepared for the processes of the run (`prepare_run` -> `PretrainingRun`)."""
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +54,8 @@ def build_accelerator(args: PretrainingArguments) -> Accelerator:
     """The run's Accelerator (processes, devices and mixed precision from the launcher and `args`).
 
     Accelerate runs FSDP on GPUs and other accelerators only: launched with an FSDP config on CPU it trains plain data
-    parallel, which is said in a warning.
+    parallel, which is said in a warning. A multi-process launch on CPU without `ACCELERATE_USE_CPU=1` would make every
+    process a separate run: that is an error.
     """
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(
@@ -65,6 +67,13 @@ def build_accelerator(args: PretrainingArguments) -> Accelerator:
         # from process 0 with `dispatch_batches`).
         dataloader_config=DataLoaderConfiguration(split_batches=True, dispatch_batches=args.dispatch_batches),
     )
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > accelerator.num_processes:
+        raise RuntimeError(
+            f"This process was launched as one of {launched} processes, but Accelerate set it up as a run of its own "
+            "(no GPU found and ACCELERATE_USE_CPU unset), so each process would train its own model: set "
+            "ACCELERATE_USE_CPU=1 to train on CPU processes (gloo), or launch on GPUs."
+        )
     if parse_flag_from_env("ACCELERATE_USE_FSDP") and accelerator.distributed_type != DistributedType.FSDP:
         layout = "one process" if accelerator.num_processes == 1 else "plain data parallel (DDP)"
         logger.warning(
