@@ -274,7 +274,11 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     Training (`shuffle=True`): the items are shuffled, cut into mega-batches of `mega_batch_factor` batches, each
     mega-batch is sorted by key and cut into batches, and the batch order is shuffled, so batches are random but
     nearly uniform in length and TR. Evaluation (`shuffle=False`): all items sorted by key, then cut. The order depends
-    only on `(seed, epoch)`.
+    only on `(seed, epoch, batch_size)`.
+
+    Resuming inside an epoch (`resume_epoch`): the epoch's items in the order its batches of `order_batch_size` gave
+    them, without the first `skip_samples`, cut into batches of `batch_size`. A run resumed with another batch size or
+    number of processes thus continues at the first item not yet seen, and sees every other item of the epoch once.
     """
 
     def __init__(
@@ -295,33 +299,52 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         self.drop_last = drop_last
         self.mega_batch_factor = mega_batch_factor
         self.epoch = 0
+        self.skip_samples, self.order_batch_size = 0, batch_size
 
     def set_epoch(self, epoch: int) -> None:
+        """Use the order of epoch `epoch`, from its first batch when `epoch` is a new epoch (Accelerate sets the
+        current epoch again when iteration starts: that keeps a resumed epoch's position)."""
+        if epoch != self.epoch:
+            self.skip_samples, self.order_batch_size = 0, self.batch_size
         self.epoch = epoch
 
+    def resume_epoch(self, skip_samples: int, order_batch_size: int) -> None:
+        """Continue the current epoch after its first `skip_samples` items in the order of batches of
+        `order_batch_size` (the global batch size the epoch started with)."""
+        self.skip_samples, self.order_batch_size = skip_samples, order_batch_size
+
     def __len__(self) -> int:
+        if self.skip_samples:
+            return sum(1 for _ in self)
         whole, rest = divmod(len(self.keys), self.batch_size)
         return whole + (rest > 0 and not self.drop_last)
 
     def __iter__(self) -> Iterator[list[int]]:
+        if not self.skip_samples:
+            yield from self._batches(self.batch_size)
+            return
+        remaining = [index for batch in self._batches(self.order_batch_size) for index in batch][self.skip_samples :]
+        yield from self._cut(remaining, self.batch_size)
+
+    def _batches(self, batch_size: int) -> Iterator[list[int]]:
         if not self.shuffle:
             order = sorted(range(len(self.keys)), key=lambda index: (self.keys[index], index))
-            yield from self._cut(order)
+            yield from self._cut(order, batch_size)
             return
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(len(self.keys)).tolist()
-        mega = self.batch_size * self.mega_batch_factor
+        mega = batch_size * self.mega_batch_factor
         grouped = []
         for start in range(0, len(order), mega):
             grouped += sorted(order[start : start + mega], key=lambda index: self.keys[index])
-        batches = list(self._cut(grouped))
+        batches = list(self._cut(grouped, batch_size))
         for position in rng.permutation(len(batches)).tolist():
             yield batches[position]
 
-    def _cut(self, order: list[int]) -> Iterator[list[int]]:
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
-            if len(batch) == self.batch_size or not self.drop_last:
+    def _cut(self, order: list[int], batch_size: int) -> Iterator[list[int]]:
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            if len(batch) == batch_size or not self.drop_last:
                 yield batch
 
 
