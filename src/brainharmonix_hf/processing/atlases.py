@@ -20,6 +20,24 @@ SCHAEFER400_ATLASES = (SCHAEFER400_7NETWORKS, SCHAEFER400_17NETWORKS)
 SCHAEFER400_NUM_ROIS = 400
 
 
+# Names pipelines give the known atlases that say their ROI order (XCP-D's `Schaefer417`: 400 parcels, 17 networks).
+ATLAS_ALIASES = {"schaefer417": SCHAEFER400_17NETWORKS}
+
+
+def atlas_named_by(name: str | None) -> str | None:
+    """The known atlas a free-form name declares, or `None` when it declares no known atlas and ROI order.
+
+    Case and punctuation do not count, so BIDS entity values (letters and digits only) can name them:
+    `Schaefer4007Networks` is `schaefer400_7networks`, and XCP-D's `Schaefer417` is `schaefer400_17networks`.
+    `Schaefer400` (7 or 17 networks?), `4S456Parcels` or `Gordon333` declare none.
+    """
+    if name is None:
+        return None
+    folded = "".join(character for character in name.lower() if character.isalnum())
+    known = {"".join(c for c in atlas if c.isalnum()): atlas for atlas in SCHAEFER400_ATLASES} | ATLAS_ALIASES
+    return known.get(folded)
+
+
 def schaefer400_roi_names(atlas: str) -> list[str]:
     """The 400 CBIG parcel names of a Schaefer-400 order, in that order (label k + 1 is entry k)."""
     return list({SCHAEFER400_7NETWORKS: SEVEN_NETWORK_NAMES, SCHAEFER400_17NETWORKS: SEVENTEEN_NETWORK_NAMES}[atlas])
