@@ -22,7 +22,9 @@ def test_every_session_with_t1_table_and_sidecar_tr(sample_tree):
     assert first.t1.endswith("sub-01/ses-1/anat/sub-01_ses-1_space-MNI152NLin2009cAsym_desc-preproc_T1w.nii.gz")
     assert first.fmri.endswith("sub-01_ses-1_task-rest_space-MNI152NLin2009cAsym_atlas-Schaefer400_timeseries.tsv")
     assert {s.repetition_time for s in sessions} == {1.4}  # from the BOLD runs' sidecars
-    assert first.repetition_time_source.endswith("sub-01_ses-1_task-rest_space-MNI152NLin2009cAsym_desc-preproc_bold.json")
+    assert first.repetition_time_source.endswith(
+        "sub-01_ses-1_task-rest_space-MNI152NLin2009cAsym_desc-preproc_bold.json"
+    )
     # `Schaefer400` does not say which order (7 or 17 networks): the tables' column labels do.
     assert {s.atlas for s in sessions} == {None}
     assert sessions[3].session is None

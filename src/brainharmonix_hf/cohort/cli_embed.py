@@ -184,8 +184,7 @@ def _looks_like_a_path(name: str) -> bool:
         name.startswith((".", "/", "~"))
         or name.count("/") > 1
         or name.endswith("/")
-        or (os.sep != "/"
-        and os.sep in name)
+        or (os.sep != "/" and os.sep in name)
     )
 
 
