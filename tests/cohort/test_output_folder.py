@@ -34,11 +34,6 @@ def embed_command(model_dir, tree, output, *extra):
     return [*args, "--participant-label", "01", "02", *extra]
 
 
-def run_console(args, **kwargs) -> subprocess.CompletedProcess:
-    environment = os.environ | {"OMP_NUM_THREADS": "1"} | kwargs.pop("env", {})
-    return subprocess.run([*CONSOLE, *args], env=environment, capture_output=True, text=True, **kwargs)
-
-
 def test_changed_inputs_are_re_embedded_and_reported(tiny_model_dir, sample_tree, tmp_path, capsys):
     tree = shutil.copytree(sample_tree, tmp_path / "tree")
     output = tmp_path / "out"
@@ -67,28 +62,36 @@ def test_changed_inputs_are_re_embedded_and_reported(tiny_model_dir, sample_tree
     assert (failure["session"], failure["file"], failure["field"]) == ("2", str(table), "fmri")
 
 
+def refused(args, capsys) -> str:
+    """The console command's error (exit status 2), as printed."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        console_main(args)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
 def test_a_second_model_or_other_options_are_refused_with_the_fix(
     tiny_model_dir, other_model_dir, sample_tree, tmp_path, capsys
 ):
     output = tmp_path / "out"
     main(embed_command(tiny_model_dir, sample_tree, output))
     written = (output / "embeddings.parquet").read_bytes()
-    result = run_console(embed_command(other_model_dir, sample_tree, output))
-    assert result.returncode == 2, result.stderr
-    error = result.stderr.splitlines()[-1]  # the model is told apart by its weights, so after it loads
+    error = refused(embed_command(other_model_dir, sample_tree, output), capsys).splitlines()[-1]
+    # The model is told apart by its weights and config (not by its path), so once it is loaded.
     assert error.startswith(f"brainharmonix embed: {output} holds embeddings made with other settings (another model")
     assert error.endswith("Write to a new --output folder, or pass --overwrite (overwrite=True) to replace its rows.")
-    result = run_console(embed_command(tiny_model_dir, sample_tree, output, "--dtype", "bfloat16", "--hub-tokens"))
-    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr  # before the model loads
-    assert "(dtype 'float32' then, 'bfloat16' now; hub_tokens False then, True now)" in result.stderr
+    error = refused(embed_command(tiny_model_dir, sample_tree, output, "--dtype", "bfloat16", "--hub-tokens"), capsys)
+    assert error.count("\n") == 1, error  # options are checked before the model loads
+    assert "(dtype 'float32' then, 'bfloat16' now; hub_tokens False then, True now)" in error
     assert (output / "embeddings.parquet").read_bytes() == written
     main(embed_command(other_model_dir, sample_tree, output, "--overwrite"))
     assert "3 embedded, 0 already done, 0 failed" in capsys.readouterr().out
     assert set(load_embeddings(output)["model_name"]) == {str(other_model_dir)}
 
 
-def test_a_second_run_on_a_locked_folder_is_refused(tiny_model_dir, sample_tree, tmp_path):
-    """Two real processes: one holds the folder's lock; the command in the other stops at once, writes nothing."""
+def test_a_second_run_on_a_locked_folder_is_refused(tiny_model_dir, sample_tree, tmp_path, capsys):
+    """Two real processes: another one holds the folder's lock; the command here stops at once and writes nothing."""
     output = tmp_path / "out"
     output.mkdir()
     holder = subprocess.Popen(
@@ -103,14 +106,13 @@ def test_a_second_run_on_a_locked_folder_is_refused(tiny_model_dir, sample_tree,
     )  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "locked"
-        result = run_console(embed_command(tiny_model_dir, sample_tree, output))
-        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-        assert f"{output} is in use by another `brainharmonix embed` run (process {holder.pid} on " in result.stderr
+        error = refused(embed_command(tiny_model_dir, sample_tree, output), capsys)
+        assert error.count("\n") == 1, error
+        assert f"{output} is in use by another `brainharmonix embed` run (process {holder.pid} on " in error
         assert not (output / "embeddings.parquet").exists() and not list((output / "shards").glob("*"))
     finally:
         holder.communicate("\n", timeout=60)
-    result = run_console(embed_command(tiny_model_dir, sample_tree, output))
-    assert result.returncode == 0, result.stderr
+    main(embed_command(tiny_model_dir, sample_tree, output))
     assert len(load_embeddings(output)) == 3
 
 
@@ -145,10 +147,7 @@ def test_model_folder_errors_are_one_line(problem, sample_tree, tmp_path, capsys
         model.mkdir()
     if problem == "file":
         model.write_bytes(b"0")
-    with pytest.raises(SystemExit) as exit_info:
-        console_main(embed_command(model, sample_tree, tmp_path / "out"))
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err
+    error = refused(embed_command(model, sample_tree, tmp_path / "out"), capsys)
     assert error.count("\n") == 1 and error.startswith(f"brainharmonix embed: --model {model}")
     assert ("holds no config.json" if problem == "empty" else "no model folder there") in error
     assert not (tmp_path / "out").exists()
@@ -161,10 +160,7 @@ def test_other_input_errors_are_one_line(tiny_model_dir, sample_tree, tmp_path, 
         (["--participant-label", "99"], "No session with a T1 or fMRI input matches"),
     ]
     for extra, message in cases:
-        with pytest.raises(SystemExit) as exit_info:
-            console_main([*embed_command(tiny_model_dir, sample_tree, tmp_path / "out"), *extra])
-        error = capsys.readouterr().err
-        assert exit_info.value.code == 2 and error.count("\n") == 1 and message in error, error
-    with pytest.raises(SystemExit) as exit_info:
-        console_main(["embed", "--model", str(tiny_model_dir), "--bids", str(tmp_path / "nowhere"), "--output", "o"])
-    assert exit_info.value.code == 2 and "has no dataset_description.json" in capsys.readouterr().err
+        error = refused([*embed_command(tiny_model_dir, sample_tree, tmp_path / "out"), *extra], capsys)
+        assert error.count("\n") == 1 and message in error, error
+    error = refused(["embed", "--model", str(tiny_model_dir), "--bids", str(tmp_path / "no"), "--output", "o"], capsys)
+    assert "has no dataset_description.json" in error
