@@ -17,6 +17,7 @@ from small_configs import small_brainharmonix_config
 from brainharmonix_hf import BrainHarmonixModel
 from brainharmonix_hf.cli import console_main, main
 from brainharmonix_hf.cohort import load_embeddings, load_failures
+from brainharmonix_hf.cohort.folder_settings import parameters_fingerprint
 
 CONSOLE = [sys.executable, "-c", "from brainharmonix_hf.cli import console_main; console_main()"]
 
@@ -164,3 +165,16 @@ def test_other_input_errors_are_one_line(tiny_model_dir, sample_tree, tmp_path, 
         assert error.count("\n") == 1 and message in error, error
     error = refused(["embed", "--model", str(tiny_model_dir), "--bids", str(tmp_path / "no"), "--output", "o"], capsys)
     assert "has no dataset_description.json" in error
+
+
+def test_a_model_is_told_by_its_weights_and_config_not_its_folder(tiny_model_dir, other_model_dir, tmp_path):
+    model = BrainHarmonixModel.from_pretrained(tiny_model_dir)
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "moved")
+    fingerprint = parameters_fingerprint(model)
+    assert parameters_fingerprint(BrainHarmonixModel.from_pretrained(copy)) == fingerprint
+    fresh = BrainHarmonixModel(small_brainharmonix_config(num_time_patches=NUM_TIME_PATCHES))
+    fresh.save_pretrained(tmp_path / "fresh")  # saving adds auto_map and architectures: not the model
+    assert parameters_fingerprint(BrainHarmonixModel.from_pretrained(tmp_path / "fresh")) == parameters_fingerprint(
+        fresh
+    )
+    assert parameters_fingerprint(BrainHarmonixModel.from_pretrained(other_model_dir)) != fingerprint

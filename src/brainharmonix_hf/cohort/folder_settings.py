@@ -12,7 +12,7 @@ from ..file_hashes import sha256_of
 
 # Settings whose change makes rows incomparable; the others (model name, revision, commit) are only recorded.
 IDENTITY_SETTINGS = ("model_fingerprint", "dtype", "processor", "hub_tokens", "fmri_atlas", "fmri_atlas_image_sha256")
-PROVENANCE_KEYS = ("_name_or_path", "transformers_version", "dtype", "torch_dtype")
+PROVENANCE_KEYS = ("_name_or_path", "transformers_version", "dtype", "torch_dtype", "auto_map", "architectures")
 # Identity settings known before the model is loaded (the command line checks these first).
 OPTION_SETTINGS = ("dtype", "hub_tokens", "fmri_atlas", "fmri_atlas_image_sha256")
 
@@ -32,7 +32,7 @@ def parameters_fingerprint(model: torch.nn.Module) -> str:
 
 
 def _without_provenance(value):
-    """A config dict without the entries that say where and with what it was saved (and the runtime dtype)."""
+    """A config dict without the entries that say where, how and with what it was saved (and the runtime dtype)."""
     if isinstance(value, dict):
         return {key: _without_provenance(item) for key, item in value.items() if key not in PROVENANCE_KEYS}
     return value
