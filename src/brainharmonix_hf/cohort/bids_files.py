@@ -139,8 +139,9 @@ class SidecarReader:
 
     def __init__(self, tree: BidsTree, root: str | os.PathLike):
         self.tree = tree
-        self.root = os.path.abspath(root)
+        self.root = os.fspath(root)
         self._parsed: dict[str, dict | SidecarError] = {}
+        self._chains: dict[str, list[BidsFile]] = {}
 
     def field(
         self, data_file: BidsFile, name: str, suffix: str, match_keys: Iterable[str] | None = None
@@ -155,27 +156,24 @@ class SidecarReader:
         Raises:
             SidecarError: an applicable JSON is not a readable JSON object.
         """
-        candidates = []
-        for folder in self._folder_chain(data_file.path):
-            for sidecar in self.tree.sidecars.get(folder, ()):
-                if sidecar.suffix != suffix or not _applies(sidecar, data_file, match_keys):
-                    continue
-                shared = sum(data_file.entities.get(key) == value for key, value in sidecar.entities.items())
-                candidates.append((-sidecar.depth, -shared, sidecar.path))
+        candidates = [
+            (-sidecar.depth, -_shared(sidecar, data_file), sidecar.path)
+            for sidecar in self._sidecars_above(os.path.dirname(data_file.path))
+            if sidecar.suffix == suffix and _applies(sidecar, data_file, match_keys)
+        ]
         for _, _, path in sorted(candidates):
             metadata = self._read(path)
             if name in metadata:
                 return metadata[name], path
         return None
 
-    def _folder_chain(self, path: str) -> list[str]:
-        """The folders from the file's own up to the dataset root."""
-        chain, folder = [], os.path.dirname(path)
-        while True:
-            chain.append(folder)
-            if os.path.abspath(folder) == self.root or os.path.dirname(folder) == folder:
-                return chain
-            folder = os.path.dirname(folder)
+    def _sidecars_above(self, folder: str) -> list[BidsFile]:
+        """The sidecars of `folder` and of every folder above it up to the dataset root (computed once per folder)."""
+        if folder not in self._chains:
+            parent = os.path.dirname(folder)
+            above = [] if folder == self.root or parent == folder else self._sidecars_above(parent)
+            self._chains[folder] = self.tree.sidecars.get(folder, []) + above
+        return self._chains[folder]
 
     def _read(self, path: str) -> dict:
         if path not in self._parsed:
@@ -191,6 +189,10 @@ class SidecarReader:
         if isinstance(parsed, SidecarError):
             raise parsed
         return parsed
+
+
+def _shared(sidecar: BidsFile, data_file: BidsFile) -> int:
+    return sum(data_file.entities.get(key) == value for key, value in sidecar.entities.items())
 
 
 def _applies(sidecar: BidsFile, data_file: BidsFile, match_keys: Iterable[str] | None) -> bool:

@@ -10,6 +10,8 @@ its ROI labels are the list stored in the config (`roi_labels`), or the integers
 Every other mismatch is refused with a message naming both atlases.
 """
 
+import functools
+
 import numpy as np
 
 from .schaefer400_orders import SEVEN_NETWORK_NAMES, SEVENTEEN_INDEX_OF_SEVEN_NETWORK_ROI, SEVENTEEN_NETWORK_NAMES
@@ -24,6 +26,7 @@ SCHAEFER400_NUM_ROIS = 400
 ATLAS_ALIASES = {"schaefer417": SCHAEFER400_17NETWORKS}
 
 
+@functools.cache
 def atlas_named_by(name: str | None) -> str | None:
     """The known atlas a free-form name declares, or `None` when it declares no known atlas and ROI order.
 
