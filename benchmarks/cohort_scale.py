@@ -11,7 +11,8 @@ and the BOLD run (links to one copy of nilearn's MNI152 template; the BOLD one i
 - the first embedding of every session with the smallest real BrainHarmonix model (one layer, width 24; no stubs),
   and its consolidation of the shards into `embeddings.parquet`;
 - an empty rerun: the `brainharmonix embed` command on the finished folder (a new process: imports, discovery,
-  model load, comparison with the folder), wall time.
+  model load, comparison with the folder), wall and CPU time, the CPU time of the command's imports alone, and the
+  same rerun in this process (after imports), with its comparison of the rows found with the folder's.
 
 It prints the seconds, each phase's growth exponent `log(t_big / t_small) / log(n_big / n_small)` (1 is linear;
 n log n is 1.13 from 1k to 10k) and the floors (discovery of 10k sessions <= 60 s, an empty rerun <= 10 s), with the
@@ -21,9 +22,12 @@ machine's load average. Trees go to a temporary folder (about 20 kB per session)
 """
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -34,14 +38,14 @@ from pathlib import Path
 
 import nibabel as nib
 
-from brainharmonix_hf import BrainHarmonixConfig, BrainHarmonixModel, BrainHarmonixProcessor
+from brainharmonix_hf import BrainHarmonixConfig, BrainHarmonixModel, BrainHarmonixProcessor, cli
 from brainharmonix_hf.cohort import embed_cohort, find_bids_sessions
 from brainharmonix_hf.processing.atlases import SCHAEFER400_7NETWORKS, schaefer400_roi_names
 from brainharmonix_hf.sample_data import load_fmri_sample, load_t1_sample
 
 FRAMES = 4
 SPACE = "MNI152NLin2009cAsym"
-FLOORS = {"discovery": 60.0, "empty rerun (command)": 10.0}
+FLOORS = {"discovery": 60.0, "empty rerun (command)": 10.0, "empty rerun (command, CPU time)": 10.0}
 LAYER = {"num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 48, "hidden_size": 24}
 
 
@@ -136,19 +140,34 @@ def measure(num_sessions: int, work: Path, t1: Path, pybids: bool, model_dir: Pa
         )
     assert run.embedded == num_sessions and run.failed == 0
     seconds["consolidation"] = run.seconds["consolidate"]
-    command = [sys.executable, "-m", "brainharmonix_hf.cli", "embed", "--model", str(model_dir), "--bids", str(root)]
-    command += ["--output", str(output), "--no-progress", "--batch-size", "32"]
+    arguments = ["embed", "--model", str(model_dir), "--bids", str(root), "--output", str(output), "--no-progress"]
+    cpu_before = _children_cpu()
     seconds["empty rerun (command)"], result = timed(
-        lambda: subprocess.run(command, capture_output=True, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
+        lambda: _run([sys.executable, "-m", "brainharmonix_hf.cli", *arguments])
     )
-    assert result.returncode == 0 and f"0 embedded, {num_sessions} already done, 0 failed" in result.stdout, (
-        result.stderr[-2000:]
-    )
+    seconds["empty rerun (command, CPU time)"] = _children_cpu() - cpu_before
+    assert f"0 embedded, {num_sessions} already done, 0 failed" in result.stdout, result.stderr[-2000:]
+    cpu_before = _children_cpu()
+    _run([sys.executable, "-c", "import brainharmonix_hf.cli"])
+    seconds["of which imports (CPU time)"] = _children_cpu() - cpu_before
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        seconds["empty rerun in process (after imports)"], _ = timed(lambda: cli.main(arguments))
     record = json.loads((output / "runs.jsonl").read_text().splitlines()[-1])
-    seconds["empty rerun: compare with folder"] = record["seconds"]["plan"]
+    seconds["of which comparing with the folder"] = record["seconds"]["plan"]
     shutil.rmtree(root)
     shutil.rmtree(output)
     return seconds
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:

@@ -2,29 +2,17 @@
 """`brainharmonix embed`: a BIDS derivatives tree or a manifest -> one embedding row per subject-session-run.
 
 Every input error (paths, folders, permissions, options the output folder was not made with, a second run on the
-same folder) is one line, exit status 2, before the model loads.
+same folder) is one line, exit status 2, before the model loads. Declaring the options imports nothing heavy; the
+command imports what it needs when it runs.
 """
 
 import argparse
 import os
 from pathlib import Path
 
-import torch
-from accelerate import PartialState
-from accelerate.utils import parse_flag_from_env
+from .run_selection import RUN_CHOICES, RunSelection
 
-from ..modeling.configuration_brainharmonix import BrainHarmonixConfig
-from ..modeling.modeling_brainharmonix import BrainHarmonixModel
-from ..processing.processing_brainharmonix import BrainHarmonixProcessor
-from .bids_discovery import T1_RULE, find_bids_sessions
-from .embed import check_fmri_atlas, embed_cohort, hub_commit_hash
-from .embedding_store import EMBEDDINGS_FILE, FAILURES_FILE, EmbeddingStore
-from .folder_lock import output_folder_lock
-from .folder_settings import OPTION_SETTINGS, check_settings, option_settings
-from .run_selection import RUN_CHOICES, RunSelection, select_runs
-from .session_inputs import select_sessions, sessions_from_manifest
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DTYPE_NAMES = ("float32", "bfloat16")
 
 
 def add_embed_command(subcommands) -> None:
@@ -66,7 +54,7 @@ def add_embed_command(subcommands) -> None:
     embed.add_argument("--batch-size", type=_positive, default=1, help="Rows per forward pass (default 1).")
     embed.add_argument("--num-workers", type=_not_negative, default=0, help="Input-reading processes (default 0).")
     embed.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: this process's accelerate device).")
-    embed.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="Model weights' dtype.")
+    embed.add_argument("--dtype", choices=DTYPE_NAMES, default="float32", help="Model weights' dtype.")
     embed.add_argument("--revision", help="Model revision to load (Hub branch, tag or commit).")
     embed.add_argument(
         "--overwrite", action="store_true", help="Replace the output folder's rows (another model or options)."
@@ -76,6 +64,22 @@ def add_embed_command(subcommands) -> None:
 
 
 def run_embed(args: argparse.Namespace) -> None:
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    from ..modeling.configuration_brainharmonix import BrainHarmonixConfig
+    from ..modeling.modeling_brainharmonix import BrainHarmonixModel
+    from ..processing.processing_brainharmonix import BrainHarmonixProcessor
+    from .bids_discovery import T1_RULE, find_bids_sessions
+    from .embed import check_fmri_atlas, embed_cohort, hub_commit_hash
+    from .embedding_store import EMBEDDINGS_FILE, FAILURES_FILE, EmbeddingStore
+    from .folder_lock import output_folder_lock
+    from .folder_settings import OPTION_SETTINGS, check_settings, option_settings
+    from .run_selection import select_runs
+    from .session_inputs import select_sessions, sessions_from_manifest
+
+    dtype = getattr(torch, args.dtype)
     check_paths(args)
     selection = RunSelection(runs=args.runs, task=args.task, run=args.run_index)
     if args.bids is not None:
@@ -98,7 +102,7 @@ def run_embed(args: argparse.Namespace) -> None:
     if not rows:
         raise ValueError(f"No session with a T1 or fMRI input matches in {args.bids or args.manifest}.")
     options = option_settings(
-        dtype=DTYPES[args.dtype],
+        dtype=dtype,
         hub_tokens=args.hub_tokens,
         fmri_atlas=args.fmri_atlas,
         fmri_atlas_image=args.atlas_image,
@@ -117,7 +121,7 @@ def run_embed(args: argparse.Namespace) -> None:
         config = _load(BrainHarmonixConfig.from_pretrained, args.model, revision=args.revision)
         processor = BrainHarmonixProcessor.for_model(args.model, config, revision=args.revision)
         check_fmri_atlas(args.fmri_atlas, processor)
-        model = _load(BrainHarmonixModel.from_pretrained, args.model, dtype=DTYPES[args.dtype], revision=args.revision)
+        model = _load(BrainHarmonixModel.from_pretrained, args.model, dtype=dtype, revision=args.revision)
         run = embed_cohort(
             model,
             rows,
@@ -168,6 +172,8 @@ def check_paths(args: argparse.Namespace) -> None:
     if args.atlas_image is not None and not args.atlas_image.is_file():
         raise FileNotFoundError(f"--atlas-image {args.atlas_image} does not exist; give the label NIfTI of the runs.")
     if args.device is not None:
+        import torch
+
         try:
             device = torch.device(args.device)
         except RuntimeError as error:

@@ -4,8 +4,6 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..training.manifest import ManifestSource, load_manifest
-
 # The BIDS entities that tell one fMRI run of a session from another; with subject and session they key a row.
 RUN_ENTITIES = ("task", "acquisition", "direction", "run")
 KEY_COLUMNS = ("subject", "session", *RUN_ENTITIES)
@@ -81,11 +79,13 @@ class SessionInputs:
         return "_".join(parts)
 
 
-def sessions_from_manifest(source: ManifestSource) -> list[SessionInputs]:
-    """The rows of a cohort manifest (see `brainharmonix_hf.training.manifest`) as `SessionInputs`.
+def sessions_from_manifest(source) -> list[SessionInputs]:
+    """The rows of a cohort manifest (a `brainharmonix_hf.training.manifest.ManifestSource`) as `SessionInputs`.
 
     Files are not checked here: a missing file fails its own row (in `failures.jsonl`), not the cohort.
     """
+    from ..training.manifest import load_manifest
+
     manifest = load_manifest(source, check_files=False)
     return [
         SessionInputs(
