@@ -69,15 +69,6 @@ class SessionInputs:
         """`(subject, session)` with `""` for no session."""
         return self.subject, self.session or ""
 
-    @property
-    def run_label(self) -> str:
-        """The row as BIDS names it, e.g. `sub-01_ses-1_task-rest_run-2`."""
-        parts = [f"sub-{self.subject}"]
-        for name, value in zip(("ses", "task", "acq", "dir", "run"), self.key[1:], strict=True):
-            if value:
-                parts.append(f"{name}-{value}")
-        return "_".join(parts)
-
 
 def sessions_from_manifest(source) -> list[SessionInputs]:
     """The rows of a cohort manifest (a `brainharmonix_hf.training.manifest.ManifestSource`) as `SessionInputs`.
