@@ -5,14 +5,16 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from pretraining_runs import stage_flags
 
-from brainharmonix_hf import FMRIFeatureExtractor, FunctionJEPAConfig, HarmonizerConfig, SpatiotemporalMaskSampler
+from brainharmonix_hf import FMRIFeatureExtractor, FunctionJEPAConfig, SpatiotemporalMaskSampler
 from brainharmonix_hf.modeling.repetition_time import patch_length_for_tr
 from brainharmonix_hf.training.collators import FunctionJEPACollator
 from brainharmonix_hf.training.data import FMRIPretrainingDataset, LengthGroupedBatchSampler, T1Augmentation
 from brainharmonix_hf.training.latent_cache import LatentCacheError, load_latent_cache
 from brainharmonix_hf.training.manifest import load_manifest
-from brainharmonix_hf.training.pretrain import build_data, parse_arguments
+from brainharmonix_hf.training.pretrain import parse_arguments
+from brainharmonix_hf.training.stages import HarmonizerStage
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +90,11 @@ def test_jepa_collator_masks_avoid_padding_in_a_mixed_tr_batch(series):
 
 
 def test_harmonizer_stage_reads_the_latent_cache_and_its_splits(cohort, tmp_path):
-    config = HarmonizerConfig.from_pretrained(cohort / "harmonizer_config")
-    args = parse_arguments(["harmonizer", "--output_dir", str(tmp_path), "--latents", str(cohort / "latents")])
-    train, held_out, collator, _ = build_data(args, config)
+    stage = HarmonizerStage(
+        parse_arguments(["harmonizer", "--output_dir", str(tmp_path), *stage_flags(cohort, "harmonizer")])
+    )
+    config, data = stage.config, stage.build_data()
+    train, held_out, collator = data.train, data.held_out, data.collator
     cache = load_latent_cache(cohort / "latents")
     assert (len(train), len(held_out)) == (cache["split"].count("train"), cache["split"].count("validation")) == (13, 5)
     assert held_out.subject(0) == "validation0" and train.subject(1) == "train1"
@@ -110,14 +114,18 @@ def test_harmonizer_stage_refuses_other_datasets_and_caches_of_other_encoders(co
 
     plain = tmp_path / "plain"
     datasets.Dataset.from_dict({"subject": ["a"], "fmri_latents": [[0.0]]}).save_to_disk(str(plain))
-    args = parse_arguments(["harmonizer", "--output_dir", str(tmp_path / "run"), "--latents", str(plain)])
-    config = HarmonizerConfig.from_pretrained(cohort / "harmonizer_config")
+    flags = ["--model_config", str(cohort / "harmonizer_config")]
+    stage = HarmonizerStage(
+        parse_arguments(["harmonizer", "--output_dir", str(tmp_path), "--latents", str(plain), *flags])
+    )
     with pytest.raises(LatentCacheError, match="not a BrainHarmonix latent cache"):
-        build_data(args, config)
-    args = parse_arguments(["harmonizer", "--output_dir", str(tmp_path / "run"), "--latents", str(cohort / "latents")])
-    config.latent_size = 32
+        stage.build_data()
+    stage = HarmonizerStage(
+        parse_arguments(["harmonizer", "--output_dir", str(tmp_path), *stage_flags(cohort, "harmonizer")])
+    )
+    stage.config.latent_size = 32
     with pytest.raises(LatentCacheError, match=r"latent_size\) = \(1600, 80, 24\) but the Harmonizer reads"):
-        build_data(args, config)
+        stage.build_data()
 
 
 def test_options_come_from_yaml_and_flags_win(tmp_path):
