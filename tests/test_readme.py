@@ -4,9 +4,11 @@
 How:
 - Blocks are found by their fences; a block added later is picked up with no change here. Every fenced block names
   its language: python and bash run, yaml / json / text are data, anything else fails the test.
-- Each block runs in its own copy of one working folder that holds every file the README names (`write_world`):
-  written here from bundled data (nilearn's MNI152 T1, the LEMON run brainspace ships, reference-layout checkpoints
-  of `tests/convert`), with small models where the README names checkpoints.
+- Each README section (a `##` or `###` heading) runs as one script, its blocks in order, in its own copy of one
+  working folder that holds every file the README names (`write_world`): written here from bundled data (nilearn's
+  MNI152 T1, the LEMON run brainspace ships, reference-layout checkpoints of `tests/convert`), with small models where
+  the README names checkpoints. A block may use what a block above it in its section wrote; before a block runs, the
+  paths it writes are removed, so it makes them itself.
 - A python block runs in-process; one that never imports brainharmonix_hf (e.g. loading saved folders with
   `trust_remote_code=True`) runs in a process where the package cannot be imported, which is what it claims. A bash
   block runs command by command: `brainharmonix ...` in-process (`cli.main`), anything else as a real process
@@ -89,6 +91,7 @@ class Block:
     language: str
     code: str
     not_run_reason: str | None
+    section: str
 
     @property
     def name(self) -> str:
@@ -103,18 +106,18 @@ def readme_test_config():
 
 def readme_blocks(text: str) -> list[Block]:
     """Every fenced block of `text`, with the reason it is not run when the line above it says so."""
-    lines, blocks, index = text.splitlines(), [], 0
+    lines, blocks, index, section = text.splitlines(), [], 0, ""
     while index < len(lines):
         fence = re.match(r"^```(\S*)\s*$", lines[index])
         if not fence:
+            section = lines[index].lstrip("#").strip() if re.match(r"^#{2,3} ", lines[index]) else section
             index += 1
             continue
         end = next(stop for stop in range(index + 1, len(lines)) if lines[stop].startswith("```"))
         above = next((lines[before] for before in range(index - 1, -1, -1) if lines[before].strip()), "")
         tag = NOT_RUN.match(above) or NOT_RUN.match(_paragraph_start(lines, index))
-        blocks.append(
-            Block(index + 1, fence[1], "\n".join(lines[index + 1 : end]) + "\n", tag["reason"] if tag else None)
-        )
+        code = "\n".join(lines[index + 1 : end]) + "\n"
+        blocks.append(Block(index + 1, fence[1], code, tag["reason"] if tag else None, section))
         index = end + 1
     return blocks
 
@@ -274,7 +277,7 @@ def commands(code: str) -> list[list[str]]:
 def environment_and_argv(argv: list[str]) -> tuple[dict, list[str]]:
     """Leading `NAME=value` words are the command's environment."""
     env = {}
-    while argv and re.match(r"^[A-Z_][A-Z0-9_]*=", argv[0]):
+    while argv and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", argv[0]):
         name, value = argv.pop(0).split("=", 1)
         env[name] = value
     return env, argv
@@ -318,6 +321,10 @@ def run_python(block: Block, folder: Path) -> None:
 def check_command(argv: list[str], folder: Path) -> None:
     """Check a command that is not run: its targets, files, modules and options."""
     _, argv = environment_and_argv(list(argv))
+    if argv and argv[0] == "srun":  # SLURM starts the command on every node
+        argv = argv[1:]
+    if not argv:  # a shell variable set for the lines below
+        return
     if argv[0] == "make":
         result = subprocess.run(["make", "-n", *argv[1:]], cwd=ROOT, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
@@ -328,6 +335,12 @@ def check_command(argv: list[str], folder: Path) -> None:
 
         launched = launch_command_parser().parse_args(argv[2:])
         assert (ROOT / launched.config_file).is_file(), f"no {launched.config_file} in the repository"
+        assert launched.module, f"{shlex.join(argv)}: the README launches modules with -m"
+        MODULE_PARSERS[launched.training_script](launched.training_script_args)
+    elif argv[0] == "torchrun":
+        from torch.distributed.run import get_args_parser
+
+        launched = get_args_parser().parse_args(argv[1:])
         assert launched.module, f"{shlex.join(argv)}: the README launches modules with -m"
         MODULE_PARSERS[launched.training_script](launched.training_script_args)
     else:
@@ -342,25 +355,36 @@ def test_every_block_is_code_the_test_knows():
             assert block.not_run_reason.strip(), f"{block.name}: say why it is not run"
 
 
-@pytest.mark.parametrize("block", [b for b in BLOCKS if b.language in EXECUTED], ids=lambda block: f"line{block.line}")
-def test_readme_block_runs_as_written(block, world, tmp_path, monkeypatch):
-    folder = tmp_path / "work"
-    shutil.copytree(world, folder, symlinks=True)
-    monkeypatch.chdir(folder)
+SECTIONS = list(dict.fromkeys(block.section for block in BLOCKS if block.language in EXECUTED))
+
+
+def run_block(block: Block, folder: Path) -> None:
     for written in written_paths(block):  # made by the block itself, not given to it
         target = folder / written
         shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     if block.not_run_reason is not None:
         if block.language == "python":
             compile(block.code, block.name, "exec")
-        for argv in commands(block.code) if block.language == "bash" else []:
-            check_command(argv, folder)
-        return
-    if block.language == "python":
+        else:
+            syntax = subprocess.run(["bash", "-n"], input=block.code, capture_output=True, text=True)
+            assert syntax.returncode == 0, f"{block.name}: {syntax.stderr}"
+            for argv in commands(block.code):
+                check_command(argv, folder)
+    elif block.language == "python":
         run_python(block, folder)
     else:
         for argv in commands(block.code):
             run_command(argv, folder)
+
+
+@pytest.mark.parametrize("section", SECTIONS, ids=lambda section: re.sub(r"\W+", "-", section.lower()).strip("-"))
+def test_readme_section_runs_as_written(section, world, tmp_path, monkeypatch):
+    folder = tmp_path / "work"
+    shutil.copytree(world, folder, symlinks=True)
+    monkeypatch.chdir(folder)
+    for block in BLOCKS:
+        if block.section == section and block.language in EXECUTED:
+            run_block(block, folder)
 
 
 def test_readme_outputs_are_what_the_readme_says(world, tmp_path, monkeypatch):

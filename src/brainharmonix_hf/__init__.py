@@ -30,7 +30,7 @@ EXPORTS = {
     "FunctionJEPAModel": ".modeling.modeling_function_jepa",
     "FunctionJEPAPreTrainedModel": ".modeling.modeling_function_jepa",
     "HarmonizerConfig": ".modeling.configuration_harmonizer",
-    "HarmonizerForLinearProbing": ".training.finetune",
+    "HarmonizerForLinearProbing": ".modeling.modeling_harmonizer",
     "HarmonizerForPreTraining": ".modeling.modeling_harmonizer",
     "HarmonizerForSequenceClassification": ".modeling.modeling_harmonizer",
     "HarmonizerModel": ".modeling.modeling_harmonizer",

@@ -39,7 +39,7 @@ def add_plot_command(subcommands) -> None:
 
 
 def run_plot_attention(args: argparse.Namespace) -> None:
-    from ..cohort.session_features import table_layout
+    from ..processing.fmri_files import default_layout
     from ..modeling.modeling_brainharmonix import BrainHarmonixModel
     from ..processing.processing_brainharmonix import BrainHarmonixProcessor
     from ..sample_data import load_fmri_sample
@@ -57,7 +57,7 @@ def run_plot_attention(args: argparse.Namespace) -> None:
         t1=None if args.t1 is None else str(args.t1),
         fmri=fmri,
         repetition_time=repetition_time,
-        layout="rois_first" if args.fmri is None else table_layout(args.fmri),
+        layout="rois_first" if args.fmri is None else default_layout(args.fmri),
         atlas=fmri_atlas,
         return_tensors="pt",
     )
