@@ -38,7 +38,7 @@ def run_with_import_times(command: list[str]) -> tuple[subprocess.CompletedProce
         (["embed", "--help"], 0, "--participant-label"),
         (["convert", "--help"], 0, "--trust-pickle"),
         (["cache-latents", "--help"], 0, "bfloat16 (bf16"),
-        (["evaluate", "--help"], 0, "ridge probe"),
+        (["evaluate", "--help"], 0, "Column of the first source holding the class"),
         (["plot", "attention", "--help"], 0, "--hub-token"),
         (["demo", "--help"], 0, "first `make demo`"),
         (["embed"], 2, "the following arguments are required: --model"),
