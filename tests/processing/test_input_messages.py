@@ -49,13 +49,10 @@ def test_time_first_array_read_rois_first_names_the_layout_fix(series):
 
 
 def test_time_first_npy_from_a_manifest_names_the_layout_fix(series, tmp_path):
-    from brainharmonix_hf.training.data import load_fmri_series
-
-    path = tmp_path / "sub-01.npy"
+    path = tmp_path / "sub-01.npy"  # a manifest's .npy is read ROI-first unless declared
     np.save(path, series)
-    loaded, _ = load_fmri_series(str(path))
     with pytest.raises(ValueError, match=r"looks time-first.*layout='time_first'.*\(num_rois, num_timepoints\)"):
-        FMRIFeatureExtractor()(loaded, repetition_time=TR, layout="rois_first")
+        FMRIFeatureExtractor().read_fmri_file(str(path), atlas=SCHAEFER400_7NETWORKS)
 
 
 @pytest.mark.parametrize("index_header", ["", "index", "Unnamed: 0"])
