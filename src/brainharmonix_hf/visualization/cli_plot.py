@@ -39,8 +39,8 @@ def add_plot_command(subcommands) -> None:
 
 
 def run_plot_attention(args: argparse.Namespace) -> None:
-    from ..processing.fmri_files import default_layout
     from ..modeling.modeling_brainharmonix import BrainHarmonixModel
+    from ..processing.fmri_files import default_layout
     from ..processing.processing_brainharmonix import BrainHarmonixProcessor
     from ..sample_data import load_fmri_sample
     from .hub_attention import hub_attention_per_roi, plot_hub_attention
