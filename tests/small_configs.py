@@ -78,3 +78,25 @@ def assert_checkpoint_without_roi_tables_is_refused(test_case) -> None:
             with pytest.raises(ValueError, match=r"The checkpoint has no ROI table 'geometric_harmonics'"):
                 model_class.from_pretrained(folder)
             assert (open(weights, "rb").read(), os.stat(weights).st_mtime_ns) == before
+
+
+def reload_without_weights_refused_by_inference_models(test_case) -> None:
+    """transformers' `test_model_weights_reload_no_missing_tied_weights` for the classes that accept a checkpoint
+    without weights (pretraining and task models: transformers' missing-key notice); inference models
+    (`_refuses_missing_weights`) must refuse it, naming what is missing."""
+    inference = [cls for cls in test_case.all_model_classes if cls._refuses_missing_weights]
+    for model_class in inference:
+        config, _ = test_case.model_tester.prepare_config_and_inputs_for_common()
+        with tempfile.TemporaryDirectory() as folder:
+            model_class(config).save_pretrained(folder)
+            weights = os.path.join(folder, "model.safetensors")
+            save_file({"tensor": torch.tensor([1, 2])}, weights, metadata={"format": "pt"})
+            with pytest.raises(ValueError, match=rf"lacks \d+ weight\(s\) of {model_class.__name__}.*layers\.0\.\*"):
+                model_class.from_pretrained(folder)
+    from hf_common.upstream.test_modeling_common import ModelTesterMixin
+
+    test_case.all_model_classes = tuple(cls for cls in type(test_case).all_model_classes if cls not in inference)
+    try:
+        ModelTesterMixin.test_model_weights_reload_no_missing_tied_weights(test_case)
+    finally:
+        del test_case.all_model_classes

@@ -2,121 +2,65 @@
 """BrainHarmonix for Hugging Face: T1 MRI and fMRI of any TR to 1D hub tokens.
 
 Importing the package registers every config, model and processor with the transformers Auto classes, and the shipped
-ROI position tables as the starting tables of fresh FunctionJEPA models.
+ROI position tables as the starting tables of fresh FunctionJEPA models (`auto_classes.register_auto_classes`). The
+public names below are imported on first use. In the `brainharmonix` console command, registration waits until a
+command runs, so that `brainharmonix --help` and usage errors do not wait for torch and transformers to import.
 """
+
+import sys
+from pathlib import Path
+
+from .lazy_exports import lazy_exports
 
 __version__ = "0.1.0"
 
-from transformers import (
-    AutoConfig,
-    AutoFeatureExtractor,
-    AutoModel,
-    AutoModelForPreTraining,
-    AutoModelForSequenceClassification,
-    AutoProcessor,
-)
-
-from .hub_cards import build_model_card, write_model_card
-from .modeling.configuration_brainharmonix import BrainHarmonixConfig
-from .modeling.configuration_function_jepa import FunctionJEPAConfig
-from .modeling.configuration_harmonizer import HarmonizerConfig
-from .modeling.configuration_structure_mae import StructureMAEConfig
-from .modeling.hub_mixin import BrainHarmonixHubMixin
-from .modeling.modeling_brainharmonix import (
-    BrainHarmonixForSequenceClassification,
-    BrainHarmonixModel,
-    BrainHarmonixPreTrainedModel,
-)
-from .modeling.modeling_function_jepa import (
-    FunctionJEPAForPreTraining,
-    FunctionJEPAModel,
-    FunctionJEPAPreTrainedModel,
-)
-from .modeling.modeling_harmonizer import (
-    HarmonizerForLinearProbing,
-    HarmonizerForPreTraining,
-    HarmonizerForSequenceClassification,
-    HarmonizerModel,
-    HarmonizerPreTrainedModel,
-)
-from .modeling.modeling_structure_mae import (
-    StructureMAEForPreTraining,
-    StructureMAEModel,
-    StructureMAEPreTrainedModel,
-)
-from .processing.feature_extraction_fmri import FMRIFeatureExtractor
-from .processing.feature_extraction_t1 import T1VolumeFeatureExtractor
-from .processing.processing_brainharmonix import BrainHarmonixProcessor
-from .remote_code import write_remote_code
-from .roi_positions.gradients import compute_gradients
-from .roi_positions.harmonics import compute_geometric_harmonics
-from .roi_positions.tables import RoiTables, load_roi_tables, register_shipped_tables
-from .training.masking import JEPAMasks, SpatiotemporalMaskSampler
-from .training.schedules import ema_momentum
-
-register_shipped_tables()
-
-# Every Auto class each config is registered with; `remote_code` writes the same table into saved folders' auto_map.
-AUTO_CLASSES = {
-    StructureMAEConfig: {
-        AutoModel: StructureMAEModel,
-        AutoModelForPreTraining: StructureMAEForPreTraining,
-        AutoFeatureExtractor: T1VolumeFeatureExtractor,
-    },
-    FunctionJEPAConfig: {
-        AutoModel: FunctionJEPAModel,
-        AutoModelForPreTraining: FunctionJEPAForPreTraining,
-        AutoFeatureExtractor: FMRIFeatureExtractor,
-    },
-    HarmonizerConfig: {
-        AutoModel: HarmonizerModel,
-        AutoModelForPreTraining: HarmonizerForPreTraining,
-        AutoModelForSequenceClassification: HarmonizerForSequenceClassification,
-    },
-    BrainHarmonixConfig: {
-        AutoModel: BrainHarmonixModel,
-        AutoModelForSequenceClassification: BrainHarmonixForSequenceClassification,
-        AutoProcessor: BrainHarmonixProcessor,
-    },
+# Public name -> the module (relative to this package) that defines it.
+EXPORTS = {
+    "AUTO_CLASSES": ".auto_classes",
+    "BrainHarmonixConfig": ".modeling.configuration_brainharmonix",
+    "BrainHarmonixForSequenceClassification": ".modeling.modeling_brainharmonix",
+    "BrainHarmonixHubMixin": ".modeling.hub_mixin",
+    "BrainHarmonixModel": ".modeling.modeling_brainharmonix",
+    "BrainHarmonixPreTrainedModel": ".modeling.modeling_brainharmonix",
+    "BrainHarmonixProcessor": ".processing.processing_brainharmonix",
+    "FMRIFeatureExtractor": ".processing.feature_extraction_fmri",
+    "FMRISampleTransform": ".processing.sample_transform",
+    "FunctionJEPAConfig": ".modeling.configuration_function_jepa",
+    "FunctionJEPAForPreTraining": ".modeling.modeling_function_jepa",
+    "FunctionJEPAModel": ".modeling.modeling_function_jepa",
+    "FunctionJEPAPreTrainedModel": ".modeling.modeling_function_jepa",
+    "HarmonizerConfig": ".modeling.configuration_harmonizer",
+    "HarmonizerForLinearProbing": ".modeling.modeling_harmonizer",
+    "HarmonizerForPreTraining": ".modeling.modeling_harmonizer",
+    "HarmonizerForSequenceClassification": ".modeling.modeling_harmonizer",
+    "HarmonizerModel": ".modeling.modeling_harmonizer",
+    "HarmonizerPreTrainedModel": ".modeling.modeling_harmonizer",
+    "JEPAMasks": ".training.masking",
+    "ManifestRowCollator": ".training.finetune",
+    "RoiTables": ".roi_positions.tables",
+    "SpatiotemporalMaskSampler": ".training.masking",
+    "StructureMAEConfig": ".modeling.configuration_structure_mae",
+    "StructureMAEForPreTraining": ".modeling.modeling_structure_mae",
+    "StructureMAEModel": ".modeling.modeling_structure_mae",
+    "StructureMAEPreTrainedModel": ".modeling.modeling_structure_mae",
+    "T1VolumeFeatureExtractor": ".processing.feature_extraction_t1",
+    "apply_lora": ".training.finetune",
+    "batch_valid_tokens": ".modeling.modeling_function_jepa",
+    "build_model_card": ".hub_cards.builder",
+    "compute_geometric_harmonics": ".roi_positions.harmonics",
+    "compute_gradients": ".roi_positions.gradients",
+    "ema_momentum": ".training.schedules",
+    "load_roi_tables": ".roi_positions.tables",
+    "register_auto_classes": ".auto_classes",
+    "register_shipped_tables": ".roi_positions.tables",
+    "split_valid_tokens": ".modeling.modeling_function_jepa",
+    "write_model_card": ".hub_cards.builder",
+    "write_remote_code": ".remote_code",
 }
-for _config_class, _auto_targets in AUTO_CLASSES.items():
-    AutoConfig.register(_config_class.model_type, _config_class)
-    for _auto_class, _target in _auto_targets.items():
-        _auto_class.register(_config_class, _target)
-del _config_class, _auto_targets, _auto_class, _target
+__all__ = sorted(EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
 
-# Saving any model or processor also writes its model card and the code that loads it without the package.
-BrainHarmonixHubMixin.register_save_hook(write_model_card)
-BrainHarmonixHubMixin.register_save_hook(write_remote_code)
-
-__all__ = [
-    "BrainHarmonixConfig",
-    "BrainHarmonixForSequenceClassification",
-    "BrainHarmonixModel",
-    "BrainHarmonixPreTrainedModel",
-    "BrainHarmonixProcessor",
-    "FMRIFeatureExtractor",
-    "FunctionJEPAConfig",
-    "FunctionJEPAForPreTraining",
-    "FunctionJEPAModel",
-    "FunctionJEPAPreTrainedModel",
-    "HarmonizerConfig",
-    "HarmonizerForLinearProbing",
-    "HarmonizerForPreTraining",
-    "HarmonizerForSequenceClassification",
-    "HarmonizerModel",
-    "HarmonizerPreTrainedModel",
-    "JEPAMasks",
-    "RoiTables",
-    "SpatiotemporalMaskSampler",
-    "StructureMAEConfig",
-    "StructureMAEForPreTraining",
-    "StructureMAEModel",
-    "StructureMAEPreTrainedModel",
-    "T1VolumeFeatureExtractor",
-    "build_model_card",
-    "compute_geometric_harmonics",
-    "compute_gradients",
-    "ema_momentum",
-    "load_roi_tables",
-]
+# The console command's own name: it registers when a command runs (`cli.main`), not at import.
+CONSOLE_COMMAND = "brainharmonix"
+if Path(getattr(sys, "argv", [""])[0] or "").stem != CONSOLE_COMMAND:
+    __getattr__("register_auto_classes")()

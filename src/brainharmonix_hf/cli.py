@@ -1,5 +1,11 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
-"""The `brainharmonix` command line: one subcommand per task (`brainharmonix demo`, ...)."""
+"""The `brainharmonix` command line: one subcommand per task (`brainharmonix demo`, ...).
+
+Startup is instant: this module and the modules that declare the subcommands' options import only the standard
+library and each other, so `brainharmonix --help`, `brainharmonix <command> --help` and usage errors return before
+torch or transformers would have loaded (`benchmarks/cli_startup.py` measures it). A command imports what it needs
+when it runs, after registering the package with transformers (`auto_classes.register_auto_classes`).
+"""
 
 import argparse
 import os
@@ -9,13 +15,14 @@ from collections.abc import Sequence
 from .cli_finetune import add_cache_latents_command, add_finetune_command
 from .cohort.cli_embed import add_embed_command
 from .convert.command import add_convert_parser
-from .demo import DemoSettings, describe, run_pipeline
 from .evaluation.command import add_evaluate_command
-from .training.pretrain import add_pretrain_command
+from .training.cli_pretrain import add_pretrain_command
 from .visualization.cli_plot import add_plot_command
 
 
 def run_demo(args: argparse.Namespace) -> None:
+    from .demo import DemoSettings, describe, run_pipeline
+
     settings = DemoSettings(seed=args.seed)
     if args.steps is not None:
         settings.steps = dict.fromkeys(settings.steps, args.steps)
@@ -32,8 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     subcommands = parser.add_subparsers(dest="command", required=True)
     demo = subcommands.add_parser(
         "demo",
-        help="The whole pipeline offline on bundled real data with tiny models: pretrain the three stages, export, "
-        "embed a small BIDS tree, probe the embeddings, write a report (a few minutes on CPU).",
+        help="The whole pipeline offline on bundled real data with tiny models (about 4 minutes on 2 CPU cores).",
+        description="The whole pipeline offline on bundled real data (nilearn's MNI152 T1, the LEMON run brainspace "
+        "ships) with tiny models: pretrain the three stages, export, embed a small BIDS tree, probe the embeddings, "
+        "write a report. About 4 minutes on 2 CPU cores and 1 GiB of memory. The first `make demo` also creates .venv "
+        "and downloads and installs the dependencies before it starts: minutes more, and the only step that needs "
+        "the network.",
     )
     demo.add_argument(
         "--output", default="brainharmonix-demo", help="New folder for the run (default brainharmonix-demo)."
@@ -54,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run a subcommand; errors propagate (for use from Python and tests)."""
     args = build_parser().parse_args(argv)
+    from .auto_classes import register_auto_classes
+
+    register_auto_classes()
     args.run(args)
 
 

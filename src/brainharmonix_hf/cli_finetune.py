@@ -5,6 +5,7 @@
 import argparse
 import dataclasses
 
+from .dtype_names import dtype_argument
 from .training.finetune_recipe import DEFAULT_RECIPE, FineTuneRecipe
 
 
@@ -40,7 +41,13 @@ def add_cache_latents_command(subcommands) -> None:
     command.add_argument("--model", required=True, help="BrainHarmonixModel folder (with its processor).")
     command.add_argument("--manifest", required=True, help="Cohort manifest (CSV, TSV, JSON, JSONL or Parquet).")
     command.add_argument("--output", required=True, help="Folder of the cache (datasets.load_from_disk reads it).")
-    command.add_argument("--dtype", choices=("bf16", "fp16"), default="bf16", help="Stored latent dtype (bf16).")
+    command.add_argument(
+        "--dtype",
+        type=dtype_argument,
+        choices=("bfloat16", "float16"),
+        default="bfloat16",
+        help="Stored latent dtype: bfloat16 (bf16, the default) or float16 (fp16).",
+    )
     command.add_argument("--batch-size", type=int, default=4, help="Subjects per encoder pass (default 4).")
     command.add_argument(
         "--shard-size", type=int, default=64, help="Subjects per resumable shard (default 64); a rerun resumes."

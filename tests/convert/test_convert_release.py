@@ -125,7 +125,8 @@ def test_every_folder_loads_with_the_auto_classes(release):
 
     assert type(AutoProcessor.from_pretrained(output / "structure")).__name__ == "T1VolumeFeatureExtractor"
     fmri = AutoProcessor.from_pretrained(output / "function")
-    assert (type(fmri).__name__, fmri.atlas, fmri.normalization) == ("FMRIFeatureExtractor", REFERENCE_ATLAS, "none")
+    assert (type(fmri).__name__, fmri.atlas, fmri.normalization) == ("FMRIFeatureExtractor", REFERENCE_ATLAS, "robust")
+    assert fmri.robust_median is None  # the reference's statistics were never released: fitted on the user's cohort
     assert (fmri.num_time_patches, fmri.window_seconds) == (18, 35.28)
     for name in ("brainharmonix", "classifier"):
         processor = AutoProcessor.from_pretrained(output / name)
@@ -144,7 +145,7 @@ def test_conversion_record_names_sources_licence_and_every_key(release):
     assert set(files) == {"function.pth", "schaefer400_roi_eigenmodes.csv", "gradient_mapping_400.csv"}
     assert all(len(digest) == 64 for digest in files.values())
     assert record["fmri_inputs"]["atlas"] == REFERENCE_ATLAS and record["fmri_inputs"]["normalization"].startswith(
-        "none"
+        "robust"
     )
     keys = record["keys"]["function"]
     state = release["states"]["function"]
@@ -252,15 +253,17 @@ def test_readme_pretrained_weights_snippet_runs_as_written(release, tmp_path, mo
     snippet = re.findall(
         r"```python\n(.*?)```", README.read_text().split("<!-- pretrained-weights -->", 1)[1], re.DOTALL
     )[0]
-    assert len([line for line in snippet.splitlines() if line.strip()]) <= 5
+    assert len([line for line in snippet.splitlines() if line.strip()]) <= 6
     monkeypatch.chdir(tmp_path)
     (tmp_path / "converted").symlink_to(release["output"])
     nib.save(load_t1_sample(), "sub-01_T1w.nii.gz")
-    series = np.random.default_rng(0).normal(size=(ref.ROIS, 150))
-    with open("sub-01_schaefer400_17networks.csv", "w") as handle:
-        handle.write("roi," + ",".join(f"t{index}" for index in range(150)) + "\n")
-        for name, row in zip(schaefer400_roi_names("schaefer400_17networks"), series, strict=True):
-            handle.write(f"{name}," + ",".join(f"{value:.6g}" for value in row) + "\n")
+    rng = np.random.default_rng(0)
+    for subject in ("01", "02"):  # raw-scale series: ROI means in the thousands
+        series = 5000.0 + rng.normal(scale=200.0, size=(ref.ROIS, 1)) + rng.normal(size=(ref.ROIS, 150))
+        with open(f"sub-{subject}_schaefer400_17networks.csv", "w") as handle:
+            handle.write("roi," + ",".join(f"t{index}" for index in range(150)) + "\n")
+            for name, row in zip(schaefer400_roi_names("schaefer400_17networks"), series, strict=True):
+                handle.write(f"{name}," + ",".join(f"{value:.6g}" for value in row) + "\n")
     namespace = {}
     exec(snippet, namespace)
     assert tuple(namespace["embedding"].shape) == (1, ref.WIDTH)

@@ -65,7 +65,7 @@ def test_card_follows_the_processor_saved_beside_the_model(config, tmp_path):
     processor.fmri_feature_extractor.normalization = "robust"
     processor.save_pretrained(tmp_path)
     card = ModelCard.load(tmp_path / "README.md")
-    assert "fMRI normalisation: `robust` (cohort median / IQR per ROI)" in card.text
+    assert "fMRI normalisation: `robust` (cohort median / IQR per ROI; not fitted: fit them on your cohort" in card.text
     assert "intensity normalisation `whole_volume`" in card.text and "No processor was saved" not in card.text
     namespace = {}
     exec(_snippet(card).replace(REPO_ID_PLACEHOLDER, str(tmp_path)), namespace)

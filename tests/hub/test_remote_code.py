@@ -130,6 +130,7 @@ def test_dependencies_are_found_by_walking_imports():
         "brainharmonix_hf.processing.nifti_io",
         "brainharmonix_hf.processing.reference_grid",
         "brainharmonix_hf.modeling.hub_mixin",
+        "brainharmonix_hf.modeling.user_warnings",
     }
     assert all(path.is_file() for path in found.values())
     # Across subpackages: the one TR rule module and the private-internals shim come along; the ROI-table builders

@@ -10,6 +10,7 @@ from datasets import Dataset
 from hf_common.upstream.test_configuration_common import ConfigTester
 from hf_common.upstream.test_modeling_common import ModelTesterMixin, floats_tensor
 from huggingface_hub.errors import StrictDataclassClassValidationError
+from small_configs import reload_without_weights_refused_by_inference_models
 from transformers import (
     AutoConfig,
     AutoModelForPreTraining,
@@ -97,6 +98,10 @@ class HarmonizerCommonTest(ModelTesterMixin, unittest.TestCase):
         self.config_tester = ConfigTester(
             self, config_class=HarmonizerConfig, has_text_modality=False, hidden_size=48, num_attention_heads=4
         )
+
+    # The common test reloads a checkpoint without any weight: the base model must refuse it.
+    def test_model_weights_reload_no_missing_tied_weights(self):
+        reload_without_weights_refused_by_inference_models(self)
 
     def test_config(self):
         self.config_tester.run_common_tests()

@@ -12,6 +12,7 @@ from hf_common.upstream.test_configuration_common import ConfigTester
 from hf_common.upstream.test_modeling_common import ModelTesterMixin, floats_tensor
 from huggingface_hub.errors import StrictDataclassClassValidationError
 from nilearn.datasets import load_mni152_template
+from small_configs import reload_without_weights_refused_by_inference_models
 from transformers import AutoModel, AutoModelForPreTraining
 
 from brainharmonix_hf import StructureMAEConfig, StructureMAEForPreTraining, StructureMAEModel
@@ -91,6 +92,10 @@ class StructureMAECommonTest(ModelTesterMixin, unittest.TestCase):
         self.config_tester = ConfigTester(
             self, config_class=StructureMAEConfig, has_text_modality=False, hidden_size=48, num_attention_heads=4
         )
+
+    # The common test reloads a checkpoint without any weight: the base model must refuse it.
+    def test_model_weights_reload_no_missing_tied_weights(self):
+        reload_without_weights_refused_by_inference_models(self)
 
     def test_config(self):
         self.config_tester.run_common_tests()

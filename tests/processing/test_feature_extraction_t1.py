@@ -180,10 +180,10 @@ def test_constant_volume_is_refused():
         T1VolumeFeatureExtractor()(np.full((20, 20, 20), 3.0), affine=np.eye(4))
 
 
-def test_binary_mask_is_refused_for_brain_normalization():
+def test_binary_mask_is_refused_before_normalization():
     mask = np.zeros((20, 20, 20))
     mask[5:15, 5:15, 5:15] = 1.0
-    with pytest.raises(NiftiInputError, match=r"nonzero \(brain\) part of the volume has a single value"):
+    with pytest.raises(NiftiInputError, match=r"The volume holds only 2 distinct values \(0, 1\): it looks like"):
         T1VolumeFeatureExtractor(normalization="brain", check_mni_space=False)(mask, affine=np.eye(4))
 
 

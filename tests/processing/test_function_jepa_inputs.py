@@ -1,9 +1,6 @@
 """FunctionJEPA at its inputs: ROI count and TR checks, ROI tables by explicit source, Schaefer-400 in either order,
 pooled and unpadded outputs, and the evaluation-harness path (one sample at a time, `default_collate`)."""
 
-import re
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -22,7 +19,6 @@ from brainharmonix_hf.processing.atlases import (
 )
 from brainharmonix_hf.roi_positions.tables import load_roi_tables
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 SMALL = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
 
 
@@ -137,10 +133,11 @@ def test_single_samples_of_different_lengths_and_trs_collate_and_match_the_batch
         )
         for series, tr in samples
     ]
-    assert items[0]["fmri_values"].shape == (400, extractor.max_length) == (400, 18 * 48)
+    # Default shortest TR 0.72 s (HCP): 18 patches of round(35.28 / 0.72) = 49 frames.
+    assert items[0]["fmri_values"].shape == (400, extractor.max_length) == (400, 18 * 49)
     assert items[0]["repetition_time"].shape == () and items[1]["attention_mask"].sum() == 40
     batch = default_collate(items)
-    assert batch["fmri_values"].shape == (2, 400, 864) and batch["repetition_time"].tolist() == pytest.approx(
+    assert batch["fmri_values"].shape == (2, 400, 882) and batch["repetition_time"].tolist() == pytest.approx(
         [1.4, 2.8]
     )
     torch.manual_seed(0)
@@ -154,23 +151,17 @@ def test_single_samples_of_different_lengths_and_trs_collate_and_match_the_batch
         extractor(samples[0][0], repetition_time=1.4, layout="rois_first", unbatched=True)
     long_run = np.tile(lemon_schaefer400, 2)[:, :1000]  # TR 0.5 s: 71-frame patches, 15 of them
     with pytest.raises(
-        ValueError, match=r"needs 1065 frames, more than max_length=864 .*Lower shortest_repetition_time"
+        ValueError, match=r"needs 1065 frames, more than max_length=882 .*Lower shortest_repetition_time"
     ):
         extractor(long_run, repetition_time=0.5, layout="rois_first", padding="max_length")
 
 
-def test_readme_harness_wrapper_runs(tmp_path, lemon_schaefer400):
-    block = re.search(r"<!-- harness -->\n```python\n(.*?)```", README.read_text(), flags=re.DOTALL).group(1)
-    lines = [line for line in block.splitlines() if line.strip() and not line.startswith(("import", "from"))]
-    assert len(lines) <= 12, lines
-    FunctionJEPAModel(schaefer_config()).save_pretrained(tmp_path)
-    FMRIFeatureExtractor(normalization="zscore").save_pretrained(tmp_path)
-    namespace = {}
-    exec(block, namespace)
-    encoder = namespace["FMRIEncoder"](tmp_path)
-    batch = default_collate(
-        [encoder.transform(lemon_schaefer400[:, :50], 1.4), encoder.transform(lemon_schaefer400[:, :30], 2.0)]
-    )
-    pooled, tokens = encoder.embed(batch)
-    assert pooled.shape == (2, 32) and [t.shape[0] for t in tokens] == [400 * 2, 400 * 2]
-    assert torch.isfinite(pooled).all() and not torch.allclose(pooled[0], pooled[1])
+def test_a_long_hcp_run_pads_to_max_length_and_saved_processors_keep_their_shortest_tr(tmp_path, lemon_schaefer400):
+    hcp_run = np.tile(lemon_schaefer400, 2)[:, :1200]  # 1200 frames at TR 0.72 s, as an HCP run: cropped to 18 x 49
+    extractor = FMRIFeatureExtractor(normalization="zscore")
+    with pytest.warns(UserWarning, match=r"last 318 frames"):
+        item = extractor(hcp_run, repetition_time=0.72, layout="rois_first", padding="max_length", unbatched=True)
+    assert item["fmri_values"].shape == (400, 882) and int(item["attention_mask"].sum()) == 882
+    # A processor saved before the default changed (shortest TR 0.735 s, UK Biobank) loads with its own value.
+    FMRIFeatureExtractor(shortest_repetition_time=0.735).save_pretrained(tmp_path)
+    assert FMRIFeatureExtractor.from_pretrained(tmp_path).max_length == 18 * 48

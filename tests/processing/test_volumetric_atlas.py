@@ -9,7 +9,6 @@ ones, and small cortical spheres lost when the labels move from fs_LR 32k to fsa
 real series of the 3 cortical parcels nearest to it in MNI space."""
 
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,12 +23,11 @@ from brainharmonix_hf.roi_positions.volume_harmonics import (
     volume_labels_on_fs_lr,
     volumetric_atlas_harmonics,
 )
-from brainharmonix_hf.sample_data import conte69_labels_on_fsaverage5
+from brainharmonix_hf.sample_data import conte69_labels_on_fsaverage5, load_seitzman300_atlas
 
 SMALL = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
 CORTICAL_MODES, SUBCORTICAL_MODES = 10, 8
 TR = 1.4
-SUBCORTICAL_ANATOMY = (3, 4, 5, 6, 7)  # hippocampus, amygdala, basal ganglia, thalamus, cerebellum
 
 
 def test_volume_eigenvalues_of_a_box_match_the_closed_form():
@@ -69,24 +67,9 @@ def test_volume_parcel_means_and_refusals():
 
 @pytest.fixture(scope="module")
 def seitzman_atlas():
-    """The 300 spheres drawn on the 4 mm MNI grid of nilearn's MNI152 brain mask (a voxel takes the nearest centre
-    within its radius): `(label image, affine, brain mask, centres, is_subcortical, names)`."""
-    import nilearn.datasets
-    from nilearn.datasets import load_mni152_brain_mask
-
-    folder = Path(nilearn.datasets.__file__).parent / "data"
-    table = np.genfromtxt(folder / "seitzman_2018_ROIs_300inVol_MNI_allInfo.txt", skip_header=1, dtype=None)
-    centres = np.array([[row[0], row[1], row[2]] for row in table], dtype=np.float64)
-    radii = np.array([row[3] for row in table], dtype=np.float64)
-    names = [f"{row[5]}_{index + 1:03d}" for index, row in enumerate(table)]
-    anatomy = np.loadtxt(folder / "seitzman_2018_ROIs_anatomicalLabels.txt", skiprows=1).astype(np.int64)
-    mask = load_mni152_brain_mask(resolution=2)
-    brain = (np.asarray(mask.dataobj) > 0)[::2, ::2, ::2]
-    affine = mask.affine @ np.diag([2.0, 2.0, 2.0, 1.0])
-    voxels = np.indices(brain.shape).reshape(3, -1).T
-    distance, nearest = cKDTree(centres).query(voxels @ affine[:3, :3].T + affine[:3, 3])
-    labels = np.where(distance <= radii[nearest], nearest + 1, 0).reshape(brain.shape)
-    return labels, affine, brain, centres, np.isin(anatomy, SUBCORTICAL_ANATOMY), names
+    """The 300 spheres on a 4 mm MNI grid: `(label image, affine, brain mask, centres, is_subcortical, names)`."""
+    atlas = load_seitzman300_atlas(voxel_size=4)
+    return atlas.label_volume, atlas.affine, atlas.brain_mask, atlas.centres, atlas.is_subcortical, atlas.names
 
 
 @pytest.fixture(scope="module")

@@ -107,3 +107,25 @@ def test_missing_files_are_listed_together(cohort):
     with pytest.raises(ManifestError, match=r"2 problem\(s\)(.|\n)*gone_T1w.nii.gz does not exist(.|\n)*gone.csv"):
         load_manifest(path)
     assert load_manifest(path, check_files=False)["subject"] == ["01", "02"]
+
+
+@pytest.mark.parametrize(
+    ("column", "meant"),
+    [("T1w", "t1"), ("bold", "fmri"), ("TR", "repetition_time"), ("Session", "session"), ("participant_id", "subject")],
+)
+def test_a_column_meant_as_a_manifest_column_is_named_with_its_fix(cohort, column, meant):
+    tmp_path, rows = cohort
+    renamed = [{(column if key == meant else key): value for key, value in row.items()} for row in rows]
+    if meant == "session":
+        renamed = [{**row, column: f"ses-{index}"} for index, row in enumerate(rows)]
+    with pytest.raises(ManifestError) as error:
+        load_manifest(write(tmp_path, renamed, ".csv"))
+    message = str(error.value)
+    assert f"`{column}`" in message and f"rename it `{meant}`" in message
+
+
+def test_extra_columns_beside_the_manifest_columns_are_kept(cohort):
+    tmp_path, rows = cohort
+    extra = [{**row, "age": 30 + index, "T1w": "ignored", "labels": "a"} for index, row in enumerate(rows)]
+    manifest = load_manifest(write(tmp_path, extra, ".csv"))
+    assert manifest["age"] == [30, 31] and manifest["T1w"] == ["ignored", "ignored"] and manifest["labels"] == ["a"] * 2

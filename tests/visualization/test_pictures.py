@@ -74,6 +74,13 @@ def test_hub_attention_is_the_models_and_is_drawn(t1_image, tmp_path):
     output = tmp_path / "attention.png"
     figure = plot_hub_attention(attention, output, hub_tokens=(2,))
     assert output.stat().st_size > 10_000
+    # One colour scale for every row, centred on uniform attention (1/400 of a hub token's attention per ROI) and
+    # wide enough for every value; one colour bar.
+    norms = {id(axis.collections[0].norm) for axis in figure.axes[:8]}
+    norm = figure.axes[0].collections[0].norm
+    assert len(norms) == 1 and norm.vcenter == pytest.approx(1 / 400)
+    assert norm.vmin <= attention.min() and norm.vmax >= attention.max() and len(figure.axes) == 9
+    assert "uniform" in figure.get_suptitle() and "1/400" in figure.get_suptitle()
     meshes = fsaverage5_schaefer400()
     for row, values in enumerate([attention.mean(0), attention[2]]):
         for column, hemisphere in ((0, "left"), (3, "right")):
@@ -132,7 +139,8 @@ def test_embedding_scatter_is_the_pca(tmp_path):
     rng = np.random.default_rng(0)
     embeddings = rng.standard_normal((30, 24)) + np.repeat([[0.0], [2.0], [4.0]], 10, axis=0)
     labels = ["control"] * 10 + ["patient"] * 10 + ["sibling"] * 10
-    figure = plot_embedding_scatter(embeddings, labels, tmp_path / "scatter.png", label_name="group")
+    figure = plot_embedding_scatter(embeddings, labels, tmp_path / "scatter.png", label_name="group", unit="session")
+    assert figure.axes[0].get_title() == "30 session embeddings"
     assert (tmp_path / "scatter.png").stat().st_size > 5_000
     expected = PCA(n_components=2).fit_transform(embeddings)
     points = figure.axes[0].collections
@@ -164,11 +172,19 @@ def test_t1_box_is_what_the_model_sees(t1_image, tmp_path):
 
     figure = plot_t1_input(t1_image, extractor, tmp_path / "t1.png")
     assert (tmp_path / "t1.png").stat().st_size > 10_000
+    # Everything in MNI mm (1 mm grid from (-98, -134, -72) mm): the box starts at the processor's MNI corner, the image
+    # spans the grid's voxel edges, and labels and titles say mm.
+    corner, grid_origin = extractor.input_affine()[:3, 3], extractor.grid()[0][:3, 3]
     for axis, shown in zip(figure.axes, ((1, 2), (0, 2), (0, 1)), strict=True):
         rectangle = axis.patches[0]
-        assert rectangle.get_xy() == (box[shown[0], 0] - 0.5, box[shown[1], 0] - 0.5)
+        np.testing.assert_allclose(rectangle.get_xy(), corner[list(shown)] - 0.5)
         assert (rectangle.get_width(), rectangle.get_height()) == tuple(box[list(shown), 1] - box[list(shown), 0])
-        assert axis.images[0].get_array().shape == tuple(volume.shape[i] for i in shown)[::-1]
+        image = axis.images[0]
+        assert image.get_array().shape == tuple(volume.shape[i] for i in shown)[::-1]
+        low = grid_origin[list(shown)] - 0.5
+        np.testing.assert_allclose(image.get_extent(), [low[0], low[0] + volume.shape[shown[0]], low[1],
+                                                        low[1] + volume.shape[shown[1]]])  # fmt: skip
+        assert "mm" in axis.get_xlabel() and "mm" in axis.get_ylabel() and axis.get_title().endswith(" mm")
     plt.close(figure)
 
 

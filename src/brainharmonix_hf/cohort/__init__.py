@@ -1,28 +1,25 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
-"""Cohorts: find each subject-session-run's inputs (BIDS derivatives or a manifest) and embed them into a table."""
+"""Cohorts: find each subject-session-run's inputs (BIDS derivatives or a manifest) and embed them into a table.
 
-from .bids_discovery import find_bids_sessions
-from .embed import EmbeddingRun, embed_cohort
-from .embedding_store import EmbeddingStore, load_embeddings, load_failures
-from .folder_lock import OutputFolderBusy
-from .folder_settings import OutputFolderMismatch
-from .run_selection import RunSelection, select_runs
-from .sample_tree import write_sample_derivatives
-from .session_inputs import SessionInputs, select_sessions, sessions_from_manifest
+The names below are imported on first use (`lazy_exports`): `brainharmonix embed --help` imports this package."""
 
-__all__ = [
-    "EmbeddingRun",
-    "EmbeddingStore",
-    "OutputFolderBusy",
-    "OutputFolderMismatch",
-    "RunSelection",
-    "SessionInputs",
-    "embed_cohort",
-    "find_bids_sessions",
-    "load_embeddings",
-    "load_failures",
-    "select_runs",
-    "select_sessions",
-    "sessions_from_manifest",
-    "write_sample_derivatives",
-]
+from ..lazy_exports import lazy_exports
+
+EXPORTS = {
+    "EmbeddingRun": ".embed",
+    "EmbeddingStore": ".embedding_store",
+    "OutputFolderBusy": ".folder_lock",
+    "OutputFolderMismatch": ".folder_settings",
+    "RunSelection": ".run_selection",
+    "SessionInputs": ".session_inputs",
+    "embed_cohort": ".embed",
+    "find_bids_sessions": ".bids_discovery",
+    "load_embeddings": ".embedding_store",
+    "load_failures": ".embedding_store",
+    "select_runs": ".run_selection",
+    "select_sessions": ".session_inputs",
+    "sessions_from_manifest": ".session_inputs",
+    "write_sample_derivatives": ".sample_tree",
+}
+__all__ = sorted(EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

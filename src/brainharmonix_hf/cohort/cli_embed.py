@@ -10,6 +10,7 @@ import argparse
 import os
 from pathlib import Path
 
+from ..dtype_names import dtype_argument
 from .run_selection import RUN_CHOICES, RunSelection
 
 DTYPE_NAMES = ("float32", "bfloat16")
@@ -54,7 +55,13 @@ def add_embed_command(subcommands) -> None:
     embed.add_argument("--batch-size", type=_positive, default=1, help="Rows per forward pass (default 1).")
     embed.add_argument("--num-workers", type=_not_negative, default=0, help="Input-reading processes (default 0).")
     embed.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: this process's accelerate device).")
-    embed.add_argument("--dtype", choices=DTYPE_NAMES, default="float32", help="Model weights' dtype.")
+    embed.add_argument(
+        "--dtype",
+        type=dtype_argument,
+        choices=DTYPE_NAMES,
+        default="float32",
+        help="Model weights' dtype: float32 (fp32, the default) or bfloat16 (bf16).",
+    )
     embed.add_argument("--revision", help="Model revision to load (Hub branch, tag or commit).")
     embed.add_argument(
         "--overwrite", action="store_true", help="Replace the output folder's rows (another model or options)."

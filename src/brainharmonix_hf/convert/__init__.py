@@ -3,17 +3,19 @@
 
 One module per stage (`structure`, `function`, `harmonizer`), the release as a whole (`composite`), the strict
 key-mapping helper they share (`key_mapping`), safe reading of `.pth` files (`checkpoint_io`), the reference ROI-table
-CSVs (`reference_tables`) and the conversion record (`provenance`). CLI: `brainharmonix convert`.
+CSVs (`reference_tables`) and the conversion record (`provenance`). CLI: `brainharmonix convert`. The names below are
+imported on first use (`lazy_exports`): `brainharmonix convert --help` imports this package.
 """
 
-from .checkpoint_io import UntrustedCheckpointError, load_checkpoint
-from .composite import convert_reference_release
-from .key_mapping import ConversionError, ConversionPlan
+from ..lazy_exports import lazy_exports
 
-__all__ = [
-    "ConversionError",
-    "ConversionPlan",
-    "UntrustedCheckpointError",
-    "convert_reference_release",
-    "load_checkpoint",
-]
+EXPORTS = {
+    "ConversionError": ".key_mapping",
+    "ConversionPlan": ".key_mapping",
+    "DamagedCheckpointError": ".checkpoint_io",
+    "UntrustedCheckpointError": ".checkpoint_io",
+    "convert_reference_release": ".composite",
+    "load_checkpoint": ".checkpoint_io",
+}
+__all__ = sorted(EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

@@ -3,9 +3,6 @@
 
 import argparse
 
-from ..modeling.configuration_brainharmonix import BrainHarmonixConfig
-from .composite import convert_reference_release
-
 
 def add_convert_parser(subcommands) -> None:
     """Register the `convert` subcommand."""
@@ -42,6 +39,9 @@ def add_convert_parser(subcommands) -> None:
 
 
 def run_convert(args: argparse.Namespace) -> None:
+    from ..modeling.configuration_brainharmonix import BrainHarmonixConfig
+    from .composite import convert_reference_release
+
     config = None if args.config is None else BrainHarmonixConfig.from_pretrained(args.config)
     # Files that do not fit raise ConversionError (a ValueError): the console shows its message (`cli.console_main`).
     folders = convert_reference_release(

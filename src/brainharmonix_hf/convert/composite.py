@@ -18,6 +18,7 @@ from ..hub_cards import build_model_card
 from ..modeling.configuration_brainharmonix import BrainHarmonixConfig
 from ..modeling.configuration_function_jepa import FunctionJEPAConfig
 from ..modeling.configuration_structure_mae import StructureMAEConfig
+from ..modeling.hub_mixin import warn_non_finite_weights
 from ..modeling.modeling_brainharmonix import BrainHarmonixForSequenceClassification, BrainHarmonixModel
 from ..modeling.modeling_function_jepa import FunctionJEPAForPreTraining
 from ..modeling.modeling_harmonizer import HarmonizerForPreTraining
@@ -51,14 +52,16 @@ def t1_feature_extractor(config: StructureMAEConfig) -> T1VolumeFeatureExtractor
 
 
 def fmri_feature_extractor(config: FunctionJEPAConfig) -> FMRIFeatureExtractor:
-    """The fMRI processor the converted weights expect: the reference atlas and ROI order, no normalisation (as the
-    reference downstream pipeline), the model's time window."""
+    """The fMRI processor the converted weights expect: the reference atlas and ROI order, the model's time window,
+    and the normalisation the encoder was pretrained with: robust scaling of the original signal with cohort
+    statistics (per ROI, `(x - median) / IQR` of the subjects' temporal means). The reference's statistics were never
+    released, so the saved processor holds none: it asks for them (`fit_robust_statistics` on the user's cohort)."""
     return FMRIFeatureExtractor(
         num_rois=config.num_rois,
         atlas=config.atlas,
         num_time_patches=config.num_time_patches,
         window_seconds=config.window_seconds,
-        normalization="none",
+        normalization="robust",
     )
 
 
@@ -176,6 +179,9 @@ def convert_reference_release(
         stages["classifier"] = ConvertedStage(
             model, plan, [source_entry(classifier, "stage-2 fine-tuned checkpoint")], training_state
         )
+
+    for stage in stages.values():  # e.g. a diverged run saved NaN weights: they convert, but not silently
+        warn_non_finite_weights(stage.model, stage.sources[0]["file"])
 
     folders = {}
     if "structure" in stages:

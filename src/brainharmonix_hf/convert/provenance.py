@@ -31,7 +31,11 @@ def fmri_input_facts(config: FunctionJEPAConfig) -> dict:
     return {
         "atlas": config.atlas,
         "roi_order": config.roi_order,
-        "normalization": "none (raw ROI series, as the reference downstream pipeline fed them)",
+        "normalization": (
+            "robust: per ROI, (x - median) / IQR of the subjects' temporal means, on the original signal, as the "
+            "encoder was pretrained; the reference's UK Biobank statistics were never released, so fit them on your "
+            "cohort (fit_robust_statistics)"
+        ),
         "repetition_time": (
             f"any TR: a token spans {config.window_seconds} s = round({config.window_seconds} / TR) frames, the patch "
             f"kernel stored for {config.base_patch_length} frames is resized by pseudo-inverse; up to "

@@ -242,7 +242,12 @@ def _inputs_section(config: dict, processor: dict, provenance: dict) -> str:
         ]
         if fmri:
             normalization = fmri.get("normalization")
-            detail = {"zscore": f" (scope `{fmri.get('zscore_scope')}`)", "robust": " (cohort median / IQR per ROI)"}
+            unfitted = "; not fitted: fit them on your cohort with `fit_robust_statistics`"
+            unfitted = "" if fmri.get("robust_median") else unfitted
+            detail = {
+                "zscore": f" (scope `{fmri.get('zscore_scope')}`)",
+                "robust": f" (cohort median / IQR per ROI{unfitted})",
+            }
             lines.append(f"  - fMRI normalisation: `{normalization}`{detail.get(normalization, '')}.")
     harmonizer = configs.get(HARMONIZER)
     if harmonizer and COMPOSITE not in configs:

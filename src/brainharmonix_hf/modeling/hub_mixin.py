@@ -7,23 +7,37 @@
 - `push_to_hub` uploads exactly what `save_pretrained` writes, card included; a card already on the Hub that the
   package did not generate (a user-written README) is kept unless `overwrite_card=True`.
 - `from_pretrained` (models) never unpickles: it loads safetensors only, refuses a folder or repo that only holds
-  pickled `pytorch_model.bin` weights with a message saying how to convert it, and warns about NaN/Inf weights.
+  pickled `pytorch_model.bin` weights with a message saying how to convert it, and warns about NaN/Inf weights. It
+  refuses a local folder without `config.json` (instead of building the default sizes), integer tensors for
+  floating-point weights (instead of casting them), and, for inference models (`_refuses_missing_weights`), a
+  checkpoint that lacks any of their weights (instead of running with random ones).
 
 This file imports only the standard library, torch, transformers and huggingface_hub, so it travels with the model
 code as a sibling module.
 """
 
+import json
 import os
+import re
 import shutil
 import tempfile
-import warnings
 from collections.abc import Callable
 from typing import ClassVar
 
 import torch
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.errors import EntryNotFoundError, RevisionNotFoundError
-from transformers.utils import CONFIG_NAME, FEATURE_EXTRACTOR_NAME, PROCESSOR_NAME
+from safetensors import safe_open
+from transformers.utils import (
+    CONFIG_NAME,
+    FEATURE_EXTRACTOR_NAME,
+    PROCESSOR_NAME,
+    SAFE_WEIGHTS_INDEX_NAME,
+    SAFE_WEIGHTS_NAME,
+    cached_file,
+)
+
+from .user_warnings import warn_at_caller
 
 # Marker line in every card the package writes: such a README is regenerated on the next save, any other is kept.
 GENERATED_CARD_MARKER = "<!-- brainharmonix_hf generated model card: edits here are replaced on the next save -->"
@@ -36,6 +50,11 @@ CARD_SOURCES_OF_MODELS = (FEATURE_EXTRACTOR_NAME, PROCESSOR_NAME)
 CARD_SOURCES_OF_PROCESSORS = (CONFIG_NAME, PROVENANCE_NAME)
 # Stands for the Hub id in a generated card's loading snippet until `push_to_hub` knows it.
 REPO_ID_PLACEHOLDER = "path/to/folder-or-hub-id"
+# `from_pretrained` keywords that say where the files are; reused to find the safetensors files a model loaded.
+FILE_LOCATION_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+# safetensors dtype names of tensors that are not floating point.
+NON_FLOAT_SAFETENSORS_DTYPES = {"BOOL": "bool", "U8": "uint8", "I8": "int8", "I16": "int16", "U16": "uint16",
+                                "I32": "int32", "U32": "uint32", "I64": "int64", "U64": "uint64"}  # fmt: skip
 
 
 def is_generated_card(text: str) -> bool:
@@ -47,6 +66,12 @@ class BrainHarmonixHubMixin:
 
     # Called as `hook(obj, save_directory, overwrite_card)` after every `save_pretrained`, in registration order.
     save_hooks: ClassVar[list[Callable]] = []
+    # Inference models (the encoders, the Harmonizer, the assembled model) refuse a checkpoint that lacks any of their
+    # weights: they would embed with random ones. Pretraining and task models keep transformers' notice for the parts
+    # they add (a decoder, a classifier head).
+    _refuses_missing_weights: ClassVar[bool] = False
+    # Patterns (`re.search`) of weights such a model may start fresh when a checkpoint lacks them.
+    _weights_started_fresh_when_missing: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def register_save_hook(cls, hook: Callable) -> None:
@@ -122,19 +147,25 @@ class BrainHarmonixHubMixin:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """transformers' `from_pretrained`, safetensors only unless `use_safetensors=False` is passed, and a warning
-        naming every weight that holds NaN or Inf.
+        """transformers' `from_pretrained`, safetensors only unless `use_safetensors=False` is passed, with the checks
+        of `check_loaded_weights` and a warning naming every weight that holds NaN or Inf.
 
         Raises:
-            OSError: the folder or repo has no safetensors weights (e.g. only a pickled `pytorch_model.bin`).
+            OSError: the folder or repo has no safetensors weights (e.g. only a pickled `pytorch_model.bin`), or a
+                local folder has no `config.json` and no `config=` is given.
+            ValueError: the checkpoint does not fit the model (see `check_loaded_weights`).
         """
         if not _is_model(cls):
             return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        _require_config(pretrained_model_name_or_path, args, kwargs)
+        want_info = kwargs.pop("output_loading_info", False)
         pickle_allowed = kwargs.get("use_safetensors") is False
         if kwargs.get("use_safetensors") is None:
             kwargs["use_safetensors"] = True
         try:
-            loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+            )
         except OSError as error:
             if pickle_allowed or "safetensors" not in str(error):
                 raise
@@ -145,9 +176,30 @@ class BrainHarmonixHubMixin:
                 f"{cls.__name__}.from_pretrained(path, use_safetensors=False)` then `model.save_pretrained(new_path)`; "
                 "reference .pth checkpoints go through `brainharmonix convert`."
             ) from error
-        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        location = {key: kwargs[key] for key in FILE_LOCATION_KWARGS if key in kwargs}
+        cls.check_loaded_weights(model, info, pretrained_model_name_or_path, location)
         warn_non_finite_weights(model, pretrained_model_name_or_path)
-        return loaded
+        return (model, info) if want_info else model
+
+    @classmethod
+    def check_loaded_weights(cls, model: torch.nn.Module, info: dict, source, location: dict) -> None:
+        """Refuse a loaded checkpoint that does not fit `model`: integer tensors for floating-point weights
+        (transformers would cast them) and, for inference models, weights the checkpoint lacks (they would stay
+        random).
+
+        Args:
+            model: the loaded model.
+            info: transformers' loading info (`missing_keys`, `unexpected_keys`, ...).
+            source: the folder or Hub id loaded from (`None` with an explicit `state_dict`: nothing is checked).
+            location: the file-location keywords it was loaded with (`revision`, `subfolder`, ...).
+        """
+        if source is None:  # `from_pretrained(None, state_dict=...)`: the caller chose the weights
+            return
+        refuse_non_float_weights(model, safetensors_files(source, location), source)
+        fresh = re.compile("|".join(cls._weights_started_fresh_when_missing) or r"(?!)")
+        missing = sorted(key for key in info["missing_keys"] if not fresh.search(key))
+        if cls._refuses_missing_weights and missing:
+            raise ValueError(missing_weights_message(model, missing, source))
 
 
 def warn_non_finite_weights(model: torch.nn.Module, source) -> list[str]:
@@ -163,12 +215,92 @@ def warn_non_finite_weights(model: torch.nn.Module, source) -> list[str]:
     ]
     if bad:
         shown = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
-        warnings.warn(
+        warn_at_caller(
             f"weights loaded from {source} hold NaN or Inf values in {len(bad)} tensor(s): {shown}. Outputs will be "
-            "NaN; the checkpoint is probably corrupt or came from a diverged run.",
-            stacklevel=3,
+            "NaN; the checkpoint is probably corrupt or came from a diverged run."
         )
     return bad
+
+
+def _require_config(source, args: tuple, kwargs: dict) -> None:
+    """Refuse a local model folder without `config.json` when no config is given: transformers would build the default
+    (published) sizes and fail on the first weight of another size."""
+    if args or kwargs.get("config") is not None or not os.path.isdir(source):
+        return
+    folder = os.path.join(source, kwargs.get("subfolder") or "")
+    if not os.path.isfile(os.path.join(folder, CONFIG_NAME)):
+        raise OSError(
+            f"{folder} has no {CONFIG_NAME}: a model folder holds config.json (the model's sizes) beside its weights. "
+            "Save model and config together with `model.save_pretrained(folder)`, or pass the config the weights "
+            "were saved with: `from_pretrained(folder, config=...)`."
+        )
+
+
+def safetensors_files(source, location: dict) -> list[str]:
+    """The local paths of the safetensors weights a model was loaded from (one file, or the shards of an index)."""
+    options = {**location, "_raise_exceptions_for_missing_entries": False}
+    single = cached_file(source, SAFE_WEIGHTS_NAME, **options)
+    if single is not None:
+        return [single]
+    index = cached_file(source, SAFE_WEIGHTS_INDEX_NAME, **options)
+    if index is None:
+        return []
+    with open(index) as handle:
+        shards = sorted(set(json.load(handle)["weight_map"].values()))
+    return [cached_file(source, shard, **options) for shard in shards]
+
+
+def refuse_non_float_weights(model: torch.nn.Module, files: list[str], source) -> None:
+    """Raise naming every tensor stored with an integer or boolean dtype in `files` whose weight in `model` is
+    floating point (under its own name or with the base-model prefix added or removed)."""
+    state = model.state_dict()
+    prefix = f"{getattr(model, 'base_model_prefix', '')}."
+    wrong = []
+    for path in files:
+        with safe_open(path, framework="pt") as weights:
+            for key in weights.keys():
+                dtype = NON_FLOAT_SAFETENSORS_DTYPES.get(weights.get_slice(key).get_dtype())
+                names = (key, key.removeprefix(prefix), prefix + key)
+                if dtype and any(name in state and state[name].is_floating_point() for name in names):
+                    wrong.append(f"{key} ({dtype})")
+    if wrong:
+        raise ValueError(
+            f"{source} stores {len(wrong)} floating-point weight(s) of {type(model).__name__} as integers: "
+            f"{', '.join(wrong[:10])}{' ...' if len(wrong) > 10 else ''}. Loading would cast them silently. The file "
+            "was not written by save_pretrained of this model (or was altered): re-save or re-convert it."
+        )
+
+
+def missing_weights_message(model: torch.nn.Module, missing: list[str], source) -> str:
+    """Name the weights a checkpoint lacks, whole layers as `layers.N.*`, and say when the config describes more
+    layers than the weights hold."""
+    state_keys = list(model.state_dict())
+    layer_of = re.compile(r"^(.*?\blayers)\.(\d+)\.")
+    stacks: dict[str, dict[int, list[str]]] = {}
+    for key in state_keys:
+        match = layer_of.match(key)
+        if match:
+            stacks.setdefault(match[1], {}).setdefault(int(match[2]), []).append(key)
+    missing_set, shown, whole = set(missing), [], {}
+    for stack, layers in stacks.items():
+        gone = sorted(index for index, keys in layers.items() if missing_set.issuperset(keys))
+        if gone:
+            whole[stack] = (gone, len(layers))
+            shown += [f"{stack}.{index}.*" for index in gone]
+            missing_set -= {key for index in gone for key in layers[index]}
+    shown += sorted(missing_set)
+    lines = [
+        f"{source} lacks {len(missing)} weight(s) of {type(model).__name__}, which would run with random values: "
+        f"{', '.join(shown[:12])}{' ...' if len(shown) > 12 else ''}."
+    ]
+    for stack, (gone, total) in whole.items():
+        if gone == list(range(total - len(gone), total)):
+            lines.append(
+                f"For `{stack}`, the config describes {total} layers but the weights hold {total - len(gone)}: load "
+                "with the config saved beside these weights."
+            )
+    lines.append("An inference model loads only a complete checkpoint: re-save it with save_pretrained, or convert it.")
+    return " ".join(lines)
 
 
 def _is_model(obj) -> bool:

@@ -56,7 +56,8 @@ class FunctionJEPAModelOutput(ModelOutput):
             default); zeros at padded tokens. With `token_indices`, the encoded tokens only, in that order.
         token_mask (`torch.LongTensor` of shape `(batch, num_tokens)`):
             1 for a token holding real frames, 0 for a padded one (aligned with `last_hidden_state`). The real tokens
-            of each series: `split_valid_tokens(last_hidden_state, token_mask)`.
+            of each series: `split_valid_tokens(last_hidden_state, token_mask)`; the batch without the slots that are
+            padding in every series: `batch_valid_tokens(last_hidden_state, token_mask)`.
         pooler_output (`torch.FloatTensor` of shape `(batch, hidden_size)`):
             Mean of each series' real tokens (padded tokens excluded): one embedding per series.
         hidden_states (`tuple(torch.FloatTensor)`, *optional*):
@@ -83,6 +84,22 @@ def split_valid_tokens(tokens: torch.Tensor, token_mask: torch.Tensor) -> list[t
     """The real tokens of each series, without padding: a list of `(num_valid_i, hidden)` tensors in grid order
     (ROI-major: for ROI r, its first `num_valid_i / num_rois` time patches)."""
     return [series[mask.bool()] for series, mask in zip(tokens, token_mask, strict=True)]
+
+
+def batch_valid_tokens(tokens: torch.Tensor, token_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch's tokens without the slots that are padding in every series, and their mask.
+
+    Args:
+        tokens: `(batch, num_tokens, hidden)` tokens (`last_hidden_state`), zeros at padded slots.
+        token_mask: `(batch, num_tokens)` 1 for a token holding real frames (`token_mask`).
+
+    Returns:
+        `(batch, num_kept, hidden)` tokens and `(batch, num_kept)` mask, in grid order (ROI-major), where the kept
+        slots are those real in at least one series: `num_rois * W'` for the batch's longest series of `W'` time
+        patches. Slots real in some series and padding in others stay, with mask 0 where padded.
+    """
+    keep = token_mask.bool().any(dim=0)
+    return tokens[:, keep], token_mask[:, keep]
 
 
 def check_fmri_inputs(fmri_values: torch.Tensor, repetition_time, num_rois: int) -> None:
@@ -114,14 +131,13 @@ def require_loaded_roi_tables(model: PreTrainedModel, missing_keys) -> None:
 
 
 class RoiTablesRequiredOnLoad:
-    """Mixin for models holding a FunctionJEPA: `from_pretrained` refuses a checkpoint without its ROI tables."""
+    """Mixin (before `BrainHarmonixHubMixin`) for models holding a FunctionJEPA: `from_pretrained` refuses a checkpoint
+    without its ROI tables, with a message of its own, before the other checks."""
 
     @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        want_info = kwargs.pop("output_loading_info", False)
-        model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+    def check_loaded_weights(cls, model, info, source, location) -> None:
         require_loaded_roi_tables(model, info["missing_keys"])
-        return (model, info) if want_info else model
+        super().check_loaded_weights(model, info, source, location)
 
 
 @dataclass
@@ -350,7 +366,9 @@ class FunctionJEPAModel(FunctionJEPAPreTrainedModel):
     ```
     """
 
+    # From a pretraining folder: the context encoder and the predictor are pretraining-only.
     _keys_to_ignore_on_load_unexpected = [r"^encoder\.", r"^predictor\."]
+    _refuses_missing_weights = True
 
     def __init__(self, config: FunctionJEPAConfig):
         super().__init__(config)
@@ -527,4 +545,10 @@ class FunctionJEPAForPreTraining(FunctionJEPAPreTrainedModel):
         )
 
 
-__all__ = ["FunctionJEPAForPreTraining", "FunctionJEPAModel", "FunctionJEPAPreTrainedModel", "split_valid_tokens"]
+__all__ = [
+    "FunctionJEPAForPreTraining",
+    "FunctionJEPAModel",
+    "FunctionJEPAPreTrainedModel",
+    "batch_valid_tokens",
+    "split_valid_tokens",
+]

@@ -187,6 +187,10 @@ class HarmonizerPreTrainedModel(BrainHarmonixHubMixin, PreTrainedModel):
             init.copy_(module.position_embeddings, module.build_position_table(self.config))
 
 
+# The Harmonizer's final LayerNorm in a checkpoint of a Harmonizer, a model holding one, or a pretraining folder.
+FINAL_LAYERNORM_KEYS = r"(^|\bharmonizer\.)layernorm\."
+
+
 class HarmonizerModel(HarmonizerPreTrainedModel):
     """Harmonizer encoder. Returns `[CLS, hub tokens]` and, as `pooler_output`, the mean of the hub tokens.
 
@@ -196,11 +200,24 @@ class HarmonizerModel(HarmonizerPreTrainedModel):
             it and normalises the pooled hub tokens instead).
     """
 
+    # From a pretraining folder: the decoder is pretraining-only.
+    _keys_to_ignore_on_load_unexpected = [r"^decoder\."]
+    _refuses_missing_weights = True
+    # A task head's checkpoint has no final LayerNorm (heads drop it): loaded from one, it starts at unit scale and
+    # zero shift.
+    _weights_started_fresh_when_missing = (FINAL_LAYERNORM_KEYS,)
+
     def __init__(self, config: HarmonizerConfig, add_final_layernorm: bool = True):
         super().__init__(config)
         self.embeddings = HarmonizerEmbeddings(config)
         self.layers = build_encoder_layers(config)
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if add_final_layernorm else None
+        if not add_final_layernorm:  # a checkpoint's final LayerNorm is expected and unused (the model that holds
+            # this one gathers the pattern too)
+            self._keys_to_ignore_on_load_unexpected = [
+                *self._keys_to_ignore_on_load_unexpected,
+                FINAL_LAYERNORM_KEYS,
+            ]
         self.post_init()
 
     @merge_with_config_defaults

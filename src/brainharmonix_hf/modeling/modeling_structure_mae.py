@@ -307,6 +307,10 @@ class StructureMAEModel(StructureMAEPreTrainedModel):
     ```
     """
 
+    # From a pretraining folder: the MAE decoder is pretraining-only.
+    _keys_to_ignore_on_load_unexpected = [r"^decoder\."]
+    _refuses_missing_weights = True
+
     def __init__(self, config: StructureMAEConfig):
         super().__init__(config)
         self.embeddings = StructureMAEEmbeddings(config)

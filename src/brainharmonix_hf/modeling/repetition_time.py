@@ -12,11 +12,12 @@ emits it; the model uses the emitted value and applies the same rule only when i
 """
 
 import math
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+from .user_warnings import warn_at_caller
 
 # Outside these bounds a TR (in seconds) is almost surely a unit mistake (milliseconds) or a broken header.
 MIN_REPETITION_TIME = 0.1
@@ -68,11 +69,9 @@ def resolve_repetition_time(explicit, header, name: str = "the image") -> float:
         return check_repetition_time(header, source=f"The header TR of {name}")
     explicit = check_repetition_time(explicit)
     if header is not None and not math.isclose(explicit, header, rel_tol=AGREEMENT_TOLERANCE):
-        warnings.warn(
+        warn_at_caller(
             f"repetition_time={explicit:g} s disagrees with the header TR of {name} ({header:g} s); using "
-            f"{explicit:g} s. Drop `repetition_time=` to use the header, or fix the header if it is wrong.",
-            UserWarning,
-            stacklevel=2,
+            f"{explicit:g} s. Drop `repetition_time=` to use the header, or fix the header if it is wrong."
         )
     return explicit
 

@@ -170,11 +170,16 @@ def _first_difference(labels: list[str], expected: list[str]) -> str:
     if len(labels) != len(expected):
         return f"{len(labels)} rows, {len(expected)} expected"
     row = next(index for index, (got, want) in enumerate(zip(labels, expected, strict=True)) if got != want)
-    return f"row {row} is {labels[row]!r}, expected {expected[row]!r}"
+    return f"row {row} is {_shown(labels[row])}, expected {expected[row]!r}"
+
+
+def _shown(label: str, limit: int = 40) -> str:
+    """A label for a message, cut to `limit` characters (a mis-read file can make a whole row one label)."""
+    return repr(label) if len(label) <= limit else repr(label[:limit]) + "..."
 
 
 def _describe(labels: list[str]) -> str:
-    shown = ", ".join(repr(label) for label in labels[:3])
+    shown = ", ".join(_shown(label) for label in labels[:3])
     return f"an atlas with {len(labels)} ROIs labelled {shown}{' ...' if len(labels) > 3 else ''}"
 
 

@@ -3,7 +3,6 @@
 
 import math
 import os
-import warnings
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -13,7 +12,8 @@ from transformers.utils import TensorType, to_numpy
 
 from ..modeling.hub_mixin import BrainHarmonixHubMixin
 from ..modeling.repetition_time import check_repetition_time, patch_length_for_tr, resolve_repetition_time
-from .atlases import atlas_roi_labels, rows_in_model_order
+from ..modeling.user_warnings import warn_at_caller
+from .atlases import SCHAEFER400_ATLASES, atlas_roi_labels, rows_in_model_order
 from .fmri_files import FMRIFileSeries, default_layout, fmri_file_kind, load_npy_series
 from .fmri_normalization import (
     NORMALIZATIONS,
@@ -30,6 +30,8 @@ from .roi_csv import read_roi_table
 
 LAYOUTS = ("rois_first", "time_first")
 PADDINGS = ("longest", "max_length")
+# The shortest TR `padding="max_length"` holds by default: HCP's 0.72 s (UK Biobank's is 0.735 s).
+DEFAULT_SHORTEST_REPETITION_TIME = 0.72
 
 
 class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
@@ -57,8 +59,10 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
             series at once (`"global"`).
         robust_median (`list[float]`, *optional*): per-ROI cohort medians for `normalization="robust"`.
         robust_iqr (`list[float]`, *optional*): per-ROI cohort interquartile ranges for `normalization="robust"`.
-        shortest_repetition_time (`float`, *optional*, defaults to 0.735): the shortest TR `padding="max_length"`
-            supports; the fixed length is `num_time_patches * round(window_seconds / shortest_repetition_time)`.
+        shortest_repetition_time (`float`, *optional*, defaults to 0.72): the shortest TR `padding="max_length"`
+            supports (0.72 s: HCP, the fastest common TR); the fixed length is
+            `num_time_patches * round(window_seconds / shortest_repetition_time)` (882 frames by default). Saved
+            processors keep the value they were saved with.
         padding_value (`float`, *optional*, defaults to 0.0): value of padded frames.
         return_attention_mask (`bool`, *optional*, defaults to `True`): return the frame mask (1 = real frame).
     """
@@ -77,7 +81,7 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
         zscore_scope: str = "roi",
         robust_median: list[float] | None = None,
         robust_iqr: list[float] | None = None,
-        shortest_repetition_time: float = 0.735,
+        shortest_repetition_time: float = DEFAULT_SHORTEST_REPETITION_TIME,
         padding_value: float = 0.0,
         return_attention_mask: bool = True,
         **kwargs,
@@ -147,25 +151,60 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
         """The model's ROI labels in model order (parcel names for Schaefer-400, `roi_labels` or `"1".."N"`)."""
         return atlas_roi_labels(self.atlas, self.num_rois, self.roi_labels)
 
-    def fit_robust_statistics(self, fmri, layout: str) -> "FMRIFeatureExtractor":
+    def fit_robust_statistics(
+        self, fmri, layout: str | None = None, atlas: str | None = None
+    ) -> "FMRIFeatureExtractor":
         """Fit per-ROI robust statistics (median and IQR over subjects of their temporal mean) on a cohort and store
         them, so that `normalization="robust"` uses them and `save_pretrained` saves them.
 
         Args:
-            fmri: the cohort's series, any iterable of 2D arrays (see `__call__`), not cropped: a generator that loads
-                one subject at a time keeps only one series in memory.
-            layout (`str`): `"rois_first"` or `"time_first"`, as in `__call__`.
+            fmri: the cohort's series, not cropped: any iterable of 2D arrays (see `__call__`) or of ROI table paths
+                (`.csv`/`.tsv`, read like `process_roi_csv`, their labels putting them in the model's order); a
+                generator that loads one subject at a time keeps only one series in memory.
+            layout (`str`): `"rois_first"` or `"time_first"`, as in `__call__`; required for arrays, the table layout
+                for paths (default `"rois_first"`).
+            atlas (`str`, *optional*): the atlas and ROI order of the series, as in `__call__` (the other Schaefer-400
+                order is permuted into the model's).
         """
-        self._check_layout(layout)
-        means = (self._checked_series(series, layout, index).mean(axis=0) for index, series in enumerate(fmri))
-        return self.fit_robust_statistics_from_means(means)
+        means, array_order, undecided = [], None, True
+        for index, series in enumerate(fmri):
+            if isinstance(series, (str, os.PathLike)):  # read into model order by its labels
+                means.append(self.read_roi_series(series, layout=layout or "rois_first", atlas=atlas).mean(axis=0))
+                continue
+            self._check_layout(layout)
+            if undecided:  # once, at the first array
+                array_order, undecided = self._declared_order(atlas, "The series"), False
+            subject_means = self._checked_series(series, layout, index).mean(axis=0)
+            means.append(subject_means if array_order is None else subject_means[array_order])
+        return self.fit_robust_statistics_from_means(means, atlas=self.atlas)
 
-    def fit_robust_statistics_from_means(self, roi_means) -> "FMRIFeatureExtractor":
-        """Fit the robust statistics from per-subject ROI means (an iterable of `(num_rois,)` temporal means in model
-        ROI order, or a `(num_subjects, num_rois)` array), e.g. computed one subject at a time."""
-        median, iqr = fit_robust_statistics([np.asarray(means, dtype=np.float64) for means in roi_means])
+    def fit_robust_statistics_from_means(self, roi_means, atlas: str | None = None) -> "FMRIFeatureExtractor":
+        """Fit the robust statistics from per-subject ROI means (an iterable of `(num_rois,)` temporal means, or a
+        `(num_subjects, num_rois)` array), e.g. computed one subject at a time or kept by a dataset beside z-scored
+        series.
+
+        Args:
+            roi_means: the means, in the order of `atlas`.
+            atlas (`str`, *optional*): the atlas and ROI order of the means (default: the model's, with a warning
+                for Schaefer-400, whose two orders look alike); the other Schaefer-400 order is permuted.
+        """
+        order = self._declared_order(atlas, "The ROI means")
+        means = [np.asarray(means, dtype=np.float64) for means in roi_means]
+        median, iqr = fit_robust_statistics([row if order is None else row[order] for row in means])
         self._set_robust_statistics(median, iqr)
         return self
+
+    def _declared_order(self, atlas: str | None, source: str) -> np.ndarray | None:
+        """Row indices into model order for unlabelled rows declared to follow `atlas`; without a declaration, the
+        model's order, with a warning when the model's atlas is Schaefer-400 (a 7- and a 17-network series look
+        alike)."""
+        if atlas is None and self.atlas in SCHAEFER400_ATLASES:
+            warn_at_caller(
+                f"{source} have no declared ROI order, so they are taken in the model's ({self.atlas}). Schaefer-400 "
+                "series in the 7- and 17-network orders look alike and give wrong embeddings silently in the wrong "
+                f"one: pass atlas='schaefer400_7networks' or atlas='schaefer400_17networks' (or roi_labels=)."
+            )
+        return rows_in_model_order(None, self.atlas, self.model_roi_labels(), declared_atlas=atlas, source=source)
 
     def __call__(
         self,
@@ -189,7 +228,8 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
                 the layout of ROI CSV files) or `"time_first"` (`(num_timepoints, num_rois)`). Required: an axis
                 order is never guessed.
             atlas (`str`, *optional*): the atlas the rows follow; a Schaefer-400 order other than the model's is
-                permuted into it, any other atlas is refused. Default: the model's atlas (an array has no labels).
+                permuted into it, any other atlas is refused. Default: the model's atlas (an array has no labels),
+                with a warning when that is a Schaefer-400 order, since the two look alike.
             roi_labels (`Sequence[str]`, *optional*): the ROI label of each row (checked like a CSV's label column).
             padding (`str`, *optional*, defaults to `"longest"`): `"longest"` pads to the longest series of the call
                 (rounded up to whole patches); `"max_length"` pads every call to the same `max_length` frames, so
@@ -213,9 +253,12 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
                 "unbatched=True prepares one series with padding='max_length' (so samples collate); got "
                 f"{len(series_list)} series and padding={padding!r}."
             )
-        order = rows_in_model_order(
-            roi_labels, self.atlas, self.model_roi_labels(), declared_atlas=atlas, source="The fMRI series"
-        )
+        if roi_labels is None:
+            order = self._declared_order(atlas, "The fMRI series")
+        else:
+            order = rows_in_model_order(
+                roi_labels, self.atlas, self.model_roi_labels(), declared_atlas=atlas, source="The fMRI series"
+            )
         if order is not None:
             series_list = [series[:, order] for series in series_list]
         return self._prepare(series_list, repetition_time, padding, unbatched, return_tensors, return_attention_mask)
@@ -527,15 +570,17 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
         series = series.T if layout == "rois_first" else series
         num_timepoints, num_rois = series.shape
         if num_rois != self.num_rois:
-            other = "time_first" if layout == "rois_first" else "rois_first"
-            hint = (
-                f" Its other axis has {num_timepoints}: is the layout {other!r}?"
-                if num_timepoints == self.num_rois
-                else ""
-            )
+            if num_timepoints == self.num_rois:
+                time_first = layout == "rois_first"
+                other, axes = ("time_first", "frames × ROIs") if time_first else ("rois_first", "ROIs × frames")
+                raise ValueError(
+                    f"Series {index} (shape {given_shape}) looks {other.replace('_', '-')} ({axes}): read with "
+                    f"layout={layout!r} it has {num_rois} ROIs, but its other axis has the model's {self.num_rois}. "
+                    f"Pass layout={other!r}, or transpose it to (num_rois, num_timepoints) for layout='rois_first'."
+                )
             raise ValueError(
                 f"Series {index} (shape {given_shape}, layout {layout!r}) has {num_rois} ROIs but the model expects "
-                f"num_rois={self.num_rois} ({self.atlas}). Parcellate with that atlas.{hint}"
+                f"num_rois={self.num_rois} ({self.atlas}). Parcellate with that atlas."
             )
         if num_timepoints == 0:
             raise ValueError(f"Series {index} is empty (0 time points); drop it or pass the full run.")
@@ -554,20 +599,16 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
         max_frames = self.num_time_patches * patch
         if len(series) > max_frames:
             dropped = len(series) - max_frames
-            warnings.warn(
+            warn_at_caller(
                 f"Series {index} has {len(series)} frames at TR {tr:g} s; the model holds {self.num_time_patches} "
                 f"patches of {patch} frames, so the last {dropped} frames ({dropped * tr:.1f} s) are dropped. Split "
-                "the run into windows yourself to keep them.",
-                UserWarning,
-                stacklevel=3,
+                "the run into windows yourself to keep them."
             )
             return series[:max_frames]
         if len(series) < patch:
-            warnings.warn(
+            warn_at_caller(
                 f"Series {index} has {len(series)} frames at TR {tr:g} s, shorter than one {patch}-frame patch "
-                f"({self.window_seconds:g} s); it is zero-padded to one patch, so the model sees mostly padding.",
-                UserWarning,
-                stacklevel=3,
+                f"({self.window_seconds:g} s); it is zero-padded to one patch, so the model sees mostly padding."
             )
         return series
 
@@ -577,8 +618,11 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
         if self.normalization == "robust":
             if self.robust_median is None:
                 raise ValueError(
-                    "normalization='robust' needs cohort statistics: call `fit_robust_statistics(cohort, layout=...)`"
-                    " on this extractor, or pass robust_median= and robust_iqr= when creating it."
+                    "normalization='robust' needs cohort statistics (per ROI, the median and IQR of the subjects' "
+                    "temporal means), and this processor holds none (converted reference weights come without them: "
+                    "their authors never released them). Fit them on your cohort: `fit_robust_statistics(series or "
+                    "ROI table paths, layout=..., atlas=...)` or `fit_robust_statistics_from_means(means, atlas=...)` "
+                    "on the fMRI feature extractor, then save it; or pass robust_median= and robust_iqr=."
                 )
             return robust_scale(series, np.asarray(self.robust_median), np.asarray(self.robust_iqr))
         return series.astype(np.float32)

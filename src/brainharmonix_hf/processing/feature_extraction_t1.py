@@ -53,6 +53,8 @@ from .reference_grid import (
 
 NORMALIZATIONS = ("whole_volume", "brain", "none")
 ZSCORE_EPS = 1e-9
+# A volume with this few distinct values is a mask or a segmentation, not a T1.
+MAX_LABEL_IMAGE_VALUES = 16
 
 
 class T1VolumeFeatureExtractor(BrainHarmonixHubMixin, FeatureExtractionMixin):
@@ -163,7 +165,9 @@ class T1VolumeFeatureExtractor(BrainHarmonixHubMixin, FeatureExtractionMixin):
         """Steps 1-3 for one volume: loaded, checked and mapped onto the reference grid, float32, raw intensities."""
         name = str(source) if isinstance(source, (str, os.PathLike)) else "The volume"
         image = as_3d(load_image(source, affine), name=name)
-        _check_contrast(np.asanyarray(image.dataobj), "The volume")
+        voxels = np.asanyarray(image.dataobj)
+        _check_contrast(voxels, "The volume")
+        _check_not_a_label_image(voxels, name)
         if self.check_mni_space:
             check_mni_space(image, name)
         grid_affine, grid_shape = self.grid()
@@ -212,6 +216,22 @@ def _check_contrast(voxels: np.ndarray, what: str) -> None:
         raise NiftiInputError(
             f"{what} has a single value ({value}), so there is no image to normalise. Check that this is the "
             f"intended T1 file (not an empty mask or a blank export)."
+        )
+
+
+def _check_not_a_label_image(voxels: np.ndarray, name: str) -> None:
+    """Refuse a volume with at most `MAX_LABEL_IMAGE_VALUES` distinct values: a brain mask or a segmentation, not a
+    T1 (whose intensities take hundreds of values even as uint8)."""
+    # A strided sample answers for almost every T1 without sorting all voxels; only few-valued samples are confirmed.
+    if len(np.unique(voxels[::3, ::3, ::3])) > MAX_LABEL_IMAGE_VALUES:
+        return
+    values = np.unique(voxels)
+    if len(values) <= MAX_LABEL_IMAGE_VALUES:
+        shown = ", ".join(f"{value:g}" for value in values[:8]) + (" ..." if len(values) > 8 else "")
+        raise NiftiInputError(
+            f"{name} holds only {len(values)} distinct values ({shown}): it looks like a mask or label image "
+            "(e.g. a brain mask or a tissue segmentation), not a T1-weighted image. Pass the T1w image itself "
+            "(fMRIPrep: `*_desc-preproc_T1w.nii.gz`, not `*_desc-brain_mask` or `*_dseg`)."
         )
 
 

@@ -5,10 +5,11 @@ All functions take one time-first series `(num_timepoints, num_rois)` of real fr
 float32 array of the same shape.
 """
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
+
+from ..modeling.user_warnings import warn_at_caller
 
 NORMALIZATIONS = ("none", "zscore", "robust")
 ZSCORE_SCOPES = ("roi", "global")
@@ -32,11 +33,9 @@ def zscore(series: np.ndarray, scope: str = "roi") -> np.ndarray:
             if scope == "roi"
             else "the whole series is"
         )
-        warnings.warn(
+        warn_at_caller(
             f"Z-score: {what} constant over time (zero variance) and are set to 0. Check for ROIs outside the "
-            "field of view or a failed parcellation.",
-            UserWarning,
-            stacklevel=2,
+            "field of view or a failed parcellation."
         )
     return ((series - mean) / np.where(constant, 1.0, std)).astype(np.float32)
 

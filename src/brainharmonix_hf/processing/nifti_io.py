@@ -24,7 +24,6 @@ disagree gets a warning naming the one used.
 import gzip
 import math
 import os
-import warnings
 import zlib
 from pathlib import Path
 
@@ -34,6 +33,8 @@ from nibabel.arrayproxy import ArrayProxy
 from nibabel.filebasedimages import ImageFileError
 from nibabel.freesurfer.mghformat import MGHHeader
 from nibabel.spatialimages import SpatialImage
+
+from ..modeling.user_warnings import warn_at_caller
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -310,13 +311,11 @@ def _warn_if_sform_and_qform_disagree(image: SpatialImage, name: str) -> None:
     uses_sform = np.allclose(image.affine, sform) or not np.allclose(image.affine, qform)
     used, other = _SFORM_QFORM_NAMES[uses_sform], _SFORM_QFORM_NAMES[not uses_sform]
     codes = {"sform": int(sform_code), "qform": int(qform_code)}
-    warnings.warn(
+    warn_at_caller(
         f"{name}: the header's sform (code {codes['sform']}) and qform (code {codes['qform']}) disagree: they place "
         f"the image's corners up to {distance.max():.2f} mm apart. Using the {used} (code {codes[used]}), as nibabel "
         f"does. If the {other} is the right one, fix the header first, e.g. `img.set_{used}(img.get_{other}(), "
-        f"code={codes[other]})`, then save.",
-        UserWarning,
-        stacklevel=4,
+        f"code={codes[other]})`, then save."
     )
 
 

@@ -3,7 +3,6 @@
 
 import inspect
 import os
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,6 +11,7 @@ from transformers.utils import PROCESSOR_NAME as PROCESSOR_CONFIG_NAME
 from transformers.utils import cached_file
 
 from ..modeling.hub_mixin import BrainHarmonixHubMixin
+from ..modeling.user_warnings import warn_at_caller
 from .feature_extraction_fmri import FMRIFeatureExtractor
 from .feature_extraction_t1 import T1VolumeFeatureExtractor
 
@@ -84,11 +84,9 @@ class BrainHarmonixProcessor(BrainHarmonixHubMixin, ProcessorMixin):
         )
         if saved is not None:
             return cls.from_pretrained(model_name_or_path, revision=revision)
-        warnings.warn(
+        warn_at_caller(
             f"{model_name_or_path} has no saved processor: using the defaults that fit its config "
-            "(`BrainHarmonixProcessor.for_config`). Save the processor the model was trained with beside it.",
-            UserWarning,
-            stacklevel=2,
+            "(`BrainHarmonixProcessor.for_config`). Save the processor the model was trained with beside it."
         )
         return cls.for_config(config)
 

@@ -70,6 +70,7 @@ def _read_rows(path: Path) -> list[list[str]]:
     if not rows:
         raise ValueError(f"{path} is empty. Expected ROI time series: one row per ROI, one column per frame.")
     first_line = delimiter.join(rows[0])
+    _check_separator(path, rows[0], delimiter)
     if ";" in first_line:
         raise ValueError(
             f"{path} is semicolon-separated ({first_line[:40]!r}...); the reader expects commas (`.csv`) or tabs "
@@ -80,6 +81,34 @@ def _read_rows(path: Path) -> list[list[str]]:
     if len(lengths) != 1:
         raise ValueError(f"{path} has rows of different lengths {sorted(lengths)}; every row needs the same columns.")
     return rows
+
+
+def _check_separator(path: Path, first_row: list[str], delimiter: str) -> None:
+    """Refuse a `.csv` holding tab-separated text and a `.tsv` holding comma-separated text: read with the suffix's
+    separator, their rows are single cells."""
+    other, other_name, suffix = ("\t", "tab", ".tsv") if delimiter == "," else (",", "comma", ".csv")
+    if len(first_row) == 1 and other in first_row[0] and ";" not in first_row[0]:
+        raise ValueError(
+            f"{path} is {other_name}-separated, but its suffix says {'commas' if delimiter == ',' else 'tabs'}: read "
+            f"with that separator, every row is one cell. Save it with the matching suffix (rename it to {suffix}), "
+            "or re-save it with the separator its suffix names."
+        )
+
+
+def _check_no_index_column(path: Path, first_column: list[str], header: str | None, start: tuple[int, ...]) -> None:
+    """Refuse a table whose first column numbers its rows (from one of `start`): an index column that pandas writes
+    unless `index=False`, not ROI labels or values."""
+    numbers = [_number(cell) for cell in first_column]
+    if len(numbers) < 2 or any(number is None or number != number for number in numbers):
+        return
+    for first in start:
+        if numbers == list(range(first, first + len(numbers))):
+            named = "no header" if header is None else repr(header)
+            raise ValueError(
+                f"{path}: the first column ({named}) numbers the rows {first}..{first + len(numbers) - 1}: it is an "
+                "index column, not ROI data (pandas writes one unless `to_csv(..., index=False)`). Drop it, e.g. "
+                "`pandas.read_csv(path, sep=..., index_col=0).to_csv(new_path, sep=..., index=False)`."
+            )
 
 
 def read_roi_table(path: str | os.PathLike, layout: str = "rois_first") -> RoiTable:
@@ -112,6 +141,8 @@ def _rois_first_table(path: Path, rows: list[list[str]]) -> RoiTable:
     if not body:
         raise ValueError(f"{path} holds a header and no ROI rows. Expected one row per ROI, one column per frame.")
     first_column = [row[0] for row in body]
+    # Numbers 1..N are ROI labels in this layout; 0..N-1 number the rows.
+    _check_no_index_column(path, first_column, first[0] if header else None, start=(0,))
     has_labels = not _numeric(first_column) or [normalize_label(cell) for cell in first_column] == numbered_labels(
         len(body)
     )
@@ -132,6 +163,7 @@ def _time_first_table(path: Path, rows: list[list[str]]) -> RoiTable:
             "with layout='rois_first' (`.tsv` tables are read time-first unless declared otherwise: save ROI-first "
             "tables as `.csv`)."
         )
+    _check_no_index_column(path, [row[0] for row in body], rows[0][0] if header else None, start=(0, 1))
     values = _values(path, body, "")
     return RoiTable(values.T, [normalize_label(cell) for cell in rows[0]] if header else None)
 

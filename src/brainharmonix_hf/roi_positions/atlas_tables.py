@@ -15,13 +15,14 @@ Rule for the hemispheres: every parcel must lie in one hemisphere (relabel an at
 sides, e.g. right label k -> k + number of left labels). Parcels are rows `0..R-1` for labels `1..R`.
 """
 
+import functools
 import importlib.util
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-from .harmonics import compute_geometric_harmonics
+from .harmonics import laplace_beltrami_eigenmodes, parcel_means
 from .surface_mesh import submesh
 
 FS_LR_VERTICES_PER_HEMISPHERE = 32492
@@ -56,6 +57,25 @@ def fs_lr_midthickness() -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     return hemispheres
 
 
+@functools.lru_cache(maxsize=2)
+def fs_lr_cortex_eigenmodes(num_modes: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Laplace–Beltrami eigenmodes of each hemisphere's HCP fs_LR 32k midthickness cortex, computed once per process
+    for each `num_modes` (the mesh is fixed; every atlas drawn on it reuses them).
+
+    Returns:
+        Per hemisphere, left first: `(kept, modes)`, the `(32492,)` bool cortex vertices of the cut mesh and their
+        `(num_kept, num_modes)` M-orthonormal, sign-fixed modes (read-only arrays).
+    """
+    hemispheres = []
+    for vertices, faces, cortex in fs_lr_midthickness():
+        vertices, faces, kept = submesh(vertices, faces, cortex)
+        _, modes = laplace_beltrami_eigenmodes(vertices, faces, num_modes)
+        for array in (kept, modes):
+            array.setflags(write=False)
+        hemispheres.append((kept, modes))
+    return tuple(hemispheres)
+
+
 def fs_lr_geometric_harmonics(labels: np.ndarray, num_modes: int) -> np.ndarray:
     """Parcel means of `num_modes` Laplace–Beltrami eigenmodes per hemisphere of the HCP fs_LR 32k midthickness.
 
@@ -82,18 +102,14 @@ def fs_lr_geometric_harmonics(labels: np.ndarray, num_modes: int) -> np.ndarray:
         )
     num_parcels = int(labels.max())
     table = np.full((num_parcels, num_modes), np.nan)
-    for side, (vertices, faces, cortex) in enumerate(fs_lr_midthickness()):
-        vertices, faces, kept = submesh(vertices, faces, cortex)
+    for side, (kept, modes) in enumerate(fs_lr_cortex_eigenmodes(num_modes)):
         side_labels = labels[side * FS_LR_VERTICES_PER_HEMISPHERE : (side + 1) * FS_LR_VERTICES_PER_HEMISPHERE][kept]
         present = np.unique(side_labels[side_labels > 0])
         if present.size == 0:
             continue
         local = np.zeros(num_parcels + 1, dtype=np.int64)
         local[present] = np.arange(1, present.size + 1)
-        parcel_modes, _ = compute_geometric_harmonics(
-            vertices, faces, local[side_labels], num_modes, num_parcels=present.size
-        )
-        table[present - 1] = parcel_modes
+        table[present - 1] = parcel_means(modes, local[side_labels], present.size)
     missing = np.flatnonzero(np.isnan(table[:, 0])) + 1
     if missing.size:
         raise ValueError(f"Labels {missing[:10].tolist()} have no vertex on the HCP cortex; number parcels 1..R.")

@@ -58,6 +58,7 @@ class FunctionJEPACollator:
             [item["fmri"] for item in items],
             repetition_time=[item["repetition_time"] for item in items],
             layout="rois_first",
+            atlas=self.feature_extractor.atlas,  # the dataset reads series into the model's ROI order
             return_attention_mask=True,
             return_tensors="pt",
         )

@@ -38,6 +38,7 @@ import datasets
 import numpy as np
 import torch
 
+from ..dtype_names import canonical_dtype_name
 from ..modeling.modeling_brainharmonix import BrainHarmonixModel
 from ..processing.atlases import rows_in_model_order
 from ..processing.feature_extraction_fmri import FMRIFeatureExtractor
@@ -46,7 +47,7 @@ from .manifest import ManifestSource, load_manifest
 
 LATENT_CACHE_FORMAT = "brainharmonix_latent_cache"
 LATENT_CACHE_VERSION = 1
-LATENT_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+LATENT_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 PROGRESS_FILE = "progress.json"
 
 
@@ -145,7 +146,7 @@ def cache_latents(
     manifest: ManifestSource,
     output_dir: str | Path,
     *,
-    dtype: str = "bf16",
+    dtype: str = "bfloat16",
     batch_size: int = 4,
     shard_size: int = 64,
     device: str | torch.device = "cpu",
@@ -160,7 +161,7 @@ def cache_latents(
         processor: prepares each row's T1 (NIfTI path) and fMRI (ROI table, `.npy` array or 4D NIfTI) inputs.
         manifest: a cohort manifest (see `load_manifest`).
         output_dir: where the dataset is saved (`datasets.load_from_disk` / `load_latent_cache` read it).
-        dtype: `"bf16"` or `"fp16"`, the stored latent dtype.
+        dtype: `"bfloat16"` (`"bf16"`) or `"float16"` (`"fp16"`), the stored latent dtype.
         batch_size: subjects per encoder forward pass.
         shard_size: subjects per resumable shard.
         device: where the encoders run.
@@ -171,8 +172,9 @@ def cache_latents(
     Returns:
         The saved cache, loaded back from `output_dir`.
     """
+    dtype = canonical_dtype_name(dtype)
     if dtype not in LATENT_DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(LATENT_DTYPES)}, got {dtype!r}.")
+        raise ValueError(f"dtype must be one of {sorted(LATENT_DTYPES)} (or bf16 / fp16), got {dtype!r}.")
     output_dir = Path(output_dir)
     if (output_dir / "state.json").exists():
         raise LatentCacheError(f"{output_dir} already holds a dataset; remove it or choose another --output.")

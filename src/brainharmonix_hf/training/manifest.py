@@ -20,8 +20,10 @@ these columns (only `subject` is required; every other column may be missing or 
 Relative paths are resolved against the manifest file's folder. Every row needs a T1 or an fMRI input.
 """
 
+import difflib
 import math
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -38,6 +40,17 @@ TEXT_COLUMNS = ("subject", "session", *RUN_COLUMNS, "t1", "fmri", "atlas", "site
 SPLITS = ("train", "validation", "test")
 FEATURES = dict.fromkeys(TEXT_COLUMNS, datasets.Value("string")) | {"repetition_time": datasets.Value("float64")}
 MANIFEST_SUFFIXES = {".csv": ",", ".tsv": "\t", ".json": None, ".jsonl": None, ".parquet": None}
+# Names other tables use for the manifest columns (BIDS participants.tsv, fMRIPrep suffixes, ...), lowercase.
+COLUMN_ALIASES = {
+    "participant_id": "subject", "participant": "subject", "sub": "subject", "subject_id": "subject",
+    "session_id": "session", "ses": "session",
+    "t1w": "t1", "anat": "t1", "t1_path": "t1", "t1w_path": "t1",
+    "bold": "fmri", "func": "fmri", "fmri_path": "fmri", "timeseries": "fmri",
+    "tr": "repetition_time", "repetitiontime": "repetition_time", "parcellation": "atlas",
+}  # fmt: skip
+# Columns a lookalike is refused for: what every row's inputs are. Label, site and split lookalikes may be the columns
+# a command is told to read (`--label-column`), so they are kept as extra columns.
+INPUT_COLUMNS = ("subject", "session", "t1", "fmri", "repetition_time", "atlas")
 
 ManifestSource = str | os.PathLike | datasets.Dataset | Iterable[Mapping]
 
@@ -95,8 +108,36 @@ def _read_manifest_file(path: Path) -> pd.DataFrame:
     return pd.read_json(path, lines=suffix == ".jsonl", orient="records", dtype=text_types)
 
 
+def _meant_column(name: str) -> str | None:
+    """The input column an unknown column name most likely stands for (`T1w` -> `t1`), or `None`."""
+    key = re.sub(r"[\s\-]+", "_", name.strip().lower())
+    if key in INPUT_COLUMNS:
+        return key
+    if key in COLUMN_ALIASES:
+        return COLUMN_ALIASES[key]
+    close = difflib.get_close_matches(key, INPUT_COLUMNS, n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def _check_column_names(table: dict[str, list]) -> None:
+    """Refuse a column that stands for a manifest column the manifest lacks (`T1w` without `t1`): its values would be
+    kept as an extra column and never read."""
+    misnamed = [
+        (name, meant)
+        for name in table
+        if name not in MANIFEST_COLUMNS and (meant := _meant_column(name)) is not None and meant not in table
+    ]
+    if misnamed:
+        raise ManifestError(
+            "The manifest has "
+            + "; ".join(f"a column `{name}` where it reads `{meant}`: rename it `{meant}`" for name, meant in misnamed)
+            + f". Manifest columns: {', '.join(MANIFEST_COLUMNS)}; other columns are kept as they are."
+        )
+
+
 def _checked(table: dict[str, list], base_dir: Path) -> dict[str, list]:
     """Columns as Python lists: all of `MANIFEST_COLUMNS` first, values normalised; raises on rule violations."""
+    _check_column_names(table)
     if "subject" not in table:
         raise ManifestError(
             f"The manifest has no `subject` column (columns: {', '.join(table) or 'none'}). "

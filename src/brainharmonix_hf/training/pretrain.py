@@ -20,7 +20,6 @@ split = "train" | "validation"; validation records add the representation-health
 `encoder/`, see `training.stages.function`).
 """
 
-import argparse
 from collections.abc import Sequence
 
 from transformers import PreTrainedModel
@@ -28,7 +27,6 @@ from transformers import PreTrainedModel
 from .arguments import PretrainingArguments, parse_arguments
 from .loop import NonFiniteLossError, train_loop
 from .run_setup import prepare_run
-from .stages import STAGES
 
 
 def train(args: PretrainingArguments) -> PreTrainedModel:
@@ -36,24 +34,11 @@ def train(args: PretrainingArguments) -> PreTrainedModel:
     return train_loop(prepare_run(args))
 
 
-def add_pretrain_command(subcommands) -> None:
-    """Register `brainharmonix pretrain <stage> [options]`, the options of `python -m
-    brainharmonix_hf.training.pretrain`."""
-    command = subcommands.add_parser(
-        "pretrain",
-        help=f"Pretrain a stage ({', '.join(STAGES)}) with Accelerate; `brainharmonix pretrain -- --help`.",
-        add_help=False,
-        prefix_chars="+",  # every option, `--help` included, goes to the pretraining parser
-    )
-    command.add_argument("options", nargs=argparse.REMAINDER, help="<stage> and its options.")
-    command.set_defaults(run=lambda args: main(args.options))
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     train(parse_arguments(argv))
 
 
-__all__ = ["NonFiniteLossError", "PretrainingArguments", "add_pretrain_command", "main", "parse_arguments", "train"]
+__all__ = ["NonFiniteLossError", "PretrainingArguments", "main", "parse_arguments", "train"]
 
 
 if __name__ == "__main__":

@@ -4,20 +4,6 @@
 import argparse
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
-
-from ..cohort.embedding_store import EMBEDDINGS_FILE
-from ..modeling.modeling_brainharmonix import BrainHarmonixModel
-from ..processing.feature_extraction_t1 import T1VolumeFeatureExtractor
-from ..processing.fmri_files import default_layout
-from ..processing.processing_brainharmonix import BrainHarmonixProcessor
-from .embedding_scatter import plot_embedding_scatter
-from .hub_attention import hub_attention_per_roi, plot_hub_attention
-from .loss_curves import plot_loss_curves
-from .t1_input import plot_t1_input
-
 
 def add_plot_command(subcommands) -> None:
     """Register `plot` (with one sub-subcommand per picture) on the `brainharmonix` subcommand parser."""
@@ -35,7 +21,7 @@ def add_plot_command(subcommands) -> None:
 
     losses = pictures.add_parser("losses", help="Training-loss curves from a run folder's log.jsonl.")
     losses.add_argument("--run-dir", type=Path, required=True, help="Training run folder (with log.jsonl).")
-    losses.set_defaults(run=lambda args: _save(plot_loss_curves(args.run_dir), args.output))
+    losses.set_defaults(run=run_plot_losses)
 
     embeddings = pictures.add_parser("embeddings", help="PCA scatter of a `brainharmonix embed` table.")
     embeddings.add_argument("--embeddings", type=Path, required=True, help="embed output folder or its .parquet.")
@@ -53,21 +39,26 @@ def add_plot_command(subcommands) -> None:
 
 
 def run_plot_attention(args: argparse.Namespace) -> None:
+    from ..modeling.modeling_brainharmonix import BrainHarmonixModel
+    from ..processing.fmri_files import default_layout
+    from ..processing.processing_brainharmonix import BrainHarmonixProcessor
     from ..sample_data import load_fmri_sample
+    from .hub_attention import hub_attention_per_roi, plot_hub_attention
 
     model = BrainHarmonixModel.from_pretrained(args.model)
     if args.fmri is None:
         sample = load_fmri_sample()
-        fmri, repetition_time = sample.series, sample.repetition_time
+        fmri, repetition_time, fmri_atlas = sample.series, sample.repetition_time, sample.atlas
     else:
         if args.repetition_time is None:
             raise SystemExit("--fmri needs --repetition-time (seconds).")
-        fmri, repetition_time = str(args.fmri), args.repetition_time
+        fmri, repetition_time, fmri_atlas = str(args.fmri), args.repetition_time, None  # a table's labels say it
     inputs = BrainHarmonixProcessor.for_model(args.model, model.config)(
         t1=None if args.t1 is None else str(args.t1),
         fmri=fmri,
         repetition_time=repetition_time,
         layout="rois_first" if args.fmri is None else default_layout(args.fmri),
+        atlas=fmri_atlas,
         return_tensors="pt",
     )
     attention = hub_attention_per_roi(model, inputs, layer=args.layer)
@@ -75,7 +66,19 @@ def run_plot_attention(args: argparse.Namespace) -> None:
     _save(plot_hub_attention(attention, hub_tokens=args.hub_token, atlas=atlas), args.output)
 
 
+def run_plot_losses(args: argparse.Namespace) -> None:
+    from .loss_curves import plot_loss_curves
+
+    _save(plot_loss_curves(args.run_dir), args.output)
+
+
 def run_plot_embeddings(args: argparse.Namespace) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from ..cohort.embedding_store import EMBEDDINGS_FILE
+    from .embedding_scatter import plot_embedding_scatter
+
     path = args.embeddings / EMBEDDINGS_FILE if args.embeddings.is_dir() else args.embeddings
     table = pd.read_parquet(path)
     labels = None
@@ -89,11 +92,21 @@ def run_plot_embeddings(args: argparse.Namespace) -> None:
         if table.empty:
             raise SystemExit(f"No subject of {path} is in {args.labels}.")
         labels = table[args.label_column]
-    figure = plot_embedding_scatter(np.stack(table["embedding"].to_numpy()), labels, label_name=args.label_column)
+    # An `embed` table has one row per subject-session.
+    has_sessions = "session" in table.columns and bool((table["session"].fillna("") != "").any())
+    unit = "session" if has_sessions else "subject"
+    figure = plot_embedding_scatter(
+        np.stack(table["embedding"].to_numpy()), labels, label_name=args.label_column, unit=unit
+    )
     _save(figure, args.output)
 
 
 def run_plot_t1(args: argparse.Namespace) -> None:
+    from ..modeling.modeling_brainharmonix import BrainHarmonixModel
+    from ..processing.feature_extraction_t1 import T1VolumeFeatureExtractor
+    from ..processing.processing_brainharmonix import BrainHarmonixProcessor
+    from .t1_input import plot_t1_input
+
     if args.model is None:
         extractor = T1VolumeFeatureExtractor()
     else:
@@ -104,6 +117,8 @@ def run_plot_t1(args: argparse.Namespace) -> None:
 
 
 def _save(figure, output: Path) -> None:
+    import matplotlib.pyplot as plt
+
     figure.savefig(output, dpi=100)
     plt.close(figure)
     print(f"Wrote {output}")

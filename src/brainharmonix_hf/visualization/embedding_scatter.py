@@ -1,5 +1,5 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
-"""Subject embeddings in their first two principal components, coloured by a label column."""
+"""Embeddings (one per subject or per session) in their first two principal components, coloured by a label column."""
 
 import os
 from collections.abc import Sequence
@@ -37,9 +37,14 @@ def plot_embedding_scatter(
     output: str | os.PathLike | None = None,
     label_name: str = "label",
     dpi: int = 100,
+    unit: str = "subject",
 ):
     """Scatter of the first two principal components; categorical labels get one colour each (legend), numeric
     labels a colour scale.
+
+    Args:
+        unit: what one row of `embeddings` is, for the title: `"subject"`, or `"session"` for a `brainharmonix embed`
+            table (one row per subject-session).
 
     Returns:
         the matplotlib Figure; its axis's collections hold the points (`get_offsets()` = PCA coordinates).
@@ -60,7 +65,7 @@ def plot_embedding_scatter(
             axis.legend(title=label_name, fontsize=8)
     axis.set_xlabel(f"PC1 ({ratios[0]:.0%} of variance)")
     axis.set_ylabel(f"PC2 ({ratios[1]:.0%} of variance)")
-    axis.set_title(f"{len(coordinates)} subject embeddings")
+    axis.set_title(f"{len(coordinates)} {unit} embeddings")
     figure.tight_layout()
     if output is not None:
         figure.savefig(Path(output), dpi=dpi)

@@ -69,8 +69,9 @@ def plot_hub_attention(
             Schaefer-400 7-network order, so other orders are refused rather than drawn in the wrong places.
 
     Returns:
-        the matplotlib Figure (close it when done). Rows: mean, then each hub token; in each view the `tripcolor`
-        collection's array holds the ROI values of its faces.
+        the matplotlib Figure (close it when done). Rows: mean, then each hub token, on one colour scale centred on
+        uniform attention (each ROI `1 / 400` of the hub token's attention: white; more red, less blue); in each view
+        the `tripcolor` collection's array holds the ROI values of its faces.
     """
     if atlas != SCHAEFER400_ATLAS or attention.shape[1] != 400:
         raise ValueError(
@@ -79,8 +80,18 @@ def plot_hub_attention(
         )
     maps = np.concatenate([attention.mean(0, keepdims=True), attention[list(hub_tokens)]])
     titles = ["mean of hub tokens", *(f"hub token {index}" for index in hub_tokens)]
-    figure = draw_parcel_maps(maps, titles, "attention")
-    figure.suptitle("Harmonizer hub-token attention over fMRI tokens, per Schaefer-400 ROI", fontsize=10)
+    num_rois = attention.shape[1]
+    figure = draw_parcel_maps(
+        maps,
+        titles,
+        "share of the hub token's attention",
+        reference=1.0 / num_rois,
+        reference_label=f"uniform\n1/{num_rois}",
+    )
+    figure.suptitle(
+        f"Harmonizer hub-token attention over fMRI tokens, per Schaefer-400 ROI (white: uniform, 1/{num_rois})",
+        fontsize=10,
+    )
     if output is not None:
         figure.savefig(Path(output), dpi=dpi)
     return figure

@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import Normalize, TwoSlopeNorm
 
 from ..sample_data import schaefer400_fsaverage5_labels
 
@@ -55,27 +56,56 @@ def face_values(roi_values: np.ndarray, mesh: HemisphereMesh) -> np.ma.MaskedArr
     return np.ma.masked_invalid(values)
 
 
-def draw_parcel_maps(maps: np.ndarray, titles: Sequence[str], colorbar_label: str, cmap: str = "viridis"):
-    """One row per map of `(num_maps, 400)` parcel values, four views per row, one colour scale per row.
+def draw_parcel_maps(
+    maps: np.ndarray,
+    titles: Sequence[str],
+    colorbar_label: str,
+    reference: float | None = None,
+    reference_label: str = "",
+):
+    """One row per map of `(num_maps, 400)` parcel values, four views per row, ONE colour scale for all rows.
+
+    Args:
+        maps: `(num_maps, 400)` parcel values in Schaefer-400 7-network order.
+        titles: one per map, written left of its row.
+        colorbar_label: what the values are.
+        reference: a value the maps are read against (e.g. uniform attention): a diverging scale white there, blue
+            below, red above, marked on the colour bar. Without it, a sequential scale.
+        reference_label: the mark's text on the colour bar.
 
     Returns:
-        the matplotlib Figure; `figure.axes[4 * row + view]` holds the `tripcolor` collection of that view.
+        the matplotlib Figure; `figure.axes[4 * row + view]` holds the `tripcolor` collection of that view (all share
+        one norm), the last axis is the colour bar.
     """
     meshes = fsaverage5_schaefer400()
-    figure, axes = plt.subplots(len(maps), len(VIEWS), figsize=(9, 2.1 * len(maps)), squeeze=False)
-    colormap = plt.get_cmap(cmap).with_extremes(bad="0.8")
+    low, high = float(np.min(maps)), float(np.max(maps))
+    if reference is None:
+        norm, colormap = Normalize(low, high), plt.get_cmap("viridis")
+    else:  # a scale whose centre is the reference, even when every value lies on one side of it
+        spread = max(high - reference, reference - low, 1e-12 * abs(reference))
+        norm, colormap = TwoSlopeNorm(reference, reference - spread, reference + spread), plt.get_cmap("RdBu_r")
+    colormap = colormap.with_extremes(bad="0.8")
+    figure, axes = plt.subplots(
+        len(maps), len(VIEWS), figsize=(9, 1.75 * len(maps) + 0.6), squeeze=False, layout="constrained"
+    )
+    collection = None
     for row, (values, title) in enumerate(zip(maps, titles, strict=True)):
-        collection = None
         for column, (hemisphere, view) in enumerate(VIEWS):
             axis = axes[row, column]
             collection = _draw_view(axis, meshes[hemisphere], values, hemisphere, view, colormap)
-            collection.set_clim(float(np.min(values)), float(np.max(values)))
+            collection.set_norm(norm)
             axis.set_axis_off()
             axis.set_aspect("equal")
             if row == 0:
                 axis.set_title(f"{hemisphere} {view}", fontsize=8)
         axes[row, 0].text(-0.05, 0.5, title, transform=axes[row, 0].transAxes, rotation=90, va="center", ha="right")
-        figure.colorbar(collection, ax=list(axes[row]), fraction=0.02, pad=0.01).set_label(colorbar_label, fontsize=7)
+    colorbar = figure.colorbar(collection, ax=axes, fraction=0.025, pad=0.01, aspect=40)
+    colorbar.set_label(colorbar_label, fontsize=8)
+    colorbar.ax.tick_params(labelsize=7)
+    if reference is not None:
+        colorbar.ax.axhline(reference, color="black", linewidth=1.0)
+        colorbar.ax.text(-0.6, reference, reference_label, transform=colorbar.ax.get_yaxis_transform(), ha="right",
+                         va="center", fontsize=7)  # fmt: skip
     return figure
 
 
