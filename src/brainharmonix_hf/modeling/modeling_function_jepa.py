@@ -169,7 +169,10 @@ def check_token_indices(indices: torch.Tensor, name: str, batch_size: int, num_t
             f"{name} must be a (batch, k) integer tensor of token indices for a batch of {batch_size}, got "
             f"{tuple(indices.shape)} {indices.dtype}; build it with SpatiotemporalMaskSampler."
         )
-    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= num_tokens):
+    if not indices.numel():
+        return
+    lowest, highest = torch.stack([indices.min(), indices.max()]).tolist()
+    if lowest < 0 or highest >= num_tokens:
         raise ValueError(f"{name} holds indices outside [0, {num_tokens}) (num_rois * num_time_patches).")
 
 

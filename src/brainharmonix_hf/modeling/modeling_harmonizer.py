@@ -291,8 +291,9 @@ class HarmonizerForPreTraining(HarmonizerPreTrainedModel):
 
         loss = None
         if return_loss:
+            # The encoder above checked these inputs.
             latents, token_mask = combine_modalities(
-                self.config, fmri_latents, fmri_token_mask, t1_latents, t1_token_mask
+                self.config, fmri_latents, fmri_token_mask, t1_latents, t1_token_mask, check_subjects=False
             )
             loss_mask = reconstruction_loss_mask(
                 token_mask, self.config.num_fmri_tokens, self.config.include_padded_fmri_in_loss

@@ -215,7 +215,15 @@ def attention_inputs(config: PreTrainedConfig, packed: PackedTokens) -> tuple[ob
     implementation's format (boolean for SDPA, additive for eager, a `BlockMask` for flex attention).
     """
     if packed.cu_seq_lens is None:
-        mask = create_bidirectional_mask(config=config, inputs_embeds=packed.hidden_states, attention_mask=packed.mask)
+        # Whether anything is padded is known: transformers need not read the mask back to the host to find out.
+        if packed.complete:
+            return create_bidirectional_mask(config=config, inputs_embeds=packed.hidden_states, attention_mask=None), {}
+        mask = create_bidirectional_mask(
+            config=config,
+            inputs_embeds=packed.hidden_states,
+            attention_mask=packed.mask,
+            allow_is_bidirectional_skip=False,
+        )
         return mask, {}
     if takes_sequence_boundaries(config):
         boundaries = {
