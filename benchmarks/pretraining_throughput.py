@@ -153,12 +153,20 @@ class Matmul:
         return self.repeats * self.flops / self.block()
 
 
-def measure(model, batch: dict, args, device: torch.device, sync) -> dict:
-    """Step seconds and fractions of the interleaved matmul, FLOPs per step (see the module docstring)."""
+def synchronizer(device: torch.device):
+    """A function that waits for `device` to finish its queued work."""
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
+def measure(
+    model, batch: dict, device: torch.device, dtype: torch.dtype, attn_implementation: str, rounds: int
+) -> dict:
+    """Step seconds and fractions of the interleaved matmul, FLOPs per step (see the module docstring); `dtype` other
+    than float32 runs the step under autocast."""
+    sync = synchronizer(device)
     model.to(device).train()
     batch = {name: value.to(device) for name, value in batch.items()}
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    dtype = DTYPES[args.dtype]
     autocast = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
 
     def step():
@@ -174,11 +182,11 @@ def measure(model, batch: dict, args, device: torch.device, sync) -> dict:
     with FlopCounterMode(display=False, custom_mapping=ATTENTION_FLOPS) as counter:
         step()
     flops = counter.get_total_flops()
-    model.set_attn_implementation(args.attn_implementation)
+    model.set_attn_implementation(attn_implementation)
     step()  # warm-up
     matmul = Matmul(model.config.hidden_size, device, dtype, sync)
     seconds, fractions, matmul_rates = [], [], []
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         before = matmul.flops_per_second()
         start = time.perf_counter()
         step()
@@ -283,7 +291,6 @@ def main() -> None:
     parser.add_argument("--stages", nargs="+", default=["structure", "function", "harmonizer"])
     args = parser.parse_args()
     device = torch.device(args.device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     load_before = os.getloadavg()
     print(
         f"preset {args.preset}, batch {args.batch_size}, {args.dtype}, {args.attn_implementation}, {device}, "
@@ -299,7 +306,7 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     for stage in args.stages:
         model, batch = stage_model_and_batch(stage, configs[stage], args.batch_size, generator)
-        result = measure(model, batch, args, device, sync)
+        result = measure(model, batch, device, DTYPES[args.dtype], args.attn_implementation, args.rounds)
         del model, batch
         achieved = result["flops"] / result["seconds"]
         row = [
