@@ -11,7 +11,8 @@ FLOPs per step are model FLOPs from `torch.utils.flop_counter.FlopCounterMode` o
 kernels counted as eager attention computes them (forward `Q·Kᵀ` and `A·V`, backward twice that; PyTorch's CPU
 flash-attention kernels have no formula of their own, and recomputation inside a kernel is not counted); the optimizer's
 element-wise work is not counted. The baseline is an (N × D) @ (D × 4D) matrix product (N = 1024 tokens, D = the model
-width; 8192³ on CUDA) in the step's dtype. Each round times a block of matmuls, one step, and another block: the
+width; 8192³ on CUDA) in the step's dtype; on CPU a 2048³ product too ("of 2048³"), nearer the machine's peak where
+narrow products parallelise poorly. Each round times a block of matmuls, one step, and another block: the
 round's fraction is the step's FLOP/s over the mean FLOP/s of its two blocks, so both see the same load on a shared
 machine. The table gives the median fraction over the rounds and its range, the best step, the machine's load average
 before and after, and, with `--peak_tflops`, the model FLOP utilisation (MFU = step FLOP/s / peak).
@@ -128,10 +129,10 @@ def stage_model_and_batch(stage: str, config, batch_size: int, generator: torch.
 
 
 class Matmul:
-    """The baseline: blocks of `(N × D) @ (D × 4D)` products (8192³ on CUDA) lasting at least `BLOCK_SECONDS`."""
+    """A baseline: blocks of `(rows × inner) @ (inner × columns)` products lasting at least `BLOCK_SECONDS`."""
 
-    def __init__(self, width: int, device: torch.device, dtype: torch.dtype, sync):
-        rows, inner, columns = (8192, 8192, 8192) if device.type == "cuda" else (1024, width, 4 * width)
+    def __init__(self, shape: tuple[int, int, int], device: torch.device, dtype: torch.dtype, sync):
+        rows, inner, columns = shape
         self.left = torch.randn(rows, inner, device=device, dtype=dtype)
         self.right = torch.randn(inner, columns, device=device, dtype=dtype)
         self.flops = 2 * rows * inner * columns
@@ -151,6 +152,14 @@ class Matmul:
 
     def flops_per_second(self) -> float:
         return self.repeats * self.flops / self.block()
+
+
+def baseline_shapes(width: int, device: torch.device) -> dict[str, tuple[int, int, int]]:
+    """The baselines: the model-width matmul `(1024 × D) @ (D × 4D)` and a large square one (2048³; on CUDA 8192³
+    only), which runs closer to the machine's peak where small products parallelise poorly (2 CPU threads)."""
+    if device.type == "cuda":
+        return {"square": (8192, 8192, 8192)}
+    return {"width": (1024, width, 4 * width), "square": (2048, 2048, 2048)}
 
 
 def synchronizer(device: torch.device):
@@ -184,22 +193,28 @@ def measure(
     flops = counter.get_total_flops()
     model.set_attn_implementation(attn_implementation)
     step()  # warm-up
-    matmul = Matmul(model.config.hidden_size, device, dtype, sync)
-    seconds, fractions, matmul_rates = [], [], []
+    baselines = {
+        name: Matmul(shape, device, dtype, sync)
+        for name, shape in baseline_shapes(model.config.hidden_size, device).items()
+    }
+    seconds, fractions, rates = [], {name: [] for name in baselines}, {name: [] for name in baselines}
     for _ in range(rounds):
-        before = matmul.flops_per_second()
+        before = {name: matmul.flops_per_second() for name, matmul in baselines.items()}
         start = time.perf_counter()
         step()
         seconds.append(time.perf_counter() - start)
-        after = matmul.flops_per_second()
-        matmul_rates += [before, after]
-        fractions.append(flops / seconds[-1] / ((before + after) / 2))
+        after = {name: matmul.flops_per_second() for name, matmul in baselines.items()}
+        for name in baselines:
+            rates[name] += [before[name], after[name]]
+            fractions[name].append(flops / seconds[-1] / ((before[name] + after[name]) / 2))
+    first = next(iter(baselines))
     return {
         "seconds": min(seconds),
         "flops": flops,
-        "matmul": statistics.median(matmul_rates),
-        "fraction": statistics.median(fractions),
-        "range": (min(fractions), max(fractions)),
+        "matmul": statistics.median(rates[first]),
+        "fraction": statistics.median(fractions[first]),
+        "range": (min(fractions[first]), max(fractions[first])),
+        "fractions": {name: statistics.median(values) for name, values in fractions.items()},
     }
 
 
@@ -300,6 +315,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="throughput-"))
     files = build_cohort(folder, configs) if args.data else None
     columns = ["stage", "samples/s", "GFLOP/step", "GFLOP/s", "matmul GFLOP/s", "fraction", "range"]
+    columns += ["of 2048³"] if device.type != "cuda" else []
     columns += ["MFU"] if args.peak_tflops else []
     columns += ["data s/batch", "data share"] if args.data else []
     rows = []
@@ -318,6 +334,8 @@ def main() -> None:
             f"{result['fraction']:.2f}",
             f"{result['range'][0]:.2f}-{result['range'][1]:.2f}",
         ]
+        if device.type != "cuda":
+            row.append(f"{result['fractions']['square']:.2f}")
         if args.peak_tflops:
             row.append(f"{achieved / (args.peak_tflops * 1e12):.1%}")
         if args.data:
