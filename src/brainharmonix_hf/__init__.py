@@ -33,6 +33,7 @@ from .modeling.modeling_function_jepa import (
     FunctionJEPAPreTrainedModel,
 )
 from .modeling.modeling_harmonizer import (
+    HarmonizerForLinearProbing,
     HarmonizerForPreTraining,
     HarmonizerForSequenceClassification,
     HarmonizerModel,
@@ -100,6 +101,7 @@ __all__ = [
     "FunctionJEPAModel",
     "FunctionJEPAPreTrainedModel",
     "HarmonizerConfig",
+    "HarmonizerForLinearProbing",
     "HarmonizerForPreTraining",
     "HarmonizerForSequenceClassification",
     "HarmonizerModel",

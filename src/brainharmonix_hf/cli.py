@@ -6,10 +6,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .cli_finetune import add_cache_latents_command, add_evaluate_command
+from .cli_finetune import add_cache_latents_command, add_finetune_command
 from .cohort.cli_embed import add_embed_command
 from .convert.command import add_convert_parser
 from .demo import DemoSettings, describe, run_pipeline
+from .evaluation.command import add_evaluate_command
 from .training.pretrain import add_pretrain_command
 from .visualization.cli_plot import add_plot_command
 
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_convert_parser(subcommands)
     add_cache_latents_command(subcommands)
     add_evaluate_command(subcommands)
+    add_finetune_command(subcommands)
     add_embed_command(subcommands)
     add_plot_command(subcommands)
     add_pretrain_command(subcommands)

@@ -1,21 +1,18 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
-"""`brainharmonix cache-latents` and `brainharmonix evaluate`: the fine-tuning and evaluation subcommands."""
+"""`brainharmonix cache-latents` (the encoders' latents of a cohort, cached once for fine-tuning and evaluation) and
+`brainharmonix finetune`. Heavy modules are imported inside the run functions."""
 
 import argparse
-import json
-from pathlib import Path
+import dataclasses
 
-import datasets
-import numpy as np
-import pandas as pd
-import torch
-
-from .cohort.embedding_store import EMBEDDINGS_FILE
-from .modeling.modeling_brainharmonix import BrainHarmonixModel
-from .processing.processing_brainharmonix import BrainHarmonixProcessor
+from .training.finetune_recipe import DEFAULT_RECIPE, FineTuneRecipe
 
 
 def run_cache_latents(args: argparse.Namespace) -> None:
+    import torch
+
+    from .modeling.modeling_brainharmonix import BrainHarmonixModel
+    from .processing.processing_brainharmonix import BrainHarmonixProcessor
     from .training.latent_cache import cache_latents
 
     model = BrainHarmonixModel.from_pretrained(args.model)
@@ -28,7 +25,7 @@ def run_cache_latents(args: argparse.Namespace) -> None:
         dtype=args.dtype,
         batch_size=args.batch_size,
         shard_size=args.shard_size,
-        device=args.device,
+        device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
         model_name=args.model,
         progress=print,
     )
@@ -49,150 +46,127 @@ def add_cache_latents_command(subcommands) -> None:
         "--shard-size", type=int, default=64, help="Subjects per resumable shard (default 64); a rerun resumes."
     )
     command.add_argument(
-        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="Device of the encoders."
+        "--device", default=None, help="Device of the encoders (default: cuda when available, else cpu)."
     )
     command.set_defaults(run=run_cache_latents)
 
 
-def load_embeddings(path: str) -> pd.DataFrame:
-    """An embeddings table: a `datasets` folder, Parquet, JSON (records), JSON Lines or CSV file with `subject` (and
-    optionally `session`), the label and group columns, and the embedding as a list column `embedding` or as numeric
-    columns `embedding_0`, `embedding_1`, ... One row per subject."""
-    source = Path(path)
-    if not source.exists():
-        raise FileNotFoundError(
-            f"No embeddings table or model folder at {path}: give a `brainharmonix embed` output (its "
-            "embeddings.parquet), a table with `subject`, `embedding` and label columns, or a Harmonizer folder."
-        )
-    if source.is_dir() and (source / EMBEDDINGS_FILE).is_file():  # a `brainharmonix embed` output folder
-        table = pd.read_parquet(source / EMBEDDINGS_FILE)
-    elif source.is_dir():
-        table = datasets.load_from_disk(str(source)).to_pandas()
-    elif source.suffix == ".parquet":
-        table = pd.read_parquet(source)
-    elif source.suffix in (".json", ".jsonl"):
-        table = pd.read_json(source, lines=source.suffix == ".jsonl", orient="records", dtype={"subject": str})
-    elif source.suffix == ".csv":
-        table = pd.read_csv(source, dtype={"subject": str, "session": str})
-    else:
-        raise ValueError(f"{path}: embeddings are read from a datasets folder, .parquet, .json, .jsonl or .csv.")
-    columns = [name for name in table.columns if name.startswith("embedding_")]
-    if "embedding" in table.columns:
-        table["embedding"] = [np.asarray(value, dtype=np.float64) for value in table["embedding"]]
-    elif columns:
-        table["embedding"] = list(table[columns].to_numpy(dtype=np.float64))
-    else:
-        raise ValueError(f"{path} has no `embedding` column (a list per subject) nor `embedding_0`, ... columns.")
-    if "subject" not in table.columns:
-        raise ValueError(f"{path} has no `subject` column to match subjects across sources.")
-    return table
+# FineTuneRecipe fields set from the command line (`--learning-rate`, ..., `--epochs` for num_epochs), with their help.
+RECIPE_OPTIONS = {
+    "learning_rate": "Peak learning rate",
+    "layer_decay": "Layer-wise lr decay of the Harmonizer",
+    "weight_decay": "AdamW weight decay",
+    "drop_path_rate": "Stochastic depth of the Harmonizer",
+    "label_smoothing": "Label smoothing of classification; none for regression",
+    "num_epochs": "Epochs",
+    "warmup_epochs": "Linear warmup before the cosine decay, in epochs",
+    "batch_size": "Batch size per device",
+}
 
 
-def _source_table(path: str, latent_cache: str | None) -> pd.DataFrame:
-    """Embeddings of one `--source`: a table, or a Harmonizer checkpoint run over `--latent-cache`."""
-    if not (Path(path) / "config.json").exists():
-        return load_embeddings(path)
-    if latent_cache is None:
-        raise ValueError(f"{path} is a model folder: pass --latent-cache with the cached latents it should embed.")
-    from transformers import AutoModel
+def run_finetune(args: argparse.Namespace) -> None:
+    from .training.finetune_cohort import finetune_cohort
 
-    from .training.latent_cache import embed_latent_cache, load_latent_cache
-
-    cache = load_latent_cache(latent_cache)
-    table = cache.select_columns(["subject", "session", "label", "site", "split"]).to_pandas()
-    table["embedding"] = list(embed_latent_cache(cache, AutoModel.from_pretrained(path)))
-    return table
-
-
-def run_evaluate(args: argparse.Namespace) -> None:
-    from .training.evaluation import EmbeddingProbe, repeated_splits, run_protocol
-    from .training.finetune import label_mapping
-
-    sources = dict(_named(entry) for entry in args.source)
-    tables = {name: _source_table(path, args.latent_cache) for name, path in sources.items()}
-    first = next(iter(tables.values()))
-    keys = ["subject", "session"] if "session" in first.columns else ["subject"]
-    for column in (args.label_column, *([args.group_column] if args.group_column else [])):
-        if column not in first.columns:
-            raise ValueError(f"The first source has no {column!r} column (columns: {', '.join(first.columns)}).")
-    first = first[first[args.label_column].notna()].reset_index(drop=True)
-    aligned = {}
-    for name, table in tables.items():
-        merged = first[keys].merge(table[[*keys, "embedding"]], on=keys, how="left", validate="one_to_one")
-        if merged["embedding"].isna().any():
-            missing = merged.loc[merged["embedding"].isna(), "subject"].tolist()[:10]
-            raise ValueError(f"Source {name!r} lacks subjects of the first source: {missing}.")
-        aligned[name] = np.stack(merged["embedding"].to_list())
-    regression = args.task == "regression"
-    raw_labels = first[args.label_column].tolist()
-    if regression:
-        labels = np.asarray(raw_labels, dtype=np.float64)
-    else:
-        mapping = label_mapping(raw_labels)
-        labels = np.array([mapping[label] for label in raw_labels])
-    groups = first[args.group_column].to_numpy() if args.group_column else None
-    splits = repeated_splits(
-        labels,
-        groups=groups,
-        num_repeats=args.repeats,
-        num_folds=args.folds,
-        num_validation_folds=args.validation_folds,
+    recipe = FineTuneRecipe(**{field: getattr(args, field) for field in RECIPE_OPTIONS})
+    report = finetune_cohort(
+        args.model,
+        args.output,
+        latent_cache=args.latent_cache,
+        manifest=args.manifest,
+        embeddings=args.embeddings,
+        head=args.head,
+        regression=args.task == "regression",
+        lora=args.lora,
+        lora_rank=args.lora_rank,
+        lora_alpha=args.lora_alpha,
+        recipe=recipe,
         seed=args.seed,
-        regression=regression,
+        dataloader_num_workers=args.num_workers,
+        use_cpu=args.device == "cpu",
+        disable_tqdm=True,
     )
-    predictors = {name: EmbeddingProbe(embeddings, labels, regression) for name, embeddings in aligned.items()}
-    settings = {name: value for name, value in vars(args).items() if name not in ("run", "command")}
-    settings["classes"] = None if regression else [str(label) for label in mapping]
-    report = run_protocol(splits, labels, predictors, regression=regression, settings=settings)
-    Path(args.output).write_text(json.dumps(report, indent=2, default=str))
-    for name, result in report["models"].items():
-        for metric, summary in result["summary"].items():
-            print(
-                f"{name:>16} {metric:>17}: {summary['mean']:.4f} ± {summary['sd']:.4f} "
-                f"(95% CI {summary['ci_low']:.4f} to {summary['ci_high']:.4f})"
-            )
-    if "comparison" in report:
-        comparison = report["comparison"]
-        for metric, result in comparison.items():
-            if isinstance(result, dict):
-                print(
-                    f"{comparison['first']} - {comparison['second']} {metric}: {result['mean_difference']:+.4f}, "
-                    f"t = {result['t']:.3f}, p = {result['p_value']:.4f}"
-                )
-    print(f"report written to {args.output}")
+    sizes = ", ".join(
+        f"{part} {size['subjects']} subjects ({size['rows']} rows)" for part, size in report["sizes"].items()
+    )
+    print(f"split ({report['split']}): {sizes}")
+    for part in ("validation", "test"):
+        if part in report:
+            values = ", ".join(f"{name.removeprefix(part + '_')} {value:.4f}" for name, value in report[part].items())
+            print(f"{part}: {values}")
+    print(f"model saved to {args.output}/model, report to {args.output}/metrics.json")
 
 
-def _named(entry: str) -> tuple[str, str]:
-    name, separator, path = entry.partition("=")
-    if not separator or not name or not path:
-        raise ValueError(f"--source takes NAME=PATH, got {entry!r}.")
-    return name, path
-
-
-def add_evaluate_command(subcommands) -> None:
+def add_finetune_command(subcommands) -> None:
+    defaults = DEFAULT_RECIPE
     command = subcommands.add_parser(
-        "evaluate",
-        help="Repeated stratified (optionally site-grouped) splits of embeddings with a linear probe: whole-set "
-        "metrics, mean ± sd, corrected confidence intervals and a paired test between two sources; a JSON report.",
+        "finetune",
+        help="Fine-tune with transformers' Trainer and the reference recipe on a latent cache, a manifest or "
+        "embeddings: splits by subject, the best checkpoint by validation F1 (or MSE), the test set scored once, the "
+        "model and a metrics report saved.",
     )
     command.add_argument(
-        "--source",
-        action="append",
+        "--model",
         required=True,
-        help="NAME=PATH, once or twice: an embeddings table, or a Harmonizer model folder run over --latent-cache.",
+        help="Harmonizer or BrainHarmonixModel folder to start from (a manifest needs the BrainHarmonixModel folder "
+        "with its processor).",
     )
-    command.add_argument("--latent-cache", default=None, help="Cached latents for model sources.")
-    command.add_argument("--output", required=True, help="Path of the JSON report.")
-    command.add_argument("--task", choices=("classification", "regression"), default="classification")
-    command.add_argument("--label-column", default="label")
-    command.add_argument("--group-column", default=None, help="Group splits by this column (e.g. site).")
-    command.add_argument("--repeats", type=int, default=5, help="Repeats of the k-fold split (default 5).")
-    command.add_argument("--folds", type=int, default=5, help="Folds per repeat (default 5).")
+    command.add_argument("--output", required=True, help="New folder for checkpoints/, model/ and metrics.json.")
+    source = command.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--latent-cache",
+        default=None,
+        help="Cached encoder latents (`brainharmonix cache-latents`): trains the Harmonizer.",
+    )
+    source.add_argument(
+        "--manifest",
+        default=None,
+        help="Cohort manifest of T1 / fMRI files: trains the end-to-end classifier (encoders frozen, files read per "
+        "batch).",
+    )
+    source.add_argument(
+        "--embeddings",
+        default=None,
+        help="A `brainharmonix embed` output folder or an embeddings table with `label`: trains a linear probe on the "
+        "pooled hub tokens.",
+    )
     command.add_argument(
-        "--validation-folds",
-        type=int,
-        default=4,
-        help="The non-test part is cut into this many folds, one for validation (default 4: a quarter).",
+        "--head",
+        choices=("classifier", "linear-probe"),
+        default="classifier",
+        help="classifier (default): LayerNorm + Linear, the Harmonizer trained with layer-wise lr decay; linear-probe: "
+        "BatchNorm + Linear on the frozen Harmonizer.",
     )
-    command.add_argument("--seed", type=int, default=0, help="Repeat r splits with seed + r (default 0).")
-    command.set_defaults(run=run_evaluate)
+    command.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        default="classification",
+        help="classification of the `label` column (default) or regression of it (MSE, one output).",
+    )
+    command.add_argument(
+        "--lora", action="store_true", help="Train LoRA adapters on the Harmonizer instead of all its weights (peft)."
+    )
+    command.add_argument("--lora-rank", type=int, default=8, help="LoRA rank (default 8).")
+    command.add_argument("--lora-alpha", type=int, default=16, help="LoRA alpha (default 16).")
+    types = {field.name: field.type for field in dataclasses.fields(FineTuneRecipe)}
+    for field, help_text in RECIPE_OPTIONS.items():
+        default = getattr(defaults, field)
+        command.add_argument(
+            "--" + field.replace("num_", "").replace("_", "-"),
+            dest=field,
+            type=types[field],
+            default=default,
+            help=f"{help_text} (default {default:g}).",
+        )
+    command.add_argument(
+        "--seed", type=int, default=0, help="Seed of the split by subject and of training (default 0)."
+    )
+    command.add_argument(
+        "--num-workers", type=int, default=0, help="DataLoader workers preparing manifest batches (default 0)."
+    )
+    command.add_argument(
+        "--device",
+        choices=("auto", "cpu"),
+        default="auto",
+        help="auto (default): the accelerator Trainer finds, else CPU; cpu: CPU even when a GPU is present.",
+    )
+    command.set_defaults(run=run_finetune)

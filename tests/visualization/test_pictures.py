@@ -170,3 +170,28 @@ def test_t1_box_is_what_the_model_sees(t1_image, tmp_path):
         assert (rectangle.get_width(), rectangle.get_height()) == tuple(box[list(shown), 1] - box[list(shown), 0])
         assert axis.images[0].get_array().shape == tuple(volume.shape[i] for i in shown)[::-1]
     plt.close(figure)
+
+
+def test_loss_curves_show_the_health_metrics_and_collapse_events(tmp_path):
+    """A pretraining log with health metrics and a collapse event (as the loop writes them): the last panel draws
+    the spread and the effective rank relative to the first evaluation, the threshold, and the event."""
+    records = [
+        {"step": 0, "epoch": 0, "loss": 0.5, "split": "validation", "relative_spread": 0.4, "effective_rank": 6.0}
+    ]
+    for step, spread, rank in ((1, 0.3, 5.0), (2, 0.05, 4.5)):
+        records.append({"step": step, "epoch": 0, "loss": 0.5 / (step + 1), "lr": 1e-3, "split": "train"})
+        records.append(
+            {"step": step, "epoch": 0, "loss": 0.4 / step, "split": "validation", "relative_spread": spread,
+             "effective_rank": rank}
+        )  # fmt: skip
+    records.append({"step": 2, "epoch": 0, "split": "validation", "event": "collapse", "reasons": ["spread fell"]})
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    figure = plot_loss_curves(tmp_path, tmp_path / "health.png")
+    assert len(figure.axes) == 3
+    spread, rank, threshold, event = figure.axes[-1].lines
+    np.testing.assert_allclose(spread.get_ydata(), [1.0, 0.75, 0.125])
+    np.testing.assert_allclose(rank.get_ydata(), [1.0, 5 / 6, 0.75])
+    assert threshold.get_ydata()[0] == 0.25 and event.get_xdata()[0] == 2
+    validation = figure.axes[0].lines[1]
+    np.testing.assert_array_equal(validation.get_xdata(), [0, 1, 2])  # the event record has no loss to draw
+    plt.close(figure)

@@ -174,7 +174,7 @@ def build_model_card(
         summary=summary,
         inputs=_inputs_section(config, processor, provenance),
         loading=_loading_snippet(config, processor, repo_id or REPO_ID_PLACEHOLDER),
-        training=training_summary or _training_section(model_type, provenance),
+        training=training_summary or _training_section(model_type, provenance, config.get("exported_encoder")),
         evaluation=evaluation_summary or _evaluation_section(model_type, provenance),
         provenance=_provenance_section(provenance, license),
         limitations=LIMITATIONS,
@@ -283,9 +283,21 @@ def _loading_snippet(config: dict, processor: dict, repo_id: str) -> str:
     return "\n".join(lines)
 
 
-def _training_section(model_type: str | None, provenance: dict) -> str:
+EXPORTED_ENCODERS = {
+    "target": "the JEPA target encoder (the exponential moving average of the context encoder, the one the reference "
+    "recipe embeds with)",
+    "context": "the JEPA context encoder (the one trained by gradient descent)",
+}
+
+
+def _training_section(model_type: str | None, provenance: dict, exported_encoder: str | None = None) -> str:
     if model_type is None:
         return "A processor has no trained weights."
+    if exported_encoder in EXPORTED_ENCODERS:
+        return (
+            f"These weights are {EXPORTED_ENCODERS[exported_encoder]}, exported by `brainharmonix pretrain function` "
+            f"(`--export_encoder`). {_training_section(model_type, provenance)}"
+        )
     recipe = REFERENCE_RECIPE[model_type]
     if provenance:
         return (

@@ -100,6 +100,13 @@ class FunctionJEPAConfig(PreTrainedConfig):
             EMA momentum of the target encoder at the first optimizer step.
         ema_momentum_end (`float`, defaults to 1.0):
             EMA momentum at the last optimizer step (linear in between).
+        exported_encoder (`str`, *optional*):
+            Which JEPA encoder these weights are, set when pretraining exports an encoder on its own: `"target"`
+            (the EMA target encoder) or `"context"`; unset otherwise.
+        ema_initial_weight_share (`float`, *optional*, defaults to 0.01):
+            Largest share of the target encoder's initial weights left at the end of a run. A run too short for
+            `ema_momentum_start` to get there starts at the largest momentum that does (see
+            `training.schedules.ema_momentum`); long runs keep the momenta as given. `None` keeps them always.
 
     Example:
 
@@ -152,6 +159,8 @@ class FunctionJEPAConfig(PreTrainedConfig):
     mask_min_keep: int = 4
     ema_momentum_start: float = 0.996
     ema_momentum_end: float = 1.0
+    ema_initial_weight_share: float | None = 0.01
+    exported_encoder: str | None = None
 
     @property
     def num_tokens(self) -> int:
@@ -179,6 +188,8 @@ class FunctionJEPAConfig(PreTrainedConfig):
                 f"roi_labels has {len(self.roi_labels)} labels but num_rois={self.num_rois}: list one label per ROI, "
                 "in model order."
             )
+        if self.exported_encoder not in (None, "target", "context"):
+            raise ValueError(f"exported_encoder must be 'target', 'context' or None, got {self.exported_encoder!r}.")
         if self.roi_tables not in ROI_TABLE_SOURCES:
             raise ValueError(f"roi_tables must be one of {ROI_TABLE_SOURCES}, got {self.roi_tables!r}.")
         if self.roi_tables != "placeholder" and self.num_gradient_components > self.num_rois - 2:
@@ -223,11 +234,16 @@ class FunctionJEPAConfig(PreTrainedConfig):
             raise ValueError(f"mask_min_keep must be at least 1, got {self.mask_min_keep}.")
 
     def validate_ema_momentum(self):
-        """Momenta in [0, 1], not decreasing."""
+        """Momenta in [0, 1], not decreasing; a share of initial weights in (0, 1) or None."""
         if not 0.0 <= self.ema_momentum_start <= self.ema_momentum_end <= 1.0:
             raise ValueError(
                 "EMA momenta must satisfy 0 <= ema_momentum_start <= ema_momentum_end <= 1, got "
                 f"{self.ema_momentum_start} and {self.ema_momentum_end}."
+            )
+        if self.ema_initial_weight_share is not None and not 0.0 < self.ema_initial_weight_share < 1.0:
+            raise ValueError(
+                f"ema_initial_weight_share must be in (0, 1) or None, got {self.ema_initial_weight_share}: it is the "
+                "largest share of the target encoder's initial weights a run may leave."
             )
 
 

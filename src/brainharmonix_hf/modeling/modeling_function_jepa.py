@@ -278,11 +278,21 @@ class FunctionJEPAPreTrainedModel(RoiTablesRequiredOnLoad, BrainHarmonixHubMixin
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """Truncated-normal linears and patch kernel (std / sqrt(2l) for the residual outputs of layer l of a stack,
-        see `residual_output_depths`), truncated-normal mask token, fixed tables recomputed."""
+        """Truncated-normal linears (std / sqrt(2l) for the residual outputs of layer l of a stack, see
+        `residual_output_depths`), truncated-normal mask token, fixed tables recomputed.
+
+        The patch kernel is drawn at std 1 / sqrt(base_patch_length) (fan-in): a z-scored series then gives tokens of
+        unit variance per channel, as large as the ±1 positions added to them. At `initializer_range` (0.02, sized for
+        768-value image patches) the 48-frame tokens were a quarter of their positions, the JEPA targets were mostly
+        position, and short runs reached a near-zero loss by predicting positions: a collapsed representation.
+        """
         super()._init_weights(module)
         std = self.config.initializer_range
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
+        if isinstance(module, nn.Conv2d):
+            init.trunc_normal_(module.weight, std=1.0 / math.sqrt(self.config.base_patch_length))
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
             depth = self.residual_output_depths().get(module)
             init.trunc_normal_(module.weight, std=std if depth is None else std / math.sqrt(2.0 * depth))
             if module.bias is not None:

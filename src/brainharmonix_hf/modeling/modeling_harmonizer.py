@@ -349,7 +349,70 @@ class HarmonizerForSequenceClassification(HarmonizerPreTrainedModel):
         return self.classifier.classify(outputs, labels, self.loss_function, self.config)
 
 
+class HarmonizerForLinearProbing(HarmonizerPreTrainedModel):
+    """Linear probe on the frozen Harmonizer: pooled hub tokens (after the final LayerNorm) -> BatchNorm without
+    affine parameters -> Linear. The Harmonizer stays frozen and in eval mode (also under `model.train()`); only the
+    Linear has gradients, and the BatchNorm fits its running statistics while training.
+
+    Loads from any Harmonizer checkpoint (`from_pretrained`). The loss is transformers' sequence-classification loss,
+    as in [`HarmonizerForSequenceClassification`]: `config.num_labels == 1` -> regression (MSE), integer labels ->
+    cross-entropy, float multi-hot labels -> BCE (or `config.problem_type`); a plain batch mean, so Trainer divides
+    it for gradient accumulation (use `TrainingArguments.label_smoothing_factor` for label smoothing).
+    """
+
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: HarmonizerConfig):
+        super().__init__(config)
+        # transformers derives the loss from the class name (`LOSS_MAPPING` keys such as "ForSequenceClassification");
+        # this name holds none, so the loss type is named here.
+        self.loss_type = "ForSequenceClassification"
+        self.harmonizer = HarmonizerModel(config)
+        self.classifier = HubTokenClassifier.linear_probe(config, config.num_labels)
+        self.post_init()
+
+    def initialize_weights(self) -> None:
+        """Initialise as usual, then freeze the Harmonizer (also after loading, which builds fresh parameters)."""
+        super().initialize_weights()
+        self.harmonizer.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "HarmonizerForLinearProbing":
+        super().train(mode)
+        self.harmonizer.eval()
+        return self
+
+    @can_return_tuple
+    def forward(
+        self,
+        fmri_latents: torch.Tensor | None = None,
+        fmri_token_mask: torch.Tensor | None = None,
+        t1_latents: torch.Tensor | None = None,
+        t1_token_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        pooled_hub_tokens: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> SequenceClassifierOutput:
+        r"""
+        Args:
+            fmri_latents, fmri_token_mask, t1_latents, t1_token_mask: as in [`HarmonizerModel.forward`].
+            labels: `(batch,)` class indices, `(batch, num_labels)` multi-hot floats, or `(batch,)` /
+                `(batch, 1)` regression targets.
+            pooled_hub_tokens: `(batch, hidden_size)` pooled hub tokens the frozen Harmonizer already computed (the
+                `embedding` column of a `brainharmonix embed` output), instead of the latents.
+
+        Returns:
+            `SequenceClassifierOutput` with `loss` (given labels) and `logits` `(batch, num_labels)`.
+        """
+        if pooled_hub_tokens is not None:
+            outputs = BaseModelOutputWithPooling(pooler_output=pooled_hub_tokens.to(self.classifier.dense.weight.dtype))
+        else:
+            with torch.no_grad():
+                outputs = self.harmonizer(fmri_latents, fmri_token_mask, t1_latents, t1_token_mask, **kwargs)
+        return self.classifier.classify(outputs, labels, self.loss_function, self.config)
+
+
 __all__ = [
+    "HarmonizerForLinearProbing",
     "HarmonizerForPreTraining",
     "HarmonizerForPreTrainingOutput",
     "HarmonizerForSequenceClassification",

@@ -11,6 +11,8 @@ from transformers import HfArgumentParser
 
 from .stages import STAGES
 
+EXPORT_ENCODERS = ("target", "context", "both")
+
 
 @dataclass
 class PretrainingArguments:
@@ -37,11 +39,57 @@ class PretrainingArguments:
         default_factory=lambda: [1], metadata={"help": "Multi-TR augmentation rates r (TR' = r*TR), e.g. 1 2 3 4."}
     )
     fmri_label_image: str | None = field(default=None, metadata={"help": "Atlas NIfTI for 4D NIfTI fMRI inputs."})
+    atlas: str | None = field(
+        default=None,
+        metadata={
+            "help": "Function stage, new model: the atlas the series follow (a name), with --roi_table_source and "
+            "--roi_table_path; overrides the model config's atlas, num_rois and roi_labels."
+        },
+    )
+    roi_labels: str | None = field(
+        default=None,
+        metadata={
+            "help": "Text file of the atlas's ROI labels, one per line in row order (default: a `label` column of a "
+            "centres CSV, else 1..R)."
+        },
+    )
+    roi_table_source: str | None = field(
+        default=None,
+        metadata={"help": "Kind of --roi_table_path: tables, label_image, surface_labels or centres."},
+    )
+    roi_table_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "ROI-table source file: a .safetensors of tables, an MNI label NIfTI, fs_LR 32k labels, or a CSV "
+            "of region centres (x, y, z in mm); see roi_positions.table_sources."
+        },
+    )
+    roi_connectivity: str | None = field(
+        default=None,
+        metadata={
+            "help": "(R, R) connectivity (.csv/.npy) for the functional gradients (default: the group connectivity "
+            "of the training series)."
+        },
+    )
+    export_encoder: str = field(
+        default="target",
+        metadata={
+            "help": "Function stage: the encoder exported to model/encoder/: target (the EMA encoder, the "
+            "reference recipe's inference encoder), context, or both (context in model/context_encoder/)."
+        },
+    )
     t1_augmentation: bool = field(default=True, metadata={"help": "Flip/intensity/shift augmentation of T1s."})
     modality_dropout: float | None = field(default=None, metadata={"help": "Override the Harmonizer's rate."})
     per_device_batch_size: int = 2
     gradient_accumulation_steps: int = 1
     num_epochs: int = 1
+    samples_per_epoch: int | None = field(
+        default=None,
+        metadata={
+            "help": "Training items per epoch: each manifest row gives several random crops / augmentations "
+            "(item i reads row i mod rows). Default: one per row."
+        },
+    )
     max_steps: int = field(default=-1, metadata={"help": "Optimizer steps; overrides num_epochs when > 0."})
     learning_rate: float | None = field(default=None, metadata={"help": "Peak lr (stage default when unset)."})
     warmup_start_learning_rate: float | None = field(
@@ -76,6 +124,16 @@ class PretrainingArguments:
     export_steps: int = field(default=0, metadata={"help": "save_pretrained export every N steps (0: end only)."})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "'latest' or a checkpoint folder."})
     max_consecutive_nonfinite: int = 5
+    health_metrics: bool = field(
+        default=True,
+        metadata={
+            "help": "Representation health of the held-out embeddings at every evaluation (training.health), with a "
+            "collapse warning."
+        },
+    )
+    stop_on_collapse: bool = field(
+        default=False, metadata={"help": "Checkpoint, export and stop when the held-out representation collapses."}
+    )
     report_to: str | None = field(default=None, metadata={"help": "Tracker for accelerator.log, e.g. tensorboard."})
 
     def __post_init__(self):
@@ -86,6 +144,10 @@ class PretrainingArguments:
         for name, value in STAGES[self.stage].defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
+        if self.export_encoder not in EXPORT_ENCODERS:
+            raise ValueError(f"export_encoder must be one of {EXPORT_ENCODERS}, got {self.export_encoder!r}.")
+        if (self.roi_table_source is None) != (self.roi_table_path is None):
+            raise ValueError("Pass --roi_table_source and --roi_table_path together (the kind and the file).")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}.")
         if not self.warmup_start_learning_rate > 0:

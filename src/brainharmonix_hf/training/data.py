@@ -124,23 +124,35 @@ class T1Augmentation:
 
 
 class _ManifestDataset(Dataset):
-    """Rows of a manifest that have `column`, with epoch-aware per-item generators."""
+    """Rows of a manifest that have `column`, with epoch-aware per-item generators.
 
-    def __init__(self, manifest: datasets.Dataset, column: str, seed: int):
+    With `samples_per_epoch` an epoch has that many items, item `i` reading row `i % num_rows`: every row gives
+    several samples per epoch (random crops and augmentations, each from its own generator), with no made-up sessions
+    in the manifest. Without it, one item per row.
+    """
+
+    def __init__(self, manifest: datasets.Dataset, column: str, seed: int, samples_per_epoch: int | None = None):
         self.rows = [row for row in manifest if row[column] is not None]
         if not self.rows:
             raise ValueError(f"The manifest has no row with a `{column}` input for this stage.")
+        if samples_per_epoch is not None and samples_per_epoch < 1:
+            raise ValueError(f"samples_per_epoch must be a positive number of items, got {samples_per_epoch}.")
         self.seed = seed
         self.epoch = 0
+        self.samples_per_epoch = samples_per_epoch
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self.samples_per_epoch or len(self.rows)
+
+    def row_index(self, index: int) -> int:
+        """The manifest row item `index` reads."""
+        return index % len(self.rows)
 
     def subject(self, index: int) -> str:
-        row = self.rows[index]
+        row = self.rows[self.row_index(index)]
         return row["subject"] if row["session"] is None else f"{row['subject']}/{row['session']}"
 
     def _generator(self, index: int) -> np.random.Generator:
@@ -159,8 +171,9 @@ class T1PretrainingDataset(_ManifestDataset):
         feature_extractor: T1VolumeFeatureExtractor,
         augmentation: T1Augmentation | None = None,
         seed: int = 0,
+        samples_per_epoch: int | None = None,
     ):
-        super().__init__(manifest, "t1", seed)
+        super().__init__(manifest, "t1", seed, samples_per_epoch)
         self.feature_extractor = feature_extractor
         self.augmentation = augmentation
 
@@ -170,7 +183,7 @@ class T1PretrainingDataset(_ManifestDataset):
 
     def __getitem__(self, index: int) -> dict:
         rng = self._generator(index)
-        volume = self.feature_extractor(self.rows[index]["t1"])["pixel_values"][0]
+        volume = self.feature_extractor(self.rows[self.row_index(index)]["t1"])["pixel_values"][0]
         if self.augmentation is not None:
             volume = self.augmentation(volume, rng)
         return {"pixel_values": volume, "index": index, "mask_seed": int(rng.integers(2**31))}
@@ -199,8 +212,9 @@ class FMRIPretrainingDataset(_ManifestDataset):
         label_image=None,
         seed: int = 0,
         feature_extractor: FMRIFeatureExtractor | None = None,
+        samples_per_epoch: int | None = None,
     ):
-        super().__init__(manifest, "fmri", seed)
+        super().__init__(manifest, "fmri", seed, samples_per_epoch)
         if not downsample_rates or any(int(rate) < 1 for rate in downsample_rates):
             raise ValueError(f"downsample_rates must be positive integers, got {list(downsample_rates)}.")
         self.num_time_patches = num_time_patches
@@ -212,7 +226,7 @@ class FMRIPretrainingDataset(_ManifestDataset):
         self._keys = None
 
     def _repetition_time(self, index: int, header_tr: float | None) -> float:
-        row = self.rows[index]
+        row = self.rows[self.row_index(index)]
         explicit = row["repetition_time"] if row["repetition_time"] is not None else header_tr
         return check_repetition_time(explicit, f"repetition_time of subject {self.subject(index)}")
 
@@ -227,11 +241,11 @@ class FMRIPretrainingDataset(_ManifestDataset):
                 patch = patch_length_for_tr(tr, self.window_seconds)
                 keys.append((min(self.num_time_patches, math.ceil(_num_frames(row["fmri"]) / patch)), tr))
             self._keys = keys
-        return self._keys
+        return [self._keys[self.row_index(index)] for index in range(len(self))]
 
     def __getitem__(self, index: int) -> dict:
         rng = self._generator(index)
-        row = self.rows[index]
+        row = self.rows[self.row_index(index)]
         series, header_tr = load_fmri_series(
             row["fmri"], self.label_image, self.num_rois, self.feature_extractor, row.get("atlas")
         )

@@ -9,8 +9,8 @@ kept (lowest MSE for regression).
 - `HarmonizerForSequenceClassification` trains on a latent cache (`latent_cache.with_model_inputs`).
 - `BrainHarmonixForSequenceClassification` trains on manifest rows; `ManifestRowCollator` loads and prepares each
   batch's files in the DataLoader (workers with `dataloader_num_workers`).
-- Linear probing: `HarmonizerForLinearProbing` (frozen Harmonizer, BatchNorm without affine + Linear) with the same
-  `finetune`; only the head has gradients.
+- Linear probing: `HarmonizerForLinearProbing` (`modeling.modeling_harmonizer`: frozen Harmonizer, BatchNorm without
+  affine + Linear) with the same `finetune`; only the head has gradients.
 - LoRA: `apply_lora` wraps the model with `peft` adapters on the Harmonizer's attention and MLP layers (the head
   trains fully); `merge_and_unload()` gives back a plain model to `save_pretrained`.
 
@@ -19,43 +19,25 @@ the input projection) are layer 0, those of layer i are layer i + 1, everything 
 layer L + 1; a parameter of layer l gets `lr * layer_decay ** (L + 1 - l)`.
 """
 
-import dataclasses
-
 import datasets
 import torch
 from torch import nn
 from transformers import Trainer, TrainingArguments, default_data_collator
-from transformers.modeling_outputs import SequenceClassifierOutput
 
-from ..modeling._compat import can_return_tuple
+from ..evaluation.metrics import build_compute_metrics
 from ..modeling.configuration_harmonizer import HarmonizerConfig
-from ..modeling.modeling_harmonizer import HarmonizerModel, HarmonizerPreTrainedModel
+from ..modeling.modeling_harmonizer import HarmonizerModel
 from ..processing.processing_brainharmonix import BrainHarmonixProcessor
+from .finetune_recipe import DEFAULT_RECIPE, FineTuneRecipe
 from .latent_cache import processor_inputs
-from .metrics import build_compute_metrics
 
 # Harmonizer attention and MLP Linears, in HarmonizerForSequenceClassification (`harmonizer.layers.N`) and inside the
 # composite model (`brainharmonix.harmonizer.layers.N`); the encoders' layers are never adapted.
 LORA_TARGET_MODULES = r".*harmonizer\.layers\.\d+\.(attention\.(qkv|proj)|mlp\.(fc1|fc2))"
 
 
-@dataclasses.dataclass(frozen=True)
-class FineTuneRecipe:
-    """Fine-tuning hyperparameters; the defaults are the reference recipe (DESIGN §5)."""
-
-    learning_rate: float = 5e-4
-    layer_decay: float = 0.65
-    weight_decay: float = 0.05
-    drop_path_rate: float = 0.1
-    label_smoothing: float = 0.1
-    num_epochs: float = 50
-    warmup_epochs: float = 5
-    batch_size: int = 16
-    adam_betas: tuple[float, float] = (0.9, 0.999)
-
-
 def finetune_arguments(
-    output_dir: str, recipe: FineTuneRecipe = FineTuneRecipe(), regression: bool = False, **overrides
+    output_dir: str, recipe: FineTuneRecipe = DEFAULT_RECIPE, regression: bool = False, **overrides
 ) -> TrainingArguments:
     """`TrainingArguments` of the recipe: evaluation and a checkpoint every epoch, the best validation F1 (classes)
     or MSE (regression) loaded at the end, label smoothing for classification only. `overrides` win."""
@@ -155,7 +137,7 @@ def finetune(
     eval_dataset: datasets.Dataset,
     output_dir: str,
     *,
-    recipe: FineTuneRecipe = FineTuneRecipe(),
+    recipe: FineTuneRecipe = DEFAULT_RECIPE,
     regression: bool = False,
     data_collator=None,
     **argument_overrides,
@@ -165,13 +147,15 @@ def finetune(
     Args:
         model: `HarmonizerForSequenceClassification` (cached latents), `BrainHarmonixForSequenceClassification`
             (raw inputs through `ManifestRowCollator`), `HarmonizerForLinearProbing`, or any of them under `apply_lora`.
-        train_dataset, eval_dataset: training and validation sets (never the test set: it is for the final score).
+        train_dataset, eval_dataset: training and validation sets (never the test set: it is for the final score),
+            with no subject in both (checked when both have a `subject` column).
         output_dir: checkpoints and logs.
         recipe: hyperparameters; drop-path is set when loading the model (see `load_for_finetuning`).
         regression: regression targets (MSE loss and model selection, no label smoothing).
         data_collator: defaults to `default_data_collator` (items that are already tensors).
         argument_overrides: any `TrainingArguments` field.
     """
+    check_subjects_disjoint(train_dataset, eval_dataset)
     args = finetune_arguments(output_dir, recipe, regression, **argument_overrides)
     trainer = Trainer(
         model=model,
@@ -184,6 +168,22 @@ def finetune(
     )
     trainer.train()
     return trainer
+
+
+def check_subjects_disjoint(train_dataset: datasets.Dataset, eval_dataset: datasets.Dataset) -> None:
+    """Refuse a training and a validation set that share a subject (both with a `subject` column): another session of
+    a validation subject in training would flatter the validation score and the model selected on it."""
+    subjects = []
+    for dataset in (train_dataset, eval_dataset):
+        if not isinstance(dataset, datasets.Dataset) or "subject" not in dataset.column_names:
+            return
+        subjects.append(set(dataset.with_format(None)["subject"]))
+    shared = sorted(subjects[0] & subjects[1])
+    if shared:
+        raise ValueError(
+            f"subjects {shared[:10]} are in both the training and the validation set: split by subject (all sessions "
+            "of a subject on one side), e.g. with `brainharmonix_hf.evaluation.splits.repeated_splits`."
+        )
 
 
 def label_mapping(labels: list) -> dict:
@@ -236,60 +236,6 @@ class ManifestRowCollator:
         return inputs
 
 
-class HarmonizerForLinearProbing(HarmonizerPreTrainedModel):
-    """Linear probe on the frozen Harmonizer: pooled hub tokens (after the final LayerNorm) -> BatchNorm without
-    affine parameters -> Linear. The Harmonizer stays frozen and in eval mode; only the Linear trains.
-
-    Loads from any Harmonizer checkpoint (`from_pretrained`); `config.num_labels` / `config.problem_type` select the
-    loss as in [`HarmonizerForSequenceClassification`].
-    """
-
-    accepts_loss_kwargs = False
-
-    def __init__(self, config: HarmonizerConfig):
-        super().__init__(config)
-        self.harmonizer = HarmonizerModel(config)
-        self.batch_norm = nn.BatchNorm1d(config.hidden_size, affine=False, eps=1e-6)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        # Read by `init_classifier_output` (truncated normal, as in MAE linear probing).
-        self.classifier.head_initializer_range = 0.01
-        self.post_init()
-
-    def initialize_weights(self) -> None:
-        """Initialise as usual, then freeze the Harmonizer (also after loading, which builds fresh parameters)."""
-        super().initialize_weights()
-        self.harmonizer.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> "HarmonizerForLinearProbing":
-        super().train(mode)
-        self.harmonizer.eval()
-        return self
-
-    @can_return_tuple
-    def forward(
-        self,
-        fmri_latents: torch.Tensor | None = None,
-        fmri_token_mask: torch.Tensor | None = None,
-        t1_latents: torch.Tensor | None = None,
-        t1_token_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        **kwargs,
-    ) -> SequenceClassifierOutput:
-        r"""
-        Args:
-            fmri_latents, fmri_token_mask, t1_latents, t1_token_mask: as in [`HarmonizerModel.forward`].
-            labels: `(batch,)` class indices or regression targets.
-
-        Returns:
-            `SequenceClassifierOutput` with `logits` `(batch, num_labels)`.
-        """
-        with torch.no_grad():
-            pooled = self.harmonizer(fmri_latents, fmri_token_mask, t1_latents, t1_token_mask).pooler_output
-        logits = self.classifier(self.batch_norm(pooled))
-        loss = self.loss_function(labels, logits, self.config) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits)
-
-
 def apply_lora(model: nn.Module, rank: int = 8, alpha: int = 16, dropout: float = 0.0):
     """Wrap a sequence-classification model with LoRA adapters (`peft`) on the Harmonizer's attention (qkv, proj)
     and MLP (fc1, fc2) Linears; the classifier head is trained in full. Only adapters and head have gradients.
@@ -314,9 +260,9 @@ def apply_lora(model: nn.Module, rank: int = 8, alpha: int = 16, dropout: float 
 __all__ = [
     "LORA_TARGET_MODULES",
     "FineTuneRecipe",
-    "HarmonizerForLinearProbing",
     "ManifestRowCollator",
     "apply_lora",
+    "check_subjects_disjoint",
     "finetune",
     "finetune_arguments",
     "harmonizer_layer_ids",

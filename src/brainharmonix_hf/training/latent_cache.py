@@ -317,7 +317,7 @@ def processor_inputs(processor: BrainHarmonixProcessor, batch: dict) -> dict[str
     if any(path is not None for path in batch["fmri"]):
         extractor = processor.fmri_feature_extractor
         arguments["fmri"] = [
-            None if path is None else _fmri_input(extractor, path, atlas)
+            None if path is None else read_fmri_series(extractor, path, atlas)
             for path, atlas in zip(batch["fmri"], batch["atlas"], strict=True)
         ]
         arguments["repetition_time"] = list(batch["repetition_time"])
@@ -325,7 +325,7 @@ def processor_inputs(processor: BrainHarmonixProcessor, batch: dict) -> dict[str
     return dict(processor(**arguments, return_tensors="pt"))
 
 
-def _fmri_input(extractor: FMRIFeatureExtractor, path: str, atlas: str | None) -> np.ndarray:
+def read_fmri_series(extractor: FMRIFeatureExtractor, path: str, atlas: str | None) -> np.ndarray:
     """The ROI-first `(num_rois, num_timepoints)` series of an ROI table (`.csv`/`.tsv`, optionally gzipped; its
     labels checked and its rows put in the model's order by the extractor) or of a `.npy` array, so a batch may mix
     both kinds of file."""
@@ -391,5 +391,6 @@ __all__ = [
     "latents_to_bytes",
     "load_latent_cache",
     "processor_inputs",
+    "read_fmri_series",
     "with_model_inputs",
 ]

@@ -6,6 +6,13 @@ the last micro-batch of an update: gradient clipping, AdamW with the step's lear
 warmup from `warmup_start_learning_rate`, then cosine; cosine weight decay), and `stage.after_optimizer_step` (the
 function stage's EMA update).
 
+Representation health: at every held-out evaluation (step 0, every `eval_steps`, the last step) the stage's pooled
+embeddings of the held-out items give the health metrics of `training.health` (`feature_std`, `relative_spread`,
+`effective_rank`, `mean_cosine_similarity`, written into the validation record of `log.jsonl` and the trackers). The
+step-0 figures (the initial model) are the reference of the collapse verdict; a collapse is logged as a warning and
+an `event: "collapse"` record with its reasons, and with `--stop_on_collapse` the run checkpoints, exports and stops
+with `RepresentationCollapseError`.
+
 Non-finite losses: when any process gets a NaN/Inf loss, every process skips that micro-batch's backward pass and
 the whole update it belongs to (gradients zeroed, no optimizer step or stage hook, the step counter and schedules do
 not advance); the step and the batch's subjects are logged (and written to `log.jsonl`). After
@@ -21,7 +28,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object
+from accelerate.utils import broadcast_object_list, gather_object
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 from transformers.utils import logging
@@ -29,6 +36,7 @@ from transformers.utils import logging
 from . import checkpoints
 from .arguments import PretrainingArguments
 from .data import LengthGroupedBatchSampler
+from .health import RepresentationHealth, collapse_reasons, representation_health
 from .held_out import evaluate_held_out
 from .run_setup import PretrainingRun
 from .schedules import cosine_schedule, warmup_cosine_schedule
@@ -38,6 +46,10 @@ logger = logging.get_logger(__name__)
 
 class NonFiniteLossError(RuntimeError):
     """Too many updates in a row were skipped for NaN/Inf losses."""
+
+
+class RepresentationCollapseError(RuntimeError):
+    """The held-out embeddings collapsed and `--stop_on_collapse` was set."""
 
 
 @dataclass
@@ -76,12 +88,14 @@ class RunLog:
 
     def __init__(self, accelerator: Accelerator, path: Path, resumed_step: int | None):
         self.accelerator, self.path = accelerator, path
+        self.kept: list[dict] = []
         if accelerator.is_main_process:
             kept = []
             if resumed_step is not None and path.exists():
                 lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
                 kept = [line for line in lines if line.get("step", 0) <= resumed_step]
             path.write_text("".join(json.dumps(line) + "\n" for line in kept))
+            self.kept = kept
 
     def write(self, record: dict) -> None:
         if self.accelerator.is_main_process:
@@ -130,11 +144,48 @@ def export(run: PretrainingRun, folder: Path, state: TrainingState, losses: dict
         run.stage.export(model, state_dict, run.processor, folder, state.step, state.epoch, losses)
 
 
-def log_held_out(run: PretrainingRun, run_log: RunLog, step: int, epoch: float) -> float:
-    """Evaluate the held-out set and write its record (`split = "validation"`); returns the loss."""
-    result = evaluate_held_out(run.accelerator, run.stage, run.model, run.held_out)
-    run_log.write({"step": step, "epoch": epoch, "loss": result.loss, "split": "validation"})
-    return result.loss
+class HealthMonitor:
+    """Health metrics of the held-out embeddings at each evaluation, judged against the initial model's (step 0; read
+    back from the log of a resumed run). The main process judges; every process gets its verdict."""
+
+    def __init__(self, run_log: "RunLog"):
+        self.accelerator = run_log.accelerator
+        self.reference = next(
+            (
+                RepresentationHealth.from_record(record)
+                for record in run_log.kept
+                if record.get("split") == "validation" and record.get("step") == 0 and "effective_rank" in record
+            ),
+            None,
+        )
+
+    def check(self, embeddings: torch.Tensor, step: int) -> tuple[dict[str, float], list[str]]:
+        """`(metrics for the log record, collapse reasons)`; no metrics for fewer than two held-out items."""
+        if embeddings is None or len(embeddings) < 2:
+            return {}, []
+        health = representation_health(embeddings)
+        if step == 0 or self.reference is None:
+            self.reference = health
+        reasons = collapse_reasons(health, reference=self.reference) if self.accelerator.is_main_process else None
+        return health.metrics(), broadcast_object_list([reasons])[0]
+
+
+def log_held_out(run: PretrainingRun, run_log: RunLog, monitor: HealthMonitor, step: int, epoch: float):
+    """Evaluate the held-out set, write its record (`split = "validation"`, loss and health metrics) and any collapse
+    event; returns `(loss, collapse reasons)`."""
+    result = evaluate_held_out(
+        run.accelerator, run.stage, run.model, run.held_out, with_embeddings=run.args.health_metrics
+    )
+    metrics, reasons = monitor.check(result.embeddings, step)
+    run_log.write({"step": step, "epoch": epoch, "loss": result.loss, "split": "validation"} | metrics)
+    if reasons:
+        logger.warning(
+            f"Step {step}: the held-out representation has collapsed: {'; '.join(reasons)}. The loss can still fall "
+            "while the encoder maps every input to the same embedding; see training.health. Pass "
+            "--stop_on_collapse true to stop such a run."
+        )
+        run_log.write({"step": step, "epoch": epoch, "split": "validation", "event": "collapse", "reasons": reasons})
+    return result.loss, reasons
 
 
 def set_epoch(run: PretrainingRun, epoch: int) -> None:
@@ -167,8 +218,9 @@ def train_loop(run: PretrainingRun) -> PreTrainedModel:
     losses, skip_window, interval_start, interval_batches = [], False, time.perf_counter(), 0
     final_losses = {}
 
+    monitor = HealthMonitor(run_log)
     if run.held_out is not None and state.step == 0:
-        log_held_out(run, run_log, 0, 0.0)
+        log_held_out(run, run_log, monitor, 0, 0.0)
     while state.step < total_steps:
         loader = (
             accelerator.skip_first_batches(train_loader, state.batches_in_epoch)
@@ -243,7 +295,16 @@ def train_loop(run: PretrainingRun) -> PreTrainedModel:
             if run.held_out is not None and (
                 (args.eval_steps and state.step % args.eval_steps == 0) or state.step == total_steps
             ):
-                final_losses["held-out loss"] = log_held_out(run, run_log, state.step, epoch)
+                final_losses["held-out loss"], collapse = log_held_out(run, run_log, monitor, state.step, epoch)
+                if collapse and args.stop_on_collapse:
+                    save_checkpoint(accelerator, run.checkpoints_dir, state.step, args.save_total_limit)
+                    export(run, run.output_dir / "model", state, final_losses)
+                    accelerator.end_training()
+                    raise RepresentationCollapseError(
+                        f"Stopped at step {state.step}: the held-out representation collapsed ({'; '.join(collapse)})."
+                        f" The checkpoint and model/ of this step are in {run.output_dir}. Try a lower learning rate, "
+                        "a slower EMA (ema_momentum_start), or check the inputs' normalisation."
+                    )
             if args.save_steps and state.step % args.save_steps == 0 and state.step < total_steps:
                 save_checkpoint(accelerator, run.checkpoints_dir, state.step, args.save_total_limit)
             if args.export_steps and state.step % args.export_steps == 0 and state.step < total_steps:
@@ -260,4 +321,11 @@ def train_loop(run: PretrainingRun) -> PreTrainedModel:
     return unwrapped
 
 
-__all__ = ["NonFiniteLossError", "TrainingState", "apply_schedule", "train_loop"]
+__all__ = [
+    "HealthMonitor",
+    "NonFiniteLossError",
+    "RepresentationCollapseError",
+    "TrainingState",
+    "apply_schedule",
+    "train_loop",
+]

@@ -14,8 +14,10 @@ export), `training.run_setup` (Accelerator, loaders, optimizer), `training.loop`
 losses, checkpoints, held-out evaluation in `training.held_out`).
 
 Run folder (`output_dir`): `log.jsonl` (one JSON object per logged step: step, epoch, loss, lr, samples_per_second,
-split = "train" | "validation"), `checkpoints/step-N` (Accelerate state, sealed: see `training.checkpoints`),
-`exports/step-N` and `model/` (`save_pretrained` folders with the processor and a model card).
+split = "train" | "validation"; validation records add the representation-health metrics of `training.health`),
+`checkpoints/step-N` (Accelerate state, sealed: see `training.checkpoints`), `exports/step-N` and `model/`
+(`save_pretrained` folders with the processor and a model card; for the function stage with the exported encoder in
+`encoder/`, see `training.stages.function`).
 """
 
 import argparse

@@ -106,10 +106,19 @@ class PretrainingStage:
     ) -> None:
         """`save_pretrained` of the model with the full `state_dict` (gathered from every process), the processor,
         and a model card naming the steps, data, last losses and options."""
+        self.save_folder(model, state_dict, processor, folder, self.card_lines(model, step, epoch, losses))
+
+    def save_folder(self, model, state_dict, processor, folder: Path, card_lines: list[str]) -> None:
+        """`save_pretrained` of `model` (with `state_dict`) and `processor` into `folder`, with `card_lines` as its
+        README."""
         model.save_pretrained(folder, state_dict=state_dict)
         if processor is not None:
             processor.save_pretrained(folder)
-        lines = [
+        (Path(folder) / "README.md").write_text("\n".join(card_lines) + "\n")
+
+    def card_lines(self, model: PreTrainedModel, step: int, epoch: int, losses: dict[str, float]) -> list[str]:
+        """The model card of an export: the steps, data, last losses and options."""
+        return [
             f"# {type(model).__name__} ({self.name} pretraining)",
             "",
             f"Pretrained with `brainharmonix pretrain {self.name}` for {step} optimizer steps ({epoch} full epochs) "
@@ -123,7 +132,6 @@ class PretrainingStage:
             json.dumps({k: v for k, v in asdict(self.args).items() if v is not None}, indent=1),
             "```",
         ]
-        (Path(folder) / "README.md").write_text("\n".join(lines) + "\n")
 
 
 __all__ = ["PretrainingStage", "StageData"]

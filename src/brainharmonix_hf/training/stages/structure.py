@@ -42,7 +42,15 @@ class StructureStage(PretrainingStage):
         )
         augmentation = T1Augmentation() if self.args.t1_augmentation else None
         train_data, held_out_data = (
-            None if rows is None else T1PretrainingDataset(rows, processor, augmentation, seed=self.args.seed + offset)
+            None
+            if rows is None
+            else T1PretrainingDataset(
+                rows,
+                processor,
+                augmentation,
+                seed=self.args.seed + offset,
+                samples_per_epoch=self.args.samples_per_epoch if offset == 0 else None,
+            )
             for offset, rows in ((0, train), (1, held_out))
         )
         return StageData(train_data, held_out_data, StructureMAECollator(self.config.num_patches), processor)

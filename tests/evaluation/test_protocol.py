@@ -8,13 +8,9 @@ import pytest
 from scipy import stats
 
 from brainharmonix_hf.cli import main
-from brainharmonix_hf.training.evaluation import (
-    EmbeddingProbe,
-    corrected_paired_t_test,
-    repeated_splits,
-    run_protocol,
-    summarise,
-)
+from brainharmonix_hf.evaluation.protocol import EmbeddingProbe, run_protocol
+from brainharmonix_hf.evaluation.splits import repeated_splits
+from brainharmonix_hf.evaluation.statistics import corrected_paired_t_test, summarise
 
 
 def synthetic_cohort(num_subjects: int = 60, seed: int = 0) -> pd.DataFrame:
@@ -36,7 +32,8 @@ def synthetic_cohort(num_subjects: int = 60, seed: int = 0) -> pd.DataFrame:
 
 def test_splits_are_stratified_disjoint_and_cover_each_repeat():
     labels = np.array([0] * 40 + [1] * 20)
-    splits = repeated_splits(labels, num_repeats=3, num_folds=5, num_validation_folds=4, seed=7)
+    subjects = np.arange(60)
+    splits = repeated_splits(labels, subjects, num_repeats=3, num_folds=5, num_validation_folds=4, seed=7)
     assert len(splits) == 15
     for repeat in range(3):
         tests = np.concatenate([split.test for split in splits if split.repeat == repeat])
@@ -49,7 +46,7 @@ def test_splits_are_stratified_disjoint_and_cover_each_repeat():
         assert np.bincount(labels[split.validation]).tolist() == [8, 4]
     # Different repeats shuffle differently; the same seed gives the same splits.
     assert not np.array_equal(splits[0].test, splits[5].test)
-    again = repeated_splits(labels, num_repeats=3, num_folds=5, num_validation_folds=4, seed=7)
+    again = repeated_splits(labels, subjects, num_repeats=3, num_folds=5, num_validation_folds=4, seed=7)
     assert all(
         np.array_equal(a.test, b.test) and np.array_equal(a.validation, b.validation)
         for a, b in zip(splits, again, strict=True)
@@ -60,7 +57,9 @@ def test_grouped_splits_never_share_a_site():
     cohort = synthetic_cohort()
     labels = (cohort["label"] == "patient").to_numpy().astype(int)
     sites = cohort["site"].to_numpy()
-    splits = repeated_splits(labels, groups=sites, num_repeats=2, num_folds=3, num_validation_folds=2, seed=0)
+    splits = repeated_splits(
+        labels, cohort["subject"], groups=sites, num_repeats=2, num_folds=3, num_validation_folds=2, seed=0
+    )
     for split in splits:
         site_sets = [set(sites[part]) for part in (split.train, split.validation, split.test)]
         assert all(not (a & b) for index, a in enumerate(site_sets) for b in site_sets[index + 1 :])
@@ -71,11 +70,15 @@ def test_grouped_splits_never_share_a_site():
 
 def test_corrected_interval_and_paired_test_by_hand():
     values = np.array([0.7, 0.8, 0.75, 0.85])
-    summary = summarise(values, n_train=80, n_test=20)
+    summary = summarise(values, n_train=80, n_test=20, metric="accuracy")
     sd = values.std(ddof=1)
-    half = stats.t.ppf(0.975, 3) * np.sqrt((1 / 4 + 20 / 80) * sd**2)
+    # Corrected standard error, widened on the logit scale by the derivative 1 / (m (1 - m)) at the mean, mapped back.
+    half = stats.t.ppf(0.975, 3) * np.sqrt((1 / 4 + 20 / 80) * sd**2) / (0.775 * 0.225)
+    logit = np.log(0.775 / 0.225)
     assert summary["mean"] == pytest.approx(0.775) and summary["sd"] == pytest.approx(sd)
-    assert (summary["ci_low"], summary["ci_high"]) == pytest.approx((0.775 - half, 0.775 + half))
+    assert (summary["ci_low"], summary["ci_high"]) == pytest.approx(
+        (1 / (1 + np.exp(-(logit - half))), 1 / (1 + np.exp(-(logit + half))))
+    )
     # Differences [0.1, 0.2, 0.1, 0.2]: mean 0.15, var 1/300; t = 0.15 / sqrt((1/4 + 1/4) / 300) = 0.15 · sqrt(600).
     result = corrected_paired_t_test(values, values - [0.1, 0.2, 0.1, 0.2], n_train=80, n_test=20)
     assert result["t"] == pytest.approx(0.15 * np.sqrt(600))
@@ -85,7 +88,10 @@ def test_corrected_interval_and_paired_test_by_hand():
 def test_protocol_finds_the_better_model_and_touches_test_once():
     cohort = synthetic_cohort()
     labels = (cohort["label"] == "patient").to_numpy().astype(int)
-    splits = repeated_splits(labels, groups=cohort["site"], num_repeats=3, num_folds=3, num_validation_folds=2)
+    subjects = cohort["subject"]
+    splits = repeated_splits(
+        labels, subjects, groups=cohort["site"], num_repeats=3, num_folds=3, num_validation_folds=2
+    )
     seen_tests = []
     probe = EmbeddingProbe(np.stack(cohort["informative"]), labels)
 
@@ -94,16 +100,27 @@ def test_protocol_finds_the_better_model_and_touches_test_once():
         return probe(split)
 
     predictors = {"informative": recording, "noise": EmbeddingProbe(np.stack(cohort["noise"]), labels)}
-    report = run_protocol(splits, labels, predictors, settings={"seed": 0})
+    report = run_protocol(splits, labels, predictors, subjects=subjects, settings={"seed": 0})
     assert seen_tests == [tuple(split.test) for split in splits]  # each split's test set asked for once
-    assert set(report) == {"protocol", "settings", "num_subjects", "models", "comparison"}
+    assert set(report) == {
+        "protocol",
+        "settings",
+        "num_subjects",
+        "num_sessions",
+        "num_rows",
+        "chance",
+        "models",
+        "comparison",
+    }
+    assert report["chance"] == {"accuracy": 0.6, "balanced_accuracy": 0.5, "auroc": 0.5}
     informative = report["models"]["informative"]
     assert len(informative["splits"]) == 9 and informative["splits"][0]["num_test"] == 20
     assert informative["summary"]["auroc"]["mean"] > 0.85 > report["models"]["noise"]["summary"]["auroc"]["mean"]
     comparison = report["comparison"]
     assert comparison["auroc"]["better"] == "informative" and comparison["auroc"]["mean_difference"] > 0
     assert comparison["auroc"]["p_value"] < 0.01
-    swapped = run_protocol(splits, labels, dict(reversed(list(predictors.items()))))["comparison"]["auroc"]
+    swapped = run_protocol(splits, labels, dict(reversed(list(predictors.items()))), subjects=subjects)
+    swapped = swapped["comparison"]["auroc"]
     assert swapped["better"] == "informative" and swapped["t"] == pytest.approx(-comparison["auroc"]["t"])
     json.dumps(report)  # JSON-ready
 
@@ -181,7 +198,8 @@ def test_regression_protocol_prefers_the_lower_error():
     targets = rng.normal(size=50)
     informative = np.stack([targets + 0.3 * rng.normal(size=50), rng.normal(size=50)], axis=1)
     noise = rng.normal(size=(50, 2))
-    splits = repeated_splits(targets, num_repeats=2, num_folds=5, regression=True)
+    subjects = np.arange(50)
+    splits = repeated_splits(targets, subjects, num_repeats=2, num_folds=5, regression=True)
     # Quantile-bin stratification: each test fold of 10 holds two targets of each fifth of the distribution.
     bins = np.digitize(targets, np.quantile(targets, [0.2, 0.4, 0.6, 0.8]))
     assert all(np.bincount(bins[split.test]).tolist() == [2] * 5 for split in splits)
@@ -189,7 +207,7 @@ def test_regression_protocol_prefers_the_lower_error():
         "noise": EmbeddingProbe(noise, targets, regression=True),
         "informative": EmbeddingProbe(informative, targets, regression=True),
     }
-    report = run_protocol(splits, targets, predictors, regression=True)
+    report = run_protocol(splits, targets, predictors, subjects=subjects, regression=True)
     assert set(report["models"]["noise"]["summary"]) == {"mse", "mae", "pearson_r"}
     mse = report["comparison"]["mse"]
     assert mse["mean_difference"] > 0 and mse["better"] == "informative"  # noise - informative: noise errs more

@@ -1,5 +1,6 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
-"""Downstream metrics over a whole evaluation set, computed locally with numpy and scikit-learn (no Hub downloads).
+"""Downstream metrics over a whole evaluation set, through the package's `evaluate` modules (`metric_modules/`,
+loaded from the package, never from the Hub).
 
 `Trainer` gathers every prediction of the evaluation set before calling `compute_metrics`, so F1 and AUROC here are
 whole-set values (the reference averaged per-batch F1, which depends on the batch size and order).
@@ -9,18 +10,43 @@ class-1 probability; more classes: one-vs-rest macro over softmax probabilities;
 Regression: MSE, MAE and Pearson r (NaN when predictions or targets are constant).
 """
 
+import functools
 from collections.abc import Callable
+from pathlib import Path
 
+import evaluate
 import numpy as np
-from scipy.special import softmax
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
 from transformers import EvalPrediction
 
+METRIC_MODULES = Path(__file__).parent / "metric_modules"
 CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "f1", "auroc")
 REGRESSION_METRICS = ("mse", "mae", "pearson_r")
 
 
-def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def metric_module_path(name: str) -> str:
+    """The path of the package's `evaluate` module script `name` (for `evaluate.load`)."""
+    path = METRIC_MODULES / f"{name}.py"
+    if not path.is_file():
+        known = sorted(file.stem for file in METRIC_MODULES.glob("*.py") if file.stem != "__init__")
+        raise ValueError(f"No metric module {name!r}; the package ships {', '.join(known)}.")
+    return str(path)
+
+
+@functools.cache
+def load_metric(name: str) -> evaluate.EvaluationModule:
+    """The package's `evaluate` metric `name`, loaded once per process from its script (kept in memory)."""
+    return evaluate.load(metric_module_path(name), keep_in_memory=True)
+
+
+def compute_metrics_of(names, predictions, references) -> dict[str, float]:
+    """The metrics `names` of `predictions` against `references`, each through its `evaluate` module."""
+    results = {}
+    for name in names:
+        results |= load_metric(name).compute(predictions=predictions, references=references)
+    return results
+
+
+def classification_metrics(logits: np.ndarray, labels: np.ndarray, names=CLASSIFICATION_METRICS) -> dict[str, float]:
     """Metrics of `(num_samples, num_classes)` logits (or probabilities) against `(num_samples,)` class indices."""
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels).astype(np.int64).reshape(-1)
@@ -28,46 +54,23 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, 
         raise ValueError(
             f"Expected (num_samples, num_classes >= 2) logits for {labels.shape[0]} labels, got {logits.shape}."
         )
-    num_classes = logits.shape[1]
-    predictions = logits.argmax(axis=1)
-    probabilities = softmax(logits, axis=1)
-    binary = num_classes == 2
-    if binary:
-        f1 = f1_score(labels, predictions, average="binary", zero_division=0.0)
-    else:
-        f1 = f1_score(labels, predictions, average="macro", labels=np.arange(num_classes), zero_division=0.0)
-    if np.unique(labels).size < 2:
-        auroc = float("nan")
-    elif binary:
-        auroc = roc_auc_score(labels, probabilities[:, 1])
-    else:
-        auroc = roc_auc_score(labels, probabilities, multi_class="ovr", average="macro", labels=np.arange(num_classes))
-    return {
-        "accuracy": float(accuracy_score(labels, predictions)),
-        "balanced_accuracy": float(balanced_accuracy_score(labels, predictions)),
-        "f1": float(f1),
-        "auroc": float(auroc),
-    }
+    return compute_metrics_of(names, logits, labels)
 
 
-def regression_metrics(predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+def regression_metrics(predictions: np.ndarray, targets: np.ndarray, names=REGRESSION_METRICS) -> dict[str, float]:
     """MSE, MAE and Pearson r of `(num_samples,)` or `(num_samples, 1)` predictions against targets."""
     predictions = np.asarray(predictions, dtype=np.float64).reshape(-1)
     targets = np.asarray(targets, dtype=np.float64).reshape(-1)
     if predictions.shape != targets.shape:
         raise ValueError(f"Got {predictions.size} predictions for {targets.size} targets.")
-    errors = predictions - targets
-    constant = np.ptp(predictions) == 0 or np.ptp(targets) == 0
-    return {
-        "mse": float(np.mean(errors**2)),
-        "mae": float(np.mean(np.abs(errors))),
-        "pearson_r": float("nan") if constant else float(np.corrcoef(predictions, targets)[0, 1]),
-    }
+    return compute_metrics_of(names, predictions, targets)
 
 
-def task_metrics(scores: np.ndarray, labels: np.ndarray, regression: bool) -> dict[str, float]:
-    """`regression_metrics` or `classification_metrics`, by task."""
-    return regression_metrics(scores, labels) if regression else classification_metrics(scores, labels)
+def task_metrics(scores: np.ndarray, labels: np.ndarray, regression: bool, names=None) -> dict[str, float]:
+    """`regression_metrics` or `classification_metrics`, by task (all of the task's metrics, or `names`)."""
+    if regression:
+        return regression_metrics(scores, labels, names or REGRESSION_METRICS)
+    return classification_metrics(scores, labels, names or CLASSIFICATION_METRICS)
 
 
 def build_compute_metrics(regression: bool = False) -> Callable[[EvalPrediction], dict[str, float]]:
@@ -85,6 +88,9 @@ __all__ = [
     "REGRESSION_METRICS",
     "build_compute_metrics",
     "classification_metrics",
+    "compute_metrics_of",
+    "load_metric",
+    "metric_module_path",
     "regression_metrics",
     "task_metrics",
 ]

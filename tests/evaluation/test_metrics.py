@@ -1,12 +1,16 @@
 """Whole-set metrics against values worked out by hand."""
 
+import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from transformers import EvalPrediction
 
-from brainharmonix_hf.training.metrics import build_compute_metrics, classification_metrics, regression_metrics
+from brainharmonix_hf.evaluation.metrics import build_compute_metrics, classification_metrics, regression_metrics
 
 
 def test_binary_classification_metrics_by_hand():
@@ -58,3 +62,45 @@ def test_compute_metrics_for_trainer_uses_the_whole_set():
     assert metrics["f1"] == pytest.approx(2 * (1 / 3) * 1 / (1 / 3 + 1))
     regression = EvalPrediction(predictions=np.array([[1.0], [1.0]]), label_ids=np.array([0.0, 2.0]))
     assert build_compute_metrics(regression=True)(regression)["mse"] == 1.0
+
+
+OFFLINE_SCRIPT = """
+import json
+import socket
+
+def refuse(*args, **kwargs):
+    raise OSError("network access attempted")
+
+socket.socket.connect = refuse  # any connection attempt fails loudly
+import evaluate
+import numpy as np
+from brainharmonix_hf.evaluation.metrics import METRIC_MODULES, build_compute_metrics
+from transformers import EvalPrediction
+
+names = sorted(path.stem for path in METRIC_MODULES.glob("*.py") if path.stem != "__init__")
+print(",".join(names))
+for name in names:
+    module = evaluate.load(str(METRIC_MODULES / f"{name}.py"), keep_in_memory=True)
+    assert isinstance(module, evaluate.Metric), name
+combined = evaluate.combine([str(METRIC_MODULES / f"{name}.py") for name in ("accuracy", "f1", "auroc")])
+print(json.dumps(combined.compute(predictions=[[0.0, 1.0], [1.0, 0.0], [0.2, 0.1]], references=[1, 0, 1])))
+prediction = EvalPrediction(predictions=np.array([[0.0, 1.0], [1.0, 0.0]]), label_ids=np.array([1, 0]))
+print(json.dumps(build_compute_metrics()(prediction)))
+"""
+
+
+def test_metrics_load_from_the_package_offline(tmp_path):
+    """Every metric is an `evaluate` module loaded from its script with the Hub switched off and sockets refused."""
+    environment = os.environ | {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home")}
+    result = subprocess.run(
+        [sys.executable, "-c", OFFLINE_SCRIPT], env=environment, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "accuracy,auroc,balanced_accuracy,f1,identification_accuracy,mae,mse,pearson_r"
+    # Third row predicts class 0 for a class-1 label: accuracy 2/3, F1 of class 1 = 2·(1·1/2)/(1 + 1/2) = 2/3, AUROC 1.
+    combined = json.loads(lines[1])
+    assert combined == pytest.approx({"accuracy": 2 / 3, "f1": 2 / 3, "auroc": 1.0})
+    assert json.loads(lines[2])["balanced_accuracy"] == 1.0
+    # The modules were copied into the run's own module cache, not fetched.
+    assert (tmp_path / "hf_home" / "modules" / "evaluate_modules" / "metrics" / "auroc").is_dir()
