@@ -78,6 +78,38 @@ def packed_model(model, implementation: str):
     return model
 
 
+def alone_and_packed(model, batch: dict, one_sample, implementation: str) -> tuple[list, object]:
+    """Outputs of each of the three samples run alone (per-sample layout, SDPA), and of the batch packed whole."""
+    with torch.no_grad():
+        alone = [model(**one_sample(batch, index)) for index in range(3)]
+        packed = packed_model(model, implementation)(**batch)
+    return alone, packed
+
+
+def per_sample_and_packed_steps(model, batch: dict, implementation: str) -> tuple:
+    """`(outputs, gradients)` of a training step in the per-sample layout with SDPA, then packed whole with
+    `implementation`; gradients of the parameters that get one."""
+    assert model.config.token_packing == "per_sample" and model.config._attn_implementation == "sdpa"
+    steps = []
+    for packed in (False, True):
+        model.zero_grad()
+        if packed:
+            packed_model(model, implementation)
+        outputs = model(**batch)
+        outputs.loss.backward()
+        steps.append(
+            (outputs, [parameter.grad.clone() for parameter in model.parameters() if parameter.grad is not None])
+        )
+    return steps
+
+
+def assert_same_gradients(gradients: list, reference: list) -> None:
+    assert len(gradients) == len(reference)
+    for gradient, expected in zip(gradients, reference, strict=True):
+        assert torch.isfinite(gradient).all()
+        torch.testing.assert_close(gradient, expected, atol=1e-5, rtol=1e-3)
+
+
 @pytest.fixture
 def computed_lengths():
     COMPUTED_LENGTHS.clear()
@@ -193,10 +225,7 @@ def one_sample(batch: dict, index: int) -> dict:
 def test_function_encoder_packed_batch_equals_each_series_alone(implementation, computed_lengths):
     torch.manual_seed(0)
     model = FunctionJEPAModel(function_config()).eval()
-    batch = fmri_batch(torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        alone = [model(**one_sample(batch, index)) for index in range(3)]
-        packed = packed_model(model, implementation)(**batch)
+    alone, packed = alone_and_packed(model, fmri_batch(torch.Generator().manual_seed(1)), one_sample, implementation)
     for index, single in enumerate(alone):
         valid = packed.token_mask[index].bool()
         assert torch.equal(valid, single.token_mask[0].bool())
@@ -220,18 +249,11 @@ def test_jepa_pretraining_packed_batch_equals_per_sample_layout(implementation, 
         torch.tensor([5, 2, 3]), generator=torch.Generator().manual_seed(3)
     )
     batch |= {"context_indices": masks.context_indices, "target_indices": masks.target_indices}
-    reference = model(**batch)
-    reference.loss.backward()
-    reference_grads = [parameter.grad.clone() for parameter in model.parameters() if parameter.grad is not None]
-    model.zero_grad()
-    packed = packed_model(model, implementation)(**batch)
-    packed.loss.backward()
+    (reference, reference_gradients), (packed, gradients) = per_sample_and_packed_steps(model, batch, implementation)
     torch.testing.assert_close(packed.loss, reference.loss, **TOLERANCE)
     torch.testing.assert_close(packed.predictions, reference.predictions, **TOLERANCE)
     torch.testing.assert_close(packed.targets, reference.targets, **TOLERANCE)
-    grads = [parameter.grad for parameter in model.parameters() if parameter.grad is not None]
-    for grad, reference_grad in zip(grads, reference_grads, strict=True):
-        torch.testing.assert_close(grad, reference_grad, atol=1e-5, rtol=1e-3)
+    assert_same_gradients(gradients, reference_gradients)
     if implementation == REFERENCE:
         target_lengths = computed_lengths[:6]  # the target encoder runs first: whole series, valid patches only
         assert target_lengths == [30, 12, 18] * 2
@@ -276,9 +298,7 @@ def test_harmonizer_packed_batch_equals_each_subject_alone(implementation, compu
     torch.manual_seed(0)
     model = HarmonizerModel(harmonizer_config()).eval()
     batch = harmonizer_batch(torch.Generator().manual_seed(4))
-    with torch.no_grad():
-        alone = [model(**harmonizer_subject(batch, index)) for index in range(3)]
-        packed = packed_model(model, implementation)(**batch)
+    alone, packed = alone_and_packed(model, batch, harmonizer_subject, implementation)
     for index, single in enumerate(alone):
         torch.testing.assert_close(packed.last_hidden_state[index], single.last_hidden_state[0], **TOLERANCE)
         torch.testing.assert_close(packed.pooler_output[index], single.pooler_output[0], **TOLERANCE)
@@ -292,15 +312,7 @@ def test_harmonizer_pretraining_packed_batch_equals_per_sample_layout(implementa
     torch.manual_seed(0)
     model = HarmonizerForPreTraining(harmonizer_config(token_packing="per_sample"))
     batch = harmonizer_batch(torch.Generator().manual_seed(5))
-    reference = model(**batch)
-    reference.loss.backward()
-    reference_grads = [parameter.grad.clone() for parameter in model.parameters() if parameter.grad is not None]
-    model.zero_grad()
-    packed = packed_model(model, implementation)(**batch)
-    packed.loss.backward()
+    (reference, reference_gradients), (packed, gradients) = per_sample_and_packed_steps(model, batch, implementation)
     torch.testing.assert_close(packed.loss, reference.loss, **TOLERANCE)
     torch.testing.assert_close(packed.reconstruction, reference.reconstruction, **TOLERANCE)
-    grads = [parameter.grad for parameter in model.parameters() if parameter.grad is not None]
-    assert all(torch.isfinite(grad).all() for grad in grads)
-    for grad, reference_grad in zip(grads, reference_grads, strict=True):
-        torch.testing.assert_close(grad, reference_grad, atol=1e-5, rtol=1e-3)
+    assert_same_gradients(gradients, reference_gradients)
