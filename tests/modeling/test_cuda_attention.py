@@ -7,8 +7,6 @@ bfloat16 keeps 8 bits of mantissa, so outputs are compared by relative error (â€
 """
 
 import copy
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -31,8 +29,6 @@ from brainharmonix_hf import (
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 requires_flash = pytest.mark.skipif(not is_flash_attn_2_available(), reason="needs the flash-attn package")
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 
 DEVICE = "cuda"
 # Widths flash kernels take (head dim 32; 96 is a multiple of 6 for 3D positions), two layers, the published grids.
