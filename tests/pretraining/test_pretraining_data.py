@@ -177,3 +177,31 @@ def test_batches_do_not_depend_on_the_number_of_workers(tmp_path, series):
     for serial, parallel in zip(*loaders, strict=True):
         for name in serial:
             assert torch.equal(serial[name], parallel[name]), name
+
+
+def test_4d_nifti_runs_share_one_read_of_the_label_image(tmp_path):
+    """The atlas label image of 4D NIfTI runs is read once per dataset, not once per item: items after the first never
+    open it again (here it is gone from disk), and they equal the parcellation of the run with the image."""
+    rng = np.random.default_rng(1)
+    labels = rng.permutation(np.arange(1, 401)).reshape(4, 10, 10).astype(np.int16)
+    runs = []
+    for index in range(3):
+        run = rng.standard_normal((4, 10, 10, 50)).astype(np.float32) + np.arange(50, dtype=np.float32) * 0.1
+        nib.save(nib.Nifti1Image(run, np.eye(4)), tmp_path / f"run{index}.nii.gz")
+        runs.append(run)
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), tmp_path / "atlas.nii.gz")
+    rows = [
+        {"subject": f"s{index}", "fmri": str(tmp_path / f"run{index}.nii.gz"), "repetition_time": 2.0}
+        for index in range(3)
+    ]
+    dataset = FMRIPretrainingDataset(
+        load_manifest(rows), num_time_patches=4, window_seconds=35.28, label_image=str(tmp_path / "atlas.nii.gz")
+    )
+    first = dataset[0]
+    (tmp_path / "atlas.nii.gz").unlink()
+    for index in (1, 2, 0):
+        item = dataset[index]
+        # Each label marks one voxel: the parcel means are the voxel series, in label order.
+        expected = runs[index].reshape(-1, 50)[np.argsort(labels.reshape(-1))]
+        np.testing.assert_allclose(item["fmri"], expected, rtol=1e-6)
+    np.testing.assert_array_equal(dataset[0]["fmri"], first["fmri"])

@@ -65,7 +65,8 @@ def test_reference_grid_is_the_template_grid_and_the_box_sits_at_fixed_mni_coord
     # Constants the MNI-space check compares against, measured on the template itself.
     centroid, extent = brain_geometry(template)
     np.testing.assert_allclose(centroid, MNI152_BRAIN_CENTROID_MM, atol=0.05)
-    np.testing.assert_allclose(extent, MNI152_BRAIN_EXTENT_MM, atol=0.5)
+    # Extents are measured on a lattice of every 2nd voxel of the 1 mm template: to within its 2 mm spacing.
+    np.testing.assert_allclose(extent, MNI152_BRAIN_EXTENT_MM, atol=2.0)
     assert reference_grid(MNI152_FIELD_OF_VIEW, 2.0)[1] == (99, 117, 95)
 
 

@@ -6,7 +6,12 @@ private import lives here: a future rename is a one-file fix. The rest of the pa
 """
 
 from transformers import initialization as init
-from transformers.masking_utils import create_bidirectional_mask
+from transformers.masking_utils import (
+    ALL_MASK_ATTENTION_FUNCTIONS,
+    create_bidirectional_mask,
+    flash_attention_mask,
+    packed_sequence_mask_function,
+)
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.processing_utils import Unpack
@@ -16,6 +21,7 @@ from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 __all__ = [
     "ALL_ATTENTION_FUNCTIONS",
+    "ALL_MASK_ATTENTION_FUNCTIONS",
     "GradientCheckpointingLayer",
     "OutputRecorder",
     "TransformersKwargs",
@@ -23,6 +29,8 @@ __all__ = [
     "can_return_tuple",
     "capture_outputs",
     "create_bidirectional_mask",
+    "flash_attention_mask",
     "init",
     "merge_with_config_defaults",
+    "packed_sequence_mask_function",
 ]

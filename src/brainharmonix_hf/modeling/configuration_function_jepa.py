@@ -4,6 +4,8 @@
 from huggingface_hub.dataclasses import strict
 from transformers.configuration_utils import PreTrainedConfig
 
+from .token_packing import check_token_packing
+
 # Where a new model's ROI position tables come from (see the `roi_tables` argument).
 ROI_TABLE_SOURCES = ("shipped", "custom", "placeholder")
 # (low, high) ranges of the mask sampler; `U(low, high)` fractions are drawn once per batch.
@@ -61,6 +63,11 @@ class FunctionJEPAConfig(PreTrainedConfig):
             Dropout on the attention weights.
         drop_path_rate (`float`, defaults to 0.0):
             Stochastic depth of the last layer of each stack (rises linearly from 0).
+        token_packing (`str`, defaults to `"auto"`):
+            How padded tokens are dropped before attention (`modeling.token_packing`): `"auto"` packs the whole
+            batch into one sequence with sample boundaries for flash-attention kernels and per sample (padded to the
+            longest sample, masked) otherwise; `"varlen"` always packs the whole batch (a block-diagonal mask where
+            the kernel takes no boundaries); `"per_sample"` never does. Outputs are the same in every mode.
         layer_norm_eps (`float`, defaults to 1e-6):
             LayerNorm epsilon.
         qkv_bias (`bool`, defaults to `True`):
@@ -135,6 +142,7 @@ class FunctionJEPAConfig(PreTrainedConfig):
     hidden_dropout_prob: float | int = 0.0
     attention_probs_dropout_prob: float | int = 0.0
     drop_path_rate: float | int = 0.0
+    token_packing: str = "auto"
     layer_norm_eps: float = 1e-6
     qkv_bias: bool = True
     initializer_range: float = 0.02
@@ -190,6 +198,9 @@ class FunctionJEPAConfig(PreTrainedConfig):
                 f"ROIs, and a diffusion map of its {self.num_rois} x {self.num_rois} connectivity gives at most "
                 f"{self.num_rois - 2} gradients: set num_gradient_components to at most {self.num_rois - 2}."
             )
+
+    def validate_token_packing(self):
+        check_token_packing(self.token_packing)
 
     def validate_widths(self):
         """Each stack's width splits evenly over its heads and into a time half and a ROI half."""

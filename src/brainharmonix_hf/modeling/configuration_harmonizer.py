@@ -4,6 +4,8 @@
 from huggingface_hub.dataclasses import strict
 from transformers.configuration_utils import PreTrainedConfig
 
+from .token_packing import check_token_packing
+
 
 @strict
 class HarmonizerConfig(PreTrainedConfig):
@@ -29,6 +31,11 @@ class HarmonizerConfig(PreTrainedConfig):
             Shared transformer-block settings.
         drop_path_rate (`float`, defaults to 0.0):
             Stochastic depth of the encoder, rising linearly over its layers (fine-tuning used 0.1).
+        token_packing (`str`, defaults to `"auto"`):
+            How padded tokens are dropped before attention (`modeling.token_packing`): `"auto"` packs the whole
+            batch into one sequence with sample boundaries for flash-attention kernels and per sample (padded to the
+            longest sample, masked) otherwise; `"varlen"` always packs the whole batch (a block-diagonal mask where
+            the kernel takes no boundaries); `"per_sample"` never does. Outputs are the same in every mode.
         num_hub_tokens (`int`, defaults to 128):
             Learned hub tokens appended to the sequence; they (with CLS) are the Harmonizer's output.
         decoder_hidden_size, decoder_num_hidden_layers, decoder_num_attention_heads, decoder_intermediate_size
@@ -69,6 +76,7 @@ class HarmonizerConfig(PreTrainedConfig):
     hidden_dropout_prob: float | int = 0.0
     attention_probs_dropout_prob: float | int = 0.0
     drop_path_rate: float | int = 0.0
+    token_packing: str = "auto"
     layer_norm_eps: float = 1e-6
     qkv_bias: bool = True
     initializer_range: float = 0.02
@@ -93,6 +101,9 @@ class HarmonizerConfig(PreTrainedConfig):
                     f"{width_name}={width} must be even (sin-cos positions) and divisible by {heads_name}={heads} "
                     "(attention heads); change one of the two."
                 )
+
+    def validate_token_packing(self):
+        check_token_packing(self.token_packing)
 
     def validate_harmonizer_token_counts(self):
         """Every token count must be positive."""

@@ -36,6 +36,7 @@ def combine_modalities(
     fmri_token_mask: torch.Tensor | None,
     t1_latents: torch.Tensor | None,
     t1_token_mask: torch.Tensor | None,
+    check_subjects: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Concatenate the two modalities, standing in zeros (masked out) for a modality that is `None`.
 
@@ -44,6 +45,8 @@ def combine_modalities(
         fmri_token_mask: `(batch, num_fmri_tokens)`, nonzero for valid tokens; `None` means all valid.
         t1_latents: `(batch, num_t1_tokens, latent_size)` or `None`.
         t1_token_mask: `(batch, num_t1_tokens)`; `None` means all valid.
+        check_subjects: refuse subjects without any valid token (a host synchronisation); off where the same inputs
+            were checked already.
 
     Returns:
         latents `(batch, num_fmri_tokens + num_t1_tokens, latent_size)` and the long token mask
@@ -77,7 +80,8 @@ def combine_modalities(
         masks.append(token_mask.to(device=latents.device).bool().long())
     token_mask = torch.cat(masks, dim=1)
 
-    empty = (~token_mask.bool().any(dim=1)).nonzero().flatten().tolist()
+    lacks_tokens = (~token_mask.bool().any(dim=1)).tolist() if check_subjects else []
+    empty = [index for index, lacks in enumerate(lacks_tokens) if lacks]
     if empty:
         raise ValueError(
             f"Subject(s) at batch index {empty} have neither a valid fMRI token nor a valid T1 token; remove them "

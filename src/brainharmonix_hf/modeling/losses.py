@@ -29,8 +29,9 @@ def masked_token_mse(predictions: torch.Tensor, targets: torch.Tensor, token_mas
         token_mask: `(batch, num_tokens)`, 1 for tokens that count.
     """
     counted = token_mask.bool().unsqueeze(-1)
-    per_token = torch.where(counted, predictions.float() - targets.float(), 0.0).pow(2).mean(dim=-1)
-    return per_token.sum() / token_mask.sum()
+    difference = torch.where(counted, predictions.float() - targets.float(), 0.0)
+    # One sum over tokens and features (the features' mean folded into the divisor): no per-token intermediate.
+    return difference.square().sum() / (token_mask.sum() * difference.shape[-1])
 
 
 def jepa_loss(predictions: torch.Tensor, targets: torch.Tensor, target_valid: torch.Tensor) -> torch.Tensor:

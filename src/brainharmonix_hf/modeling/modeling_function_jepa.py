@@ -4,8 +4,8 @@
 A `(batch, num_rois, num_timepoints)` series becomes a `num_rois × num_time_patches` grid of tokens (token
 `n = roi * W + t`, ROI-major, no CLS): TAPE embeds each ROI's series in windows of `round(τ / TR)` frames, positions
 `[time sin-cos | ROI embedding]` are added, and a pre-norm ViT encoder with a final LayerNorm runs over the tokens that
-hold real frames only: padded tokens are dropped before the encoder (token packing), not computed and masked, and come
-back as zeros.
+hold real frames only: padded tokens are dropped before the encoder (token packing, per sample or the whole batch as
+one varlen sequence, `config.token_packing`), not computed and masked, and come back as zeros.
 
 `FunctionJEPAForPreTraining` adds JEPA pretraining: a context encoder sees the context tokens, a predictor fills the
 target positions with a mask token and predicts their features, and the targets are the layer-normalised outputs of a
@@ -32,7 +32,6 @@ from ._compat import (
     Unpack,
     can_return_tuple,
     capture_outputs,
-    create_bidirectional_mask,
     init,
     merge_with_config_defaults,
 )
@@ -43,7 +42,7 @@ from .losses import jepa_loss
 from .positions import time_sincos_table
 from .roi_position_embedding import RoiPositionEmbedding, grid_positions, initial_roi_tables
 from .tape import TAPEPatchEmbedding
-from .token_packing import pack_tokens, unpack_tokens
+from .token_packing import attention_inputs, pack_tokens, packing_layout, unpack_tokens
 
 
 @dataclass
@@ -61,10 +60,12 @@ class FunctionJEPAModelOutput(ModelOutput):
         pooler_output (`torch.FloatTensor` of shape `(batch, hidden_size)`):
             Mean of each series' real tokens (padded tokens excluded): one embedding per series.
         hidden_states (`tuple(torch.FloatTensor)`, *optional*):
-            Input of every layer and output of the last one (before the final LayerNorm), on the packed sequence:
-            `(batch, max_valid_tokens, hidden_size)`, each series' real tokens first in grid order.
+            Input of every layer and output of the last one (before the final LayerNorm), on the packed sequence
+            (`config.token_packing`): `(batch, max_valid_tokens, hidden_size)` per sample, each series' real tokens
+            first in grid order, or `(1, total_valid_tokens, hidden_size)` for the whole batch, series after series.
         attentions (`tuple(torch.FloatTensor)`, *optional*):
-            Attention weights of every layer on the packed sequence, `(batch, num_heads, max_valid, max_valid)`.
+            Attention weights of every layer on the packed sequence (eager attention), `(batch, num_heads, max_valid,
+            max_valid)` per sample.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
@@ -184,7 +185,10 @@ def check_token_indices(indices: torch.Tensor, name: str, batch_size: int, num_t
             f"{name} must be a (batch, k) integer tensor of token indices for a batch of {batch_size}, got "
             f"{tuple(indices.shape)} {indices.dtype}; build it with SpatiotemporalMaskSampler."
         )
-    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= num_tokens):
+    if not indices.numel():
+        return
+    lowest, highest = torch.stack([indices.min(), indices.max()]).tolist()
+    if lowest < 0 or highest >= num_tokens:
         raise ValueError(f"{name} holds indices outside [0, {num_tokens}) (num_rois * num_time_patches).")
 
 
@@ -255,14 +259,16 @@ class FunctionJEPAPredictor(nn.Module):
         positions = self.positions(roi_embedding)
         context = self.embed(context_features) + positions[context_indices]
         targets = self.mask_token.to(context.dtype) + positions[target_indices]
-        hidden_states = torch.cat([context, targets], dim=1)
-        attention_mask = create_bidirectional_mask(
-            config=self.config,
-            inputs_embeds=hidden_states,
-            attention_mask=torch.cat([context_valid, target_valid], dim=1),
+        packed = pack_tokens(
+            torch.cat([context, targets], dim=1),
+            torch.cat([context_valid, target_valid], dim=1),
+            packing_layout(self.config),
         )
+        attention_mask, attention_kwargs = attention_inputs(self.config, packed)
+        hidden_states = packed.hidden_states
         for layer in self.layers:
-            hidden_states = layer(hidden_states, attention_mask)
+            hidden_states = layer(hidden_states, attention_mask, **attention_kwargs)
+        hidden_states = unpack_tokens(packed, hidden_states)
         return self.proj(self.norm(hidden_states[:, context.shape[1] :]))
 
 
@@ -415,13 +421,11 @@ class FunctionJEPAModel(FunctionJEPAPreTrainedModel):
             check_token_indices(token_indices, "token_indices", *token_mask.shape)
             hidden_states = gather_tokens(hidden_states, token_indices)
             token_mask = gather_tokens(token_mask, token_indices)
-        packed = pack_tokens(hidden_states, token_mask)
-        attention_mask = create_bidirectional_mask(
-            config=self.config, inputs_embeds=packed.hidden_states, attention_mask=packed.mask
-        )
+        packed = pack_tokens(hidden_states, token_mask, packing_layout(self.config))
+        attention_mask, attention_kwargs = attention_inputs(self.config, packed)
         hidden_states = packed.hidden_states
         for layer in self.layers:
-            hidden_states = layer(hidden_states, attention_mask, **kwargs)
+            hidden_states = layer(hidden_states, attention_mask, **kwargs, **attention_kwargs)
         last_hidden_state = unpack_tokens(packed, self.layernorm(hidden_states))
         return FunctionJEPAModelOutput(
             last_hidden_state=last_hidden_state,

@@ -4,12 +4,13 @@
 Tokens seen by the encoder: CLS, the fMRI latents, the T1 latents and the hub tokens, with a fixed 1D sin-cos position
 over `[CLS, fMRI latents, T1 latents]` (CLS at index 0 gets the zero row) and learned positions on the hub tokens.
 Padded fMRI tokens and missing modalities are dropped before the transformer (token packing), so their cost is never
-paid; CLS and hub tokens are always kept. The computed sequence is laid out `[CLS, hub tokens, valid latent tokens]`
-(attention does not depend on the order; positions are in the embeddings), so the output tokens and every hidden
-state's leading `1 + num_hub_tokens` rows sit at the same place whatever the batch. Output: `[CLS, hub tokens]`.
+paid; CLS and hub tokens are always kept. Each subject's computed sequence is laid out `[CLS, hub tokens, valid
+latent tokens]` (attention does not depend on the order; positions are in the embeddings), per subject or the whole
+batch as one varlen sequence (`config.token_packing`), so the output tokens lead each subject's sequence whatever the
+batch. Output: `[CLS, hub tokens]`.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -22,7 +23,6 @@ from ._compat import (
     Unpack,
     can_return_tuple,
     capture_outputs,
-    create_bidirectional_mask,
     init,
     merge_with_config_defaults,
 )
@@ -33,7 +33,14 @@ from .hub_token_head import HubTokenClassifier, init_hub_token_classifier_output
 from .layers import BrainSelfAttention, TransformerLayer, build_encoder_layers, build_layers
 from .losses import masked_token_mse, standardise_per_token
 from .positions import sincos_1d_with_cls
-from .token_packing import pack_tokens
+from .token_packing import (
+    PackedTokens,
+    attention_inputs,
+    leading_tokens,
+    pack_tokens,
+    packing_layout,
+    prepend_tokens,
+)
 
 
 @dataclass
@@ -44,8 +51,8 @@ class HarmonizerForPreTrainingOutput(ModelOutput):
         loss: scalar reconstruction loss (MSE to per-token standardised latents over the counted tokens).
         reconstruction: `(batch, num_fmri_tokens + num_t1_tokens, latent_size)` predicted standardised latents.
         last_hidden_state: `(batch, 1 + num_hub_tokens, hidden_size)` encoder output `[CLS, hub tokens]`.
-        hidden_states, attentions: encoder layers' outputs over the computed sequence
-            `[CLS, hub tokens, valid latent tokens]`.
+        hidden_states, attentions: encoder layers' outputs over the computed (packed) sequence
+            `[CLS, hub tokens, valid latent tokens]` of each subject.
     """
 
     loss: torch.Tensor | None = None
@@ -56,7 +63,7 @@ class HarmonizerForPreTrainingOutput(ModelOutput):
 
 
 class HarmonizerEmbeddings(nn.Module):
-    """Builds the encoder sequence `[CLS, hub tokens, valid latent tokens]` and its 2D attention mask."""
+    """Builds the packed encoder sequence `[CLS, hub tokens, valid latent tokens]` of every subject."""
 
     def __init__(self, config: HarmonizerConfig):
         super().__init__()
@@ -77,28 +84,25 @@ class HarmonizerEmbeddings(nn.Module):
         """`(1 + num_fmri_tokens + num_t1_tokens, hidden_size)` sin-cos table, row 0 (CLS) zero."""
         return sincos_1d_with_cls(config.hidden_size, config.num_fmri_tokens + config.num_t1_tokens)
 
-    def forward(self, latents: torch.Tensor, token_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, latents: torch.Tensor, token_mask: torch.Tensor) -> PackedTokens:
         """
         Args:
             latents: `(batch, num_latent_tokens, latent_size)` fMRI then T1 latents.
             token_mask: `(batch, num_latent_tokens)`, nonzero for tokens to compute.
 
         Returns:
-            embeddings `(batch, 1 + num_hub_tokens + max_valid, hidden_size)` and the long 2D attention mask of the
-            same length (1 = real), where `max_valid` is the largest valid-token count in the batch. A subject's
-            valid tokens keep their order; rows past its valid count are masked.
+            The packed sequence `[CLS, hub tokens, valid latent tokens]` of every subject (`hidden_size` wide), per
+            subject `(batch, 1 + num_hub_tokens + max_valid, hidden_size)` or the whole batch as one sequence
+            (`config.token_packing`). A subject's valid tokens keep their order.
         """
-        packed = pack_tokens(latents, token_mask)
+        packed = pack_tokens(latents, token_mask, packing_layout(self.config))
         dtype = self.hub_tokens.dtype
         positions = self.position_embeddings.to(dtype)
-        tokens = self.input_projection(packed.hidden_states.to(dtype)) + positions[1:][packed.index]
+        tokens = self.input_projection(packed.hidden_states.to(dtype)) + positions[1:][packed.positions]
         batch_size = latents.shape[0]
         cls = (self.cls_token + positions[:1]).expand(batch_size, -1, -1)
         hub = (self.hub_tokens + self.hub_position_embeddings).expand(batch_size, -1, -1)
-        embeddings = torch.cat([cls, hub, tokens], dim=1)
-        always_on = packed.mask.new_ones(batch_size, 1 + self.config.num_hub_tokens)
-        attention_mask = torch.cat([always_on, packed.mask], dim=1)
-        return embeddings, attention_mask
+        return prepend_tokens(replace(packed, hidden_states=tokens), torch.cat([cls, hub], dim=1))
 
 
 class HarmonizerDecoder(nn.Module):
@@ -252,14 +256,13 @@ class HarmonizerModel(HarmonizerPreTrainedModel):
         if self.training and self.config.modality_dropout > 0:
             token_mask = hide_one_modality(token_mask, self.config.num_fmri_tokens, self.config.modality_dropout)
 
-        hidden_states, attention_mask = self.embeddings(latents, token_mask)
-        attention_mask = create_bidirectional_mask(
-            config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
-        )
+        packed = self.embeddings(latents, token_mask)
+        attention_mask, attention_kwargs = attention_inputs(self.config, packed)
+        hidden_states = packed.hidden_states
         for layer in self.layers:
-            hidden_states = layer(hidden_states, attention_mask, **kwargs)
+            hidden_states = layer(hidden_states, attention_mask, **kwargs, **attention_kwargs)
 
-        output_tokens = hidden_states[:, : 1 + self.config.num_hub_tokens]
+        output_tokens = leading_tokens(packed, hidden_states, 1 + self.config.num_hub_tokens)
         if self.layernorm is not None:
             output_tokens = self.layernorm(output_tokens)
         return BaseModelOutputWithPooling(last_hidden_state=output_tokens, pooler_output=output_tokens[:, 1:].mean(1))
@@ -306,8 +309,9 @@ class HarmonizerForPreTraining(HarmonizerPreTrainedModel):
 
         loss = None
         if return_loss:
+            # The encoder above checked these inputs.
             latents, token_mask = combine_modalities(
-                self.config, fmri_latents, fmri_token_mask, t1_latents, t1_token_mask
+                self.config, fmri_latents, fmri_token_mask, t1_latents, t1_token_mask, check_subjects=False
             )
             loss_mask = reconstruction_loss_mask(
                 token_mask, self.config.num_fmri_tokens, self.config.include_padded_fmri_in_loss

@@ -113,10 +113,17 @@ def patch_lengths_for_batch(
     return torch.tensor([patch_length_for_tr(value, window_seconds) for value in values], device=device)
 
 
-def valid_time_patches(num_frames: torch.Tensor, patch_length: torch.Tensor, num_time_patches: int) -> torch.Tensor:
-    """Time patches holding real frames, `ceil(num_frames / patch_length)` clipped to `[1, num_time_patches]`.
+def valid_time_patch_count(num_frames: int, patch_length: int, num_time_patches: int) -> int:
+    """Time patches holding real frames of one series, `ceil(num_frames / patch_length)` clipped to
+    `num_time_patches`. The last valid patch may be partly zero-padded; a series shorter than one patch still fills
+    one patch."""
+    if num_frames < 1:
+        raise ValueError("Every fMRI series needs at least one real frame; drop empty series from the batch.")
+    return min(-(-num_frames // patch_length), num_time_patches)
 
-    The last valid patch may be partly zero-padded; a series shorter than one patch still fills one patch.
+
+def valid_time_patches(num_frames: torch.Tensor, patch_length: torch.Tensor, num_time_patches: int) -> torch.Tensor:
+    """`valid_time_patch_count` of every series of a batch.
 
     Args:
         num_frames: `(batch,)` real frames per series.
@@ -124,12 +131,13 @@ def valid_time_patches(num_frames: torch.Tensor, patch_length: torch.Tensor, num
         num_time_patches: time patches in the token grid (W).
 
     Returns:
-        `(batch,)` long.
+        `(batch,)` long, on the device of `num_frames`.
     """
-    if bool((num_frames < 1).any()):
-        raise ValueError("Every fMRI series needs at least one real frame; drop empty series from the batch.")
-    ceil_patches = torch.div(num_frames + patch_length - 1, patch_length, rounding_mode="floor")
-    return ceil_patches.clamp(max=num_time_patches).long()
+    counts = [
+        valid_time_patch_count(int(frames), int(length), num_time_patches)
+        for frames, length in zip(num_frames.reshape(-1).tolist(), patch_length.reshape(-1).tolist(), strict=True)
+    ]
+    return torch.tensor(counts, dtype=torch.long, device=num_frames.device)
 
 
 __all__ = [
@@ -139,5 +147,6 @@ __all__ = [
     "patch_length_for_tr",
     "patch_lengths_for_batch",
     "resolve_repetition_time",
+    "valid_time_patch_count",
     "valid_time_patches",
 ]

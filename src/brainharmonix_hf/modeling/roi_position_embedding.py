@@ -121,6 +121,9 @@ class RoiPositionEmbedding(nn.Module):
         self.register_buffer("time_embedding", time_sincos_table(half, config.num_time_patches), persistent=False)
         self.geometric_projection = nn.Linear(config.num_geometric_modes, half)
         self.gradient_projection = nn.Linear(config.num_gradient_components, half)
+        # Whether the tables were seen set (not all zero): checked at the first forward after they last changed, not on
+        # every forward (the check reads a device value back to the host).
+        self._tables_checked = False
 
     def roi_embedding(self) -> torch.Tensor:
         """`(R, D/2)` ROI half, rescaled to [-1, 1] over the whole matrix."""
@@ -134,11 +137,13 @@ class RoiPositionEmbedding(nn.Module):
 
     def forward(self) -> torch.Tensor:
         """`(R * W, D)` positions."""
-        if not bool(self.geometric_harmonics.any()):
-            raise ValueError(
-                "The ROI position tables were never set (roi_tables='custom'): call "
-                "`model.set_roi_tables(geometric_harmonics, functional_gradients)` before using the model."
-            )
+        if not self._tables_checked:
+            if not bool(self.geometric_harmonics.any()):
+                raise ValueError(
+                    "The ROI position tables were never set (roi_tables='custom'): call "
+                    "`model.set_roi_tables(geometric_harmonics, functional_gradients)` before using the model."
+                )
+            self._tables_checked = True
         roi_half = self.roi_embedding()
         return grid_positions(self.time_embedding.to(roi_half.dtype), roi_half)
 
@@ -157,6 +162,11 @@ class RoiPositionEmbedding(nn.Module):
                     f"{tuple(table.shape)}: check the atlas and that rows are ROIs in the config's roi_order."
                 )
             buffer.copy_(table)
+        self._tables_checked = False
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._tables_checked = False
 
 
 __all__ = ["RoiPositionEmbedding", "chain_harmonics", "grid_positions", "initial_roi_tables", "register_atlas_tables"]

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from transformers.utils import logging
 
-from .repetition_time import patch_lengths_for_batch, valid_time_patches
+from .repetition_time import patch_lengths_for_batch, valid_time_patch_count
 
 logger = logging.get_logger(__name__)
 
@@ -137,40 +137,55 @@ class TAPEPatchEmbedding(nn.Module):
             )
         if attention_mask is None:
             attention_mask = torch.ones(batch_size, num_timepoints, dtype=torch.long, device=fmri_values.device)
-            num_frames = torch.full((batch_size,), num_timepoints, device=fmri_values.device)
-        else:
-            num_frames = attention_mask.sum(dim=1)
         # Frames past the real ones are zero whatever the caller padded with (`where`, not a product: NaN · 0 = NaN).
         fmri_values = torch.where(attention_mask[:, None, :].bool(), fmri_values, 0.0)
 
-        patch_lengths = self._patch_lengths(patch_size, repetition_time, batch_size)
-        num_valid = valid_time_patches(num_frames, patch_lengths, self.num_time_patches)
+        # The one host synchronisation: patch lengths and frame counts decide the shapes below.
+        patch_lengths, num_frames = self._lengths_and_frames(patch_size, repetition_time, attention_mask)
+        num_valid = [
+            valid_time_patch_count(frames, length, self.num_time_patches)
+            for frames, length in zip(num_frames, patch_lengths, strict=True)
+        ]
         self._report_crop(num_frames, patch_lengths, repetition_time)
 
         # Tokens take the weights' dtype, whatever the inputs' dtype or an autocast region makes of the convolution.
-        embeddings = fmri_values.new_empty(
-            batch_size, num_rois * self.num_time_patches, self.proj.out_channels, dtype=self.proj.weight.dtype
-        )
-        for patch_length in patch_lengths.unique().tolist():
-            samples = (patch_lengths == patch_length).nonzero().squeeze(1)
-            embeddings[samples] = self._embed_one_length(fmri_values[samples], patch_length).to(embeddings.dtype)
+        if len(set(patch_lengths)) == 1:
+            embeddings = self._embed_one_length(fmri_values, patch_lengths[0]).to(self.proj.weight.dtype)
+        else:
+            embeddings = fmri_values.new_empty(
+                batch_size, num_rois * self.num_time_patches, self.proj.out_channels, dtype=self.proj.weight.dtype
+            )
+            for patch_length in sorted(set(patch_lengths)):
+                samples = [index for index, length in enumerate(patch_lengths) if length == patch_length]
+                samples = torch.tensor(samples, device=fmri_values.device)
+                embeddings[samples] = self._embed_one_length(fmri_values[samples], patch_length).to(embeddings.dtype)
+        num_valid = torch.tensor(num_valid, device=fmri_values.device)
         return PatchEmbeddingOutput(
             embeddings=embeddings,
             token_mask=token_mask_for(num_valid, num_rois, self.num_time_patches),
             num_valid_time_patches=num_valid,
         )
 
-    def _patch_lengths(self, patch_size: torch.Tensor | None, repetition_time: torch.Tensor, batch_size: int):
-        """`(batch,)` long patch lengths: `patch_size` as given (checked), or the TR rule applied to each series."""
+    def _lengths_and_frames(
+        self, patch_size: torch.Tensor | None, repetition_time: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[list[int], list[int]]:
+        """Per-series patch lengths (`patch_size` as given, checked, or the TR rule applied to each series) and real
+        frame counts, read to the host together."""
+        batch_size = attention_mask.shape[0]
+        num_frames = attention_mask.sum(dim=1)
         if patch_size is None:
-            return patch_lengths_for_batch(repetition_time, self.window_seconds).to(repetition_time.device)
+            trs, frames = torch.stack([repetition_time, num_frames.to(repetition_time.dtype)]).tolist()
+            return patch_lengths_for_batch(trs, self.window_seconds).tolist(), [int(frame) for frame in frames]
         patch_size = torch.as_tensor(patch_size, device=repetition_time.device).reshape(-1)
-        if patch_size.shape != (batch_size,) or patch_size.is_floating_point() or bool((patch_size < 1).any()):
+        lengths = frames = None
+        if patch_size.shape == (batch_size,) and not patch_size.is_floating_point():
+            lengths, frames = torch.stack([patch_size.long(), num_frames.long()]).tolist()
+        if lengths is None or min(lengths) < 1:
             raise ValueError(
                 f"patch_size must hold one positive integer per series ({batch_size}), got {patch_size.tolist()}: "
                 "pass the `patch_size` the feature extractor returns, or leave it out to derive it from the TR."
             )
-        return patch_size.long()
+        return lengths, frames
 
     def _embed_one_length(self, fmri_values: torch.Tensor, patch_length: int) -> torch.Tensor:
         """`(n, num_rois, T)` series sharing one patch length -> `(n, num_rois * W, hidden_size)` tokens."""
@@ -183,15 +198,18 @@ class TAPEPatchEmbedding(nn.Module):
         tokens = nn.functional.conv2d(series, kernel, self.proj.bias, stride=(1, patch_length))  # (n, D, R, W)
         return tokens.flatten(2).transpose(1, 2)
 
-    def _report_crop(self, num_frames: torch.Tensor, patch_lengths: torch.Tensor, repetition_time: torch.Tensor):
+    def _report_crop(self, num_frames: list[int], patch_lengths: list[int], repetition_time: torch.Tensor):
         """Warn (once per process) when a series has more frames than `num_time_patches` windows hold."""
         global _crop_reported
         if _crop_reported:
             return
-        excess_frames = num_frames - self.num_time_patches * patch_lengths
-        if not bool((excess_frames > 0).any()):
+        excess_frames = [
+            frames - self.num_time_patches * length for frames, length in zip(num_frames, patch_lengths, strict=True)
+        ]
+        if max(excess_frames) <= 0:
             return
-        dropped_seconds = (excess_frames.clamp(min=0) * repetition_time).max().item()
+        trs = repetition_time.tolist()
+        dropped_seconds = max(max(excess, 0) * tr for excess, tr in zip(excess_frames, trs, strict=True))
         window = self.num_time_patches * self.window_seconds
         logger.warning(
             f"fMRI series longer than the {self.num_time_patches}-patch window (about {window:.0f} s) were cropped: "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .nifti_io import NIFTI_SUFFIXES, load_image
+from .nifti_io import NIFTI_SUFFIXES, load_header
 from .roi_csv import ROI_TABLE_SUFFIXES, read_roi_table
 
 NPY_SUFFIX = ".npy"
@@ -76,5 +76,5 @@ def count_frames(path: str | os.PathLike, layout: str | None = None) -> int:
     if kind == "npy":
         return int(np.load(path, mmap_mode="r").shape[1 if (layout or "rois_first") == "rois_first" else 0])
     if kind == "nifti":
-        return int(load_image(path).shape[3])
+        return int(load_header(path).shape[3])
     return int(read_roi_table(path, layout=layout or default_layout(path)).series.shape[1])

@@ -195,7 +195,15 @@ def _refuse_affine(affine: np.ndarray | None, kind: str) -> None:
         )
 
 
-def _read_file(path: Path, max_voxels: int) -> nib.Nifti1Image:
+def load_header(path: str | os.PathLike) -> nib.Nifti1Image:
+    """The NIfTI image at `path` with its voxels left in the file: header, shape and affine, for what a header states
+    (the TR, the number of frames) without decompressing and checking every voxel as `load_image` does.
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        NiftiFileError: not a NIfTI file, or a missing or damaged header.
+    """
+    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No NIfTI file at {path}. Check the path (relative paths start at {Path.cwd()}).")
     if not path.name.lower().endswith(NIFTI_SUFFIXES):
@@ -214,7 +222,11 @@ def _read_file(path: Path, max_voxels: int) -> nib.Nifti1Image:
         raise NiftiFileError(
             f"{path} loads as {type(image).__name__}, not NIfTI. Convert it to NIfTI (.nii or .nii.gz)."
         )
-    return _in_memory(image, name=str(path), max_voxels=max_voxels)
+    return image
+
+
+def _read_file(path: Path, max_voxels: int) -> nib.Nifti1Image:
+    return _in_memory(load_header(path), name=str(path), max_voxels=max_voxels)
 
 
 def _in_memory(image: SpatialImage, name: str, max_voxels: int) -> nib.Nifti1Image:

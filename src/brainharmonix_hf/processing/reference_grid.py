@@ -64,14 +64,19 @@ def brain_geometry(image: SpatialImage) -> tuple[np.ndarray, np.ndarray]:
     per world axis is the range between the 1st and 99th percentiles of their coordinates.
     """
     data = np.asanyarray(image.dataobj)
-    sample = data.reshape(-1)[:: max(1, data.size // _MAX_SAMPLES)].astype(np.float64)
+    # Every `stride`-th voxel along each axis (about `_MAX_SAMPLES` of them): a regular lattice whose geometry is the
+    # image's to within a stride, at a fraction of the cost of thresholding and locating every voxel.
+    stride = max(1, round((data.size / _MAX_SAMPLES) ** (1 / 3)))
+    lattice = data[::stride, ::stride, ::stride]
+    lattice_affine = image.affine @ np.diag([stride, stride, stride, 1.0])
+    sample = lattice.reshape(-1).astype(np.float64)
     lowest, high = sample.min(), np.percentile(sample, 99)
     if high <= lowest:
         high = sample.max()
-    foreground = np.argwhere(data > lowest + _FOREGROUND_FRACTION * (high - lowest))
+    foreground = np.argwhere(lattice > lowest + _FOREGROUND_FRACTION * (high - lowest))
     if len(foreground) == 0:
         return np.full(3, np.nan), np.zeros(3)
-    points = nib.affines.apply_affine(image.affine, foreground[:: max(1, len(foreground) // _MAX_SAMPLES)])
+    points = nib.affines.apply_affine(lattice_affine, foreground)
     low, high = np.percentile(points, [1, 99], axis=0)
     return points.mean(axis=0), high - low
 

@@ -29,7 +29,7 @@ from ..processing.atlases import SCHAEFER400_NUM_ROIS
 from ..processing.feature_extraction_fmri import FMRIFeatureExtractor
 from ..processing.feature_extraction_t1 import T1VolumeFeatureExtractor
 from ..processing.fmri_files import count_frames, fmri_file_kind
-from ..processing.nifti_io import load_image
+from ..processing.nifti_io import load_header, load_image
 from ..processing.nifti_io import repetition_time as header_repetition_time
 from .latent_cache import LatentCacheInfo, with_model_inputs
 
@@ -202,6 +202,8 @@ class FMRIPretrainingDataset(_ManifestDataset):
         self.downsample_rates = [int(rate) for rate in downsample_rates]
         self.num_rois = num_rois
         self.label_image = label_image
+        # The label image read once (in each DataLoader worker), not once per item.
+        self._loaded_label_image = None
         self.feature_extractor = (
             feature_extractor if feature_extractor is not None else default_fmri_extractor(num_rois)
         )
@@ -212,6 +214,12 @@ class FMRIPretrainingDataset(_ManifestDataset):
         explicit = row["repetition_time"] if row["repetition_time"] is not None else header_tr
         return check_repetition_time(explicit, f"repetition_time of subject {self.subject(index)}")
 
+    def _label_image(self):
+        """The label image of 4D NIfTI runs, loaded at the first use (`None` when none was given)."""
+        if self.label_image is not None and self._loaded_label_image is None:
+            self._loaded_label_image = load_image(self.label_image)
+        return self._loaded_label_image
+
     def batch_keys(self) -> list[tuple]:
         """`(valid time patches, TR)` per item at rate 1, from file headers (read once): a time patch spans the same
         seconds at every rate, so downsampling barely changes the count."""
@@ -219,7 +227,9 @@ class FMRIPretrainingDataset(_ManifestDataset):
             keys = []
             for index, row in enumerate(self.rows):
                 is_nifti = fmri_file_kind(row["fmri"]) == "nifti"
-                tr = self._repetition_time(index, header_repetition_time(load_image(row["fmri"])) if is_nifti else None)
+                tr = self._repetition_time(
+                    index, header_repetition_time(load_header(row["fmri"])) if is_nifti else None
+                )
                 patch = patch_length_for_tr(tr, self.window_seconds)
                 keys.append((min(self.num_time_patches, math.ceil(count_frames(row["fmri"]) / patch)), tr))
             self._keys = keys
@@ -229,7 +239,7 @@ class FMRIPretrainingDataset(_ManifestDataset):
         rng = self._generator(index)
         row = self.rows[self.row_index(index)]
         series, header_tr = load_fmri_series(
-            row["fmri"], self.label_image, self.num_rois, self.feature_extractor, row.get("atlas")
+            row["fmri"], self._label_image(), self.num_rois, self.feature_extractor, row.get("atlas")
         )
         repetition_time = self._repetition_time(index, header_tr)
         rate = int(rng.choice(self.downsample_rates))
