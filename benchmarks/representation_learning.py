@@ -27,7 +27,7 @@ Prints one row per seed, the mean ± 95 % t-interval over seeds, the paired diff
 with its interval, the ratios, and the readout table. Sized for a shared 2-core CPU: under a minute per seed with the
 defaults and `OMP_NUM_THREADS=1`.
 
-    python benchmarks/representation_learning.py [--seeds 0 1 2] [--max_steps 150] [--readout roi_similarity]
+    python benchmarks/representation_learning.py [--seeds 0 1 2] [--max_steps 300] [--readout roi_similarity]
 """
 
 import argparse
@@ -233,7 +233,7 @@ def run_benchmark(
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--max_steps", type=int, default=150)
+    parser.add_argument("--max_steps", type=int, default=300)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--export_encoder", default="target", choices=["target", "context"])
     parser.add_argument("--readout", default=DEFAULT_FMRI_READOUT, choices=FMRI_READOUTS)

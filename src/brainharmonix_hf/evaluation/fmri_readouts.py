@@ -7,10 +7,10 @@ ROIs relate to each other (functional connectivity), a second-order property; th
 or after pretraining. The readouts, applied identically to every encoder compared:
 
 - `roi_similarity` (the default): the valid tokens of a series are whitened (below), each ROI's tokens are averaged
-  over its valid time patches (one vector per ROI), and the series is represented by the Fisher z of the Pearson
-  correlation between every pair of ROI vectors (upper triangle, row-major): the ROI × ROI similarity of what the
+  over its valid time patches (one vector per ROI), and the series is represented by the Fisher z of the cosine
+  similarity between every pair of ROI vectors (upper triangle, row-major): the ROI × ROI similarity of what the
   encoder holds about each ROI over the window.
-- `token_connectivity`: the whitened tokens' ROI × ROI Pearson correlation within each time patch, Fisher z, averaged
+- `token_connectivity`: the whitened tokens' ROI × ROI cosine similarity within each time patch, Fisher z, averaged
   over the valid time patches (upper triangle): the encoder's analogue of functional connectivity, token by token.
 - `mean`: the encoder's `pooler_output`, the mean of the valid tokens (no whitening).
 
@@ -19,6 +19,9 @@ where `C_s = (1 - s) C + s (tr C / hidden) I` is their feature covariance shrunk
 `s = shrinkage` (0.1 by default). Feature directions of large variance that every token shares (the window's global
 state, which JEPA pretraining learns first) would otherwise dominate every similarity; whitening weighs every
 direction the encoder uses alike, and the shrinkage keeps directions of near-zero variance from being blown up.
+Whitened tokens are centred over the window, so the similarity is the cosine (no centring over features): with
+little shrinkage the readouts do not depend on the basis of the feature space (an invertible linear map of the
+features leaves them unchanged).
 
 Measured on `benchmarks/representation_learning.py` (7 HCP subjects, 4 held-out windows each, 3 seeds): the pretrained
 encoder's `roi_similarity` identifies subjects far better than its initial weights' (the initial encoder's ROI
@@ -56,11 +59,10 @@ def whiten_tokens(tokens: np.ndarray, shrinkage: float = WHITENING_SHRINKAGE) ->
 
 
 def _fisher_z_upper(vectors: np.ndarray) -> np.ndarray:
-    """`(..., num_rois, dim)` -> `(..., num_rois * (num_rois - 1) / 2)` Fisher z of the Pearson correlation of every
-    pair of rows, upper triangle, row-major (a constant row correlates 0)."""
-    centred = vectors - vectors.mean(axis=-1, keepdims=True)
-    norms = np.linalg.norm(centred, axis=-1, keepdims=True)
-    unit = np.divide(centred, norms, out=np.zeros_like(centred), where=norms > 0)
+    """`(..., num_rois, dim)` -> `(..., num_rois * (num_rois - 1) / 2)` Fisher z of the cosine similarity of every pair
+    of rows, upper triangle, row-major (a zero row has similarity 0)."""
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
     correlation = unit @ np.swapaxes(unit, -1, -2)
     rows, columns = np.triu_indices(vectors.shape[-2], k=1)
     return np.arctanh(np.clip(correlation[..., rows, columns], -_CLIP, _CLIP))
