@@ -1,11 +1,10 @@
 """Readouts of FunctionJEPA tokens (`evaluation.fmri_readouts`): whitening, the three readouts by hand on a padded
-token grid, invariance to the feature basis, refusals, and the CLI's copy of the readout names."""
+token grid, invariance to the feature basis, refusals."""
 
 import numpy as np
 import pytest
 import torch
 
-from brainharmonix_hf.evaluation import command, fmri_readouts
 from brainharmonix_hf.evaluation.fmri_readouts import FMRI_READOUTS, fmri_readout, whiten_tokens
 
 
@@ -74,11 +73,9 @@ def test_whitened_readouts_do_not_depend_on_the_feature_basis():
         assert np.abs(unwhitened - fmri_readout(tokens, mask, 5, readout, shrinkage=1.0)).max() > 0.1
 
 
-def test_readout_refusals_and_the_cli_names():
+def test_readout_refusals():
     tokens, mask = torch.zeros(1, 12, 4), torch.ones(1, 12, dtype=torch.long)
     with pytest.raises(ValueError, match="readout must be one of"):
         fmri_readout(tokens, mask, 4, "cls")
     with pytest.raises(ValueError, match="do not form a grid of 5 ROIs"):
         fmri_readout(tokens, mask, 5)
-    # The CLI repeats the names so that `--help` does not import torch.
-    assert command.FMRI_READOUTS == fmri_readouts.FMRI_READOUTS

@@ -1,9 +1,10 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
 """Evaluation that cannot flatter a model: splits by subject, the probe protocol with intervals inside each metric's
 range, metrics as `evaluate` modules shipped in the package, and identification with its chance level and a
-functional-connectivity baseline."""
+functional-connectivity baseline, from embeddings or from readouts of FunctionJEPA tokens."""
 
 from .embedding_tables import read_embedding_table
+from .fmri_readouts import DEFAULT_FMRI_READOUT, FMRI_READOUTS, embed_fmri_series, fmri_readout, whiten_tokens
 from .identification import (
     correlation_similarity,
     cut_windows,
@@ -27,6 +28,8 @@ from .statistics import corrected_paired_t_test, summarise
 
 __all__ = [
     "CLASSIFICATION_METRICS",
+    "DEFAULT_FMRI_READOUT",
+    "FMRI_READOUTS",
     "PROTOCOL_DESCRIPTION",
     "REGRESSION_METRICS",
     "EmbeddingProbe",
@@ -37,6 +40,8 @@ __all__ = [
     "corrected_paired_t_test",
     "correlation_similarity",
     "cut_windows",
+    "embed_fmri_series",
+    "fmri_readout",
     "functional_connectivity",
     "identification_report",
     "identify",
@@ -51,4 +56,5 @@ __all__ = [
     "subjects_in_two_parts",
     "summarise",
     "task_metrics",
+    "whiten_tokens",
 ]

@@ -8,9 +8,9 @@ import argparse
 import json
 from pathlib import Path
 
+from .fmri_readouts import FMRI_READOUTS
+
 TASKS = ("classification", "regression", "identification")
-# Names of evaluation.fmri_readouts.FMRI_READOUTS, repeated so that `--help` does not import torch.
-FMRI_READOUTS = ("roi_similarity", "token_connectivity", "mean")
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
