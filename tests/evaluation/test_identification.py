@@ -90,13 +90,19 @@ def test_fc_identifies_windows_of_the_real_run(lemon_series):
     json.dumps(report)
 
 
-def test_evaluate_command_identifies_windows_it_cuts(lemon_series, tiny_model_dir, tmp_path, capsys):
+def write_segment_manifest(lemon_series, folder) -> str:
+    """`runs.csv`: the LEMON run's segments as the runs of 6 subjects (`.npy` files in `folder`)."""
     rows = ["subject,fmri,repetition_time,atlas"]
     for segment in range(NUM_SEGMENTS):
-        path = tmp_path / f"segment{segment}.npy"
+        path = folder / f"segment{segment}.npy"
         np.save(path, lemon_series[:, segment * SEGMENT_FRAMES : (segment + 1) * SEGMENT_FRAMES])
         rows.append(f"segment{segment},{path},1.4,schaefer400_7networks")
-    (tmp_path / "runs.csv").write_text("\n".join(rows) + "\n")
+    (folder / "runs.csv").write_text("\n".join(rows) + "\n")
+    return str(folder / "runs.csv")
+
+
+def test_evaluate_command_identifies_windows_it_cuts(lemon_series, tiny_model_dir, tmp_path, capsys):
+    manifest = write_segment_manifest(lemon_series, tmp_path)
     main(
         [
             "evaluate",
@@ -105,7 +111,7 @@ def test_evaluate_command_identifies_windows_it_cuts(lemon_series, tiny_model_di
             "--source",
             f"tiny={tiny_model_dir}",
             "--manifest",
-            str(tmp_path / "runs.csv"),
+            manifest,
             "--windows",
             "2",
             "--output",
@@ -137,13 +143,8 @@ def test_evaluate_command_reads_function_encoder_tokens(lemon_series, tiny_model
     encoder.save_pretrained(encoder_dir)
     extractor = BrainHarmonixProcessor.from_pretrained(tiny_model_dir).fmri_feature_extractor
     extractor.save_pretrained(encoder_dir)
-    rows = ["subject,fmri,repetition_time,atlas"]
-    for segment in range(NUM_SEGMENTS):
-        path = tmp_path / f"segment{segment}.npy"
-        np.save(path, lemon_series[:, segment * SEGMENT_FRAMES : (segment + 1) * SEGMENT_FRAMES])
-        rows.append(f"segment{segment},{path},1.4,schaefer400_7networks")
-    (tmp_path / "runs.csv").write_text("\n".join(rows) + "\n")
-    arguments = ["evaluate", "--task", "identification", "--manifest", str(tmp_path / "runs.csv"), "--windows", "2"]
+    manifest = write_segment_manifest(lemon_series, tmp_path)
+    arguments = ["evaluate", "--task", "identification", "--manifest", manifest, "--windows", "2"]
     series, subjects, sessions = lemon_windows(lemon_series)
     for readout in (None, "token_connectivity"):
         output = tmp_path / f"{readout}.json"
