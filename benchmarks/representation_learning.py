@@ -129,31 +129,41 @@ def readout_identification(
     return scores, outputs.pooler_output.numpy()
 
 
-def run_seed(seed: int, args, folder: Path, manifest: Path, config: FunctionJEPAConfig, tables, runs) -> dict:
-    torch.manual_seed(seed)
-    model = FunctionJEPAForPreTraining(config)
-    model.set_roi_tables(*tables)
+def pretrain_from_initial(model, folder: Path, seed: int, **arguments) -> tuple[Path, Path, float]:
+    """Save `model` as the initial weights (`folder/seed<seed>/initial`) and pretrain a copy of them with the package's
+    loop into `folder/seed<seed>/run` (`PretrainingArguments(**arguments)`); returns both folders and the seconds."""
     initial_folder = folder / f"seed{seed}" / "initial"
     model.save_pretrained(initial_folder)
     output_dir = folder / f"seed{seed}" / "run"
     start = time.perf_counter()
-    train(
-        PretrainingArguments(
-            stage="function",
-            output_dir=str(output_dir),
-            manifest=str(manifest),
-            init_from=str(initial_folder),
-            fmri_normalization="zscore",
-            per_device_batch_size=len(runs),
-            max_steps=args.max_steps,
-            learning_rate=args.learning_rate,
-            eval_steps=max(1, args.max_steps // 5),
-            logging_steps=max(1, args.max_steps // 10),
-            seed=seed,
-            export_encoder=args.export_encoder,
-        )
+    train(PretrainingArguments(output_dir=str(output_dir), init_from=str(initial_folder), seed=seed, **arguments))
+    return initial_folder, output_dir, time.perf_counter() - start
+
+
+def held_out_records(output_dir: Path) -> list[dict]:
+    """The held-out (validation) records of a run's `log.jsonl`: loss and health metrics at each evaluation."""
+    log = [json.loads(line) for line in (output_dir / "log.jsonl").read_text().splitlines()]
+    return [record for record in log if record.get("split") == "validation" and "loss" in record]
+
+
+def run_seed(seed: int, args, folder: Path, manifest: Path, config: FunctionJEPAConfig, tables, runs) -> dict:
+    torch.manual_seed(seed)
+    model = FunctionJEPAForPreTraining(config)
+    model.set_roi_tables(*tables)
+    initial_folder, output_dir, seconds = pretrain_from_initial(
+        model,
+        folder,
+        seed,
+        stage="function",
+        manifest=str(manifest),
+        fmri_normalization="zscore",
+        per_device_batch_size=len(runs),
+        max_steps=args.max_steps,
+        learning_rate=args.learning_rate,
+        eval_steps=max(1, args.max_steps // 5),
+        logging_steps=max(1, args.max_steps // 10),
+        export_encoder=args.export_encoder,
     )
-    seconds = time.perf_counter() - start
     processor = FMRIFeatureExtractor.from_pretrained(output_dir / "model")
     repetition_time = next(iter(runs.values())).repetition_time
     window_frames = NUM_TIME_PATCHES * round(config.window_seconds / repetition_time)
@@ -172,8 +182,7 @@ def run_seed(seed: int, args, folder: Path, manifest: Path, config: FunctionJEPA
     fc = functional_connectivity(series)
     health = representation_health(torch.from_numpy(pretrained))
     initial_health = representation_health(torch.from_numpy(initial))
-    log = [json.loads(line) for line in (output_dir / "log.jsonl").read_text().splitlines()]
-    evaluations = [record for record in log if record.get("split") == "validation" and "loss" in record]
+    evaluations = held_out_records(output_dir)
     held_out = [record["loss"] for record in evaluations]
     return {
         "seed": seed,
@@ -192,6 +201,7 @@ def run_seed(seed: int, args, folder: Path, manifest: Path, config: FunctionJEPA
 
 
 def interval(values) -> str:
+    """`mean ± half-width` of the 95 % t-interval of `values` (the mean alone for one value)."""
     values = np.asarray(values, dtype=np.float64)
     if len(values) < 2:
         return f"{values.mean():.3f}"
