@@ -8,7 +8,7 @@ import torch
 from cohort_sample import NUM_TIME_PATCHES, NUM_TIMEPOINTS, SESSIONS
 from small_configs import small_brainharmonix_config
 
-from brainharmonix_hf import BrainHarmonixModel
+from brainharmonix_hf import BrainHarmonixModel, BrainHarmonixProcessor
 from brainharmonix_hf.cohort import write_sample_derivatives
 
 
@@ -18,6 +18,7 @@ def tiny_model_dir(tmp_path_factory):
     model = BrainHarmonixModel(small_brainharmonix_config(num_time_patches=NUM_TIME_PATCHES)).eval()
     folder = tmp_path_factory.mktemp("model")
     model.save_pretrained(folder)
+    BrainHarmonixProcessor.for_config(model.config).save_pretrained(folder)
     return folder
 
 

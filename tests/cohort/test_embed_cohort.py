@@ -64,7 +64,7 @@ def test_cli_cohort_with_broken_subject_then_resume(tiny_model_dir, sample_tree,
     assert np.array(row["hub_tokens"]).shape == (1 + model.config.harmonizer_config.num_hub_tokens, 24)
     assert row["t1_sha256"] == hashlib.sha256(open(row["t1"], "rb").read()).hexdigest()
     assert row["fmri_sha256"] == hashlib.sha256(open(row["fmri"], "rb").read()).hexdigest()
-    assert (row["has_t1"], row["has_fmri"], row["repetition_time"], row["atlas"]) == (True, True, 1.4, "Schaefer400")
+    assert (row["has_t1"], row["has_fmri"], row["repetition_time"], row["task"]) == (True, True, 1.4, "rest")
     assert row["model_name"] == str(tiny_model_dir)
     # Sessions differ (perturbed inputs), so their embeddings do too.
     assert np.abs(np.array(table[0]["embedding"]) - np.array(table[1]["embedding"])).max() > 1e-4

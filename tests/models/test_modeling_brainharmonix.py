@@ -388,5 +388,5 @@ def test_processor_errors_name_the_fix(processor):
         processor(t1=[np.ones((32, 32, 32))], fmri=[np.ones((6, 8)), np.ones((6, 8))], repetition_time=1.0)
     with pytest.raises(ValueError, match="fmri_atlas_image"):
         processor(fmri="run.nii.gz")
-    with pytest.raises(ValueError, match="ROI CSV"):
+    with pytest.raises(ValueError, match=r"run.txt holds.*ROI table \(.csv/.tsv"):
         processor(fmri="run.txt", repetition_time=1.0)

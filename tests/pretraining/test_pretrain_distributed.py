@@ -2,60 +2,25 @@
 encoder, predictor, EMA target encoder) are identical on both ranks and equal to a one-process run with the same
 global batch."""
 
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from distributed_runs import torchrun
 from pretraining_runs import run_stage, stage_flags
 from safetensors.torch import load_file
 
 from brainharmonix_hf import FunctionJEPAConfig, FunctionJEPAForPreTraining
 
-SRC = Path(__file__).parents[2] / "src"
 FLAGS = ("--max_steps", "4", "--learning_rate", "2e-3", "--warmup_ratio", "0.25", "--seed", "3")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def two_process_run(cohort, tmp_path_factory) -> Path:
     """Output folder of a 2-process run (global batch 4 = 2 per process, dispatched from process 0)."""
     output_dir = tmp_path_factory.mktemp("ddp")
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(free_port()),
-        str(Path(__file__).with_name("ddp_pretrain.py")),
-        "function",
-        "--output_dir",
-        str(output_dir),
-        *stage_flags(cohort, "function"),
-        *FLAGS,
-        "--per_device_batch_size",
-        "2",
-        "--dispatch_batches",
-        "true",
-    ]
-    environment = os.environ | {
-        "PYTHONPATH": str(SRC),
-        "OMP_NUM_THREADS": "1",
-        "ACCELERATE_USE_CPU": "1",
-        "CUDA_VISIBLE_DEVICES": "",
-    }
-    result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stderr[-4000:]
+    arguments = ["function", "--output_dir", str(output_dir), *stage_flags(cohort, "function"), *FLAGS]
+    torchrun("ddp_pretrain.py", [*arguments, "--per_device_batch_size", "2", "--dispatch_batches", "true"])
     return output_dir
 
 

@@ -1,58 +1,73 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
-"""Embed a cohort: one row per subject-session with the pooled BrainHarmonix embedding (and optionally hub tokens).
+"""Embed a cohort: one row per subject-session-run with the pooled BrainHarmonix embedding (and optionally hub tokens).
 
-Runs in one process, or in several under `accelerate launch` / `torchrun`: the pending sessions are split between the
+Runs in one process, or in several under `accelerate launch` / `torchrun`: the pending rows are split between the
 processes (`PartialState.split_between_processes`), each writes its own shard files, and the main process merges them
-once all have finished. Resumable and tolerant of broken subjects (see `embedding_store`).
+once all have finished. The output folder is locked for the run, belongs to one model and one set of options, and is
+resumable: done rows are skipped, stale ones (changed inputs) re-embedded, failed ones retried (see `embedding_store`).
 """
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from accelerate import PartialState
-from accelerate.utils import parse_flag_from_env
+from accelerate.utils import broadcast_object_list, gather_object, parse_flag_from_env
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .. import __version__
 from ..modeling.modeling_brainharmonix import BrainHarmonixModel
+from ..processing.atlases import rows_in_model_order
 from ..processing.processing_brainharmonix import BrainHarmonixProcessor
-from .embedding_store import EmbeddingStore
-from .session_features import PreparedSession, collate_sessions, prepare_session
-from .session_inputs import SessionInputs
+from .embedding_store import EmbeddingStore, new_run_id
+from .folder_lock import output_folder_lock
+from .folder_settings import check_settings, folder_settings
+from .resume import plan_run
+from .session_features import InputFiles, PreparedSession, SessionFailure, collate_sessions, prepare_session
+from .session_inputs import KEY_COLUMNS, SessionInputs
 
 FLOAT_INPUTS = ("pixel_values", "fmri_values")
 
 
 @dataclass(frozen=True)
 class EmbeddingRun:
-    """What one call of `embed_cohort` did in this process (each process of a distributed run counts its own part).
+    """What one call of `embed_cohort` did (each process of a distributed run counts its own part of `embedded` and
+    `failed`).
 
     Attributes:
         output_dir: the output folder.
-        embedded: sessions embedded by this process.
-        skipped: sessions already done before the run started.
-        failed: sessions of this process that failed (listed in `failures.jsonl`).
+        embedded: rows embedded by this process (re-embedded stale rows included).
+        skipped: rows already done with the current inputs.
+        failed: rows of this process that failed (listed in `failures.jsonl`).
+        changed: rows whose stored embedding was stale (inputs changed), by key, with the reason; re-embedded.
+        seconds: time per phase (`plan`: comparing with the folder, `embed`, `consolidate`).
     """
 
     output_dir: Path
     embedded: int
     skipped: int
     failed: int
+    changed: dict[tuple[str, ...], str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 class _SessionDataset(torch.utils.data.Dataset):
-    def __init__(self, sessions: Sequence[SessionInputs], processor: BrainHarmonixProcessor, fmri_atlas_image):
-        self.sessions, self.processor, self.fmri_atlas_image = list(sessions), processor, fmri_atlas_image
+    def __init__(self, sessions: Sequence[SessionInputs], processor, fmri_atlas_image, fmri_atlas):
+        self.sessions, self.processor = list(sessions), processor
+        self.fmri_atlas_image, self.fmri_atlas = fmri_atlas_image, fmri_atlas
+        self.files = InputFiles()
 
     def __len__(self) -> int:
         return len(self.sessions)
 
     def __getitem__(self, index: int) -> PreparedSession:
-        return prepare_session(self.processor, self.sessions[index], self.fmri_atlas_image)
+        return prepare_session(
+            self.processor, self.sessions[index], self.fmri_atlas_image, self.fmri_atlas, files=self.files
+        )
 
 
 def embed_cohort(
@@ -66,67 +81,158 @@ def embed_cohort(
     num_workers: int = 0,
     device: str | torch.device | None = None,
     fmri_atlas_image=None,
+    fmri_atlas: str | None = None,
     rows_per_shard: int = 16,
     model_revision: str | None = None,
     model_commit: str | None = None,
     progress: bool = True,
+    overwrite: bool = False,
+    selection_notes: Mapping[str, str] | None = None,
 ) -> EmbeddingRun:
-    """Embed every session not yet in `output_dir` and write the rows (see `embedding_store` for the folder layout).
+    """Embed every row not yet in `output_dir` (or stale there) and write them (see `embedding_store`).
 
     Args:
         model: a `BrainHarmonixModel` in the dtype to run (float32 or bfloat16); it is put in eval mode.
-        sessions: the sessions to embed (`find_bids_sessions` or `sessions_from_manifest`).
-        output_dir: output folder; rows already there are skipped, failures are retried.
+        sessions: the rows to embed (`find_bids_sessions` or `sessions_from_manifest`), one per subject-session-run.
+        output_dir: output folder. It belongs to the model and options of its first run: another model, dtype,
+            processor, `hub_tokens`, `fmri_atlas` or `fmri_atlas_image` is refused (`OutputFolderMismatch`) unless
+            `overwrite`. Done rows are skipped, rows whose inputs changed are re-embedded, failures are retried.
         processor: prepares the inputs; defaults to `BrainHarmonixProcessor.for_config(model.config)`.
-        hub_tokens: also store the `(1 + num_hub_tokens, hidden_size)` `[CLS, hub tokens]` of each session.
-        batch_size: sessions per forward pass. A batch that fails is retried one session at a time.
+        hub_tokens: also store the `(1 + num_hub_tokens, hidden_size)` `[CLS, hub tokens]` of each row.
+        batch_size: rows per forward pass. A batch that fails is retried one row at a time.
         num_workers: DataLoader worker processes that read and prepare the inputs.
         device: where the model runs; defaults to this process's accelerate device.
-        fmri_atlas_image: label NIfTI for sessions whose fMRI input is a 4D NIfTI run.
+        fmri_atlas_image: label NIfTI for rows whose fMRI input is a 4D NIfTI run.
+        fmri_atlas: the atlas of fMRI inputs that declare none (a row's own declaration wins).
         rows_per_shard: rows buffered before a shard file is written (the unit of work kept by an interrupted run).
         model_revision: revision the model was loaded at, recorded in every row.
         model_commit: commit hash of the model's Hub snapshot (see `hub_commit_hash`), recorded in every row.
-        progress: show a tqdm bar (sessions/s) per process.
+        progress: show a tqdm bar (session-runs/s) per process.
+        overwrite: remove the folder's rows, failures and settings first.
+        selection_notes: how the rows were chosen (runs, T1), recorded in `runs.jsonl`.
 
     Returns:
-        `EmbeddingRun` counts of this process. Rows have: `subject`, `session` (`""` when none), `embedding`
-        (`hidden_size` floats), `hub_tokens` (when asked), `has_t1`, `has_fmri`, `t1`, `fmri`, `t1_sha256`,
-        `fmri_sha256`, `repetition_time`, `atlas`, `model_name`, `model_revision`, `model_commit`, `package_version`.
+        `EmbeddingRun` of this process. Rows have: `subject`, `session`, `task`, `acquisition`, `direction`, `run`
+        (`""` when absent), `embedding` (`hidden_size` floats), `hub_tokens` (when asked), `has_t1`, `has_fmri`,
+        `t1`, `fmri`, their `*_sha256` and `*_stat` (`"size:mtime_ns"`), `repetition_time` and where it was read
+        (`repetition_time_source`), `atlas` (declared), `t1_alternatives`, `fmri_alternatives`, `model_name`,
+        `model_revision`, `model_commit`, `package_version`.
+
+    Raises:
+        OutputFolderBusy: another run holds the folder's lock.
+        OutputFolderMismatch: the folder holds rows of another model or options.
     """
     # Like Accelerator, run the processes on CPU (gloo) when `accelerate launch --cpu` / ACCELERATE_USE_CPU=1 asks.
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
-    store = EmbeddingStore(output_dir, rank=state.process_index)
-    done = store.done_keys()
-    pending = sorted((s for s in sessions if s.key not in done), key=lambda s: s.key)
-    state.wait_for_everyone()  # every process reads the same done set before any writes
     processor = processor or BrainHarmonixProcessor.for_config(model.config)
-    device = torch.device(device) if device is not None else state.device
+    check_fmri_atlas(fmri_atlas, processor)
+    run_id = broadcast_object_list([new_run_id()])[0]
+    store = EmbeddingStore(output_dir, rank=state.process_index, run_id=run_id)
+    if state.is_main_process:
+        store.create()
+    state.wait_for_everyone()
+    with output_folder_lock(output_dir, state):
+        settings = folder_settings(
+            model,
+            processor,
+            model_revision=model_revision,
+            model_commit=model_commit,
+            hub_tokens=hub_tokens,
+            fmri_atlas=fmri_atlas,
+            fmri_atlas_image=fmri_atlas_image,
+        )
+        if overwrite and state.is_main_process:
+            store.clear()
+        state.wait_for_everyone()
+        stored = store.read_settings()
+        check_settings(output_dir, stored, settings)
+        state.wait_for_everyone()
+        if stored is None and state.is_main_process:
+            store.write_settings(settings)
+        started = time.perf_counter()
+        plan = plan_run(sessions, store.existing_rows(), fmri_atlas)
+        seconds = {"plan": time.perf_counter() - started}
+        state.wait_for_everyone()  # every process has read the folder before any writes
+        embedded, failed = _embed_rows(
+            model,
+            plan.pending,
+            store,
+            state,
+            processor=processor,
+            provenance={
+                "model_name": model.config.name_or_path or None,
+                "model_revision": model_revision,
+                "model_commit": model_commit,
+                "package_version": __version__,
+            },
+            options={"hub_tokens": hub_tokens, "fmri_atlas": fmri_atlas, "fmri_atlas_image": fmri_atlas_image},
+            batch_size=batch_size,
+            num_workers=num_workers,
+            device=torch.device(device) if device is not None else state.device,
+            rows_per_shard=rows_per_shard,
+            progress=progress,
+        )
+        seconds["embed"] = time.perf_counter() - started - seconds["plan"]
+        counts = gather_object([(embedded, failed)]) if state.num_processes > 1 else [(embedded, failed)]
+        state.wait_for_everyone()
+        if state.is_main_process:
+            consolidating = time.perf_counter()
+            store.consolidate(replaced_keys=plan.changed)
+            seconds["consolidate"] = time.perf_counter() - consolidating
+            store.append_run_record(
+                {
+                    "run": run_id,
+                    "processes": state.num_processes,
+                    "selection": dict(selection_notes or {"rows": "as given to embed_cohort"}),
+                    "rows": len(sessions),
+                    "already_done": plan.done,
+                    "embedded": sum(count[0] for count in counts),
+                    "failed": sum(count[1] for count in counts),
+                    "changed": {" ".join(key): reason for key, reason in plan.changed.items()},
+                    "seconds": seconds,
+                }
+            )
+        state.wait_for_everyone()
+    return EmbeddingRun(Path(output_dir), embedded, plan.done, failed, plan.changed, seconds)
+
+
+def check_fmri_atlas(fmri_atlas: str | None, processor: BrainHarmonixProcessor) -> None:
+    """Refuse, before any work, a declared default atlas the model cannot take (the other Schaefer-400 order is
+    permuted; any other atlas than the model's is refused)."""
+    if fmri_atlas is not None:
+        extractor = processor.fmri_feature_extractor
+        rows_in_model_order(
+            None, extractor.atlas, extractor.model_roi_labels(), declared_atlas=fmri_atlas, source="--fmri-atlas"
+        )
+
+
+def _embed_rows(
+    model, pending, store, state, *, processor, provenance, options, batch_size, num_workers, device, rows_per_shard,
+    progress,
+) -> tuple[int, int]:  # fmt: skip
+    """Embed this process's share of `pending` into shards; returns (embedded, failed)."""
     model = model.to(device).eval()
-    provenance = {
-        "model_name": model.config.name_or_path or None,
-        "model_revision": model_revision,
-        "model_commit": model_commit,
-        "package_version": __version__,
-    }
     embedded = failed = 0
     with state.split_between_processes(pending) as mine:
         loader = DataLoader(
-            _SessionDataset(mine, processor, fmri_atlas_image),
+            _SessionDataset(mine, processor, options["fmri_atlas_image"], options["fmri_atlas"]),
             batch_size=batch_size,
             num_workers=num_workers,
             collate_fn=list,
         )
         rows = []
-        bar = tqdm(total=len(mine), unit="subjects", disable=not progress, position=state.process_index)
+        bar = tqdm(
+            total=len(mine), desc="Embedding", unit="session-run", disable=not progress, position=state.process_index
+        )
         try:
             for prepared in loader:
                 for item in prepared:
-                    if item.error is not None:
-                        store.record_failure(*item.session.key, *item.error)
-                ready = [item for item in prepared if item.error is None]
-                new_rows, errors = _embed_batch(model, ready, hub_tokens, device)
-                for item, (error_type, message) in errors:
-                    store.record_failure(*item.session.key, error_type, message)
+                    if item.failure is not None:
+                        store.record_failure(item.session.key, item.failure)
+                ready = [item for item in prepared if item.failure is None]
+                new_rows, errors = _embed_batch(model, ready, options, device)
+                for item, failure in errors:
+                    store.record_failure(item.session.key, failure)
                 rows.extend(row | provenance for row in new_rows)
                 embedded, failed = embedded + len(new_rows), failed + len(prepared) - len(new_rows)
                 if len(rows) >= rows_per_shard:
@@ -137,46 +243,41 @@ def embed_cohort(
             if rows:
                 store.write_rows(rows)
             bar.close()
-    state.wait_for_everyone()
-    if state.is_main_process:
-        store.consolidate()
-    state.wait_for_everyone()
-    return EmbeddingRun(Path(output_dir), embedded, len(sessions) - len(pending), failed)
+    return embedded, failed
 
 
-def _embed_batch(model, prepared: list[PreparedSession], hub_tokens: bool, device) -> tuple[list[dict], list]:
-    """Rows of the sessions that went through the model, and `(session, (error type, message))` of those that did not.
-    A failing batch is retried session by session so that only the broken session is lost."""
+def _embed_batch(model, prepared: list[PreparedSession], options, device) -> tuple[list[dict], list]:
+    """Rows of the sessions that went through the model, and `(session, SessionFailure)` of those that did not.
+    A failing batch is retried row by row so that only the broken row is lost."""
     if not prepared:
         return [], []
     try:
-        return _forward_rows(model, prepared, hub_tokens, device), []
+        return _forward_rows(model, prepared, options, device), []
     except Exception as error:
         if len(prepared) == 1:
-            return [], [(prepared[0], (type(error).__name__, str(error)))]
+            name = model.config.name_or_path or type(model).__name__
+            return [], [(prepared[0], SessionFailure(type(error).__name__, str(error), name, "model"))]
     rows, errors = [], []
     for item in prepared:
-        item_rows, item_errors = _embed_batch(model, [item], hub_tokens, device)
+        item_rows, item_errors = _embed_batch(model, [item], options, device)
         rows += item_rows
         errors += item_errors
     return rows, errors
 
 
 @torch.no_grad()
-def _forward_rows(model, prepared: list[PreparedSession], hub_tokens: bool, device) -> list[dict]:
+def _forward_rows(model, prepared: list[PreparedSession], options, device) -> list[dict]:
     inputs = {
         name: value.to(device=device, dtype=model.dtype if name in FLOAT_INPUTS else value.dtype)
         for name, value in collate_sessions(prepared).items()
     }
     outputs = model(**inputs)
     embeddings = outputs.pooler_output.float().cpu().numpy()
-    tokens = outputs.last_hidden_state.float().cpu().numpy() if hub_tokens else None
+    tokens = outputs.last_hidden_state.float().cpu().numpy() if options["hub_tokens"] else None
     rows = []
     for index, item in enumerate(prepared):
         session = item.session
-        row = {
-            "subject": session.subject,
-            "session": session.session or "",
+        row = dict(zip(KEY_COLUMNS, session.key, strict=True)) | {
             "embedding": embeddings[index].tolist(),
             "has_t1": "pixel_values" in item.features,
             "has_fmri": "fmri_values" in item.features,
@@ -184,8 +285,14 @@ def _forward_rows(model, prepared: list[PreparedSession], hub_tokens: bool, devi
             "fmri": session.fmri,
             "t1_sha256": item.checksums.get("t1"),
             "fmri_sha256": item.checksums.get("fmri"),
+            "t1_stat": item.stats.get("t1"),
+            "fmri_stat": item.stats.get("fmri"),
             "repetition_time": _repetition_time(item),
-            "atlas": session.atlas,
+            "repetition_time_source": session.repetition_time_source
+            or ("header" if "repetition_time" in item.features else None),
+            "atlas": (session.atlas or options["fmri_atlas"]) if session.fmri else None,
+            "t1_alternatives": list(session.t1_alternatives),
+            "fmri_alternatives": list(session.fmri_alternatives),
         }
         if tokens is not None:
             row["hub_tokens"] = tokens[index].tolist()

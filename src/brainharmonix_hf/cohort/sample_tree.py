@@ -1,9 +1,9 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
 """A small BIDS derivatives tree built from the bundled real data, for tests, demos and trying `brainharmonix embed`.
 
-Every session holds nilearn's MNI152 T1 template and the LEMON rest run in Schaefer-400 (TR 1.4 s), each with a small
-deterministic perturbation per session (T1 intensity scale, added noise on the series), written as fMRIPrep / XCP-D
-would name them:
+Every session holds nilearn's MNI152 T1 template and windows of the LEMON rest run in Schaefer-400 (TR 1.4 s) as its
+fMRI runs, each with a small deterministic perturbation per session (T1 intensity scale, added noise on the series),
+written as fMRIPrep / XCP-D would name them:
 
 ```
 dataset_description.json
@@ -35,14 +35,19 @@ BOLD_GRID = (8, 8, 7)
 
 
 def write_sample_derivatives(
-    root: str | os.PathLike, sessions: Sequence[tuple[str, str | None]], num_timepoints: int | None = None
+    root: str | os.PathLike,
+    sessions: Sequence[tuple[str, str | None]],
+    num_timepoints: int | None = None,
+    runs: Sequence[tuple[str, str | None]] = (("rest", None),),
 ) -> Path:
     """Write a derivatives tree with the given `(subject, session)` pairs (session `None` for no session level).
 
     Args:
         root: folder to create the tree in.
         sessions: subject and session labels, without `sub-` / `ses-`.
-        num_timepoints: keep only the first frames of the run (all 652 when `None`).
+        num_timepoints: keep only that many frames of the run (all 652 when `None`).
+        runs: the fMRI runs of every session as `(task, run index or None)`; run `k` of a session holds the k-th
+            window of `num_timepoints` frames of the LEMON run (so runs differ), with the session's noise.
 
     Returns:
         `root` as a Path.
@@ -58,7 +63,9 @@ def write_sample_derivatives(
     (root / "dataset_description.json").write_text(json.dumps(description, indent=2))
     t1 = load_t1_sample()
     fmri = load_fmri_sample()
-    series = fmri.series[:, :num_timepoints]
+    length = num_timepoints or fmri.series.shape[1]
+    if len(runs) * length > fmri.series.shape[1]:
+        raise ValueError(f"{len(runs)} runs of {length} frames do not fit in the {fmri.series.shape[1]}-frame run.")
     atlas_path = root / f"atlas-{ATLAS}_dseg.nii.gz"
     nib.save(nib.Nifti1Image(_bold_labels(), np.eye(4)), atlas_path)
     for index, (subject, session) in enumerate(sessions):
@@ -72,16 +79,18 @@ def write_sample_derivatives(
             nib.Nifti1Image(volume, t1.affine, header=t1.header),
             folder / "anat" / f"{prefix}_space-{SPACE}_desc-preproc_T1w.nii.gz",
         )
-        session_series = (series + 0.05 * index * rng.standard_normal(series.shape)).astype(np.float32)
-        run = f"{prefix}_task-rest_space-{SPACE}"
-        table = pd.DataFrame(session_series.T, columns=schaefer400_roi_names(SCHAEFER400_7NETWORKS))
-        table.to_csv(folder / "func" / f"{run}_atlas-{ATLAS}_timeseries.tsv", sep="\t", index=False)
-        bold = nib.Nifti1Image(_bold_volume(session_series), np.eye(4))
-        bold.header.set_xyzt_units("mm", "sec")
-        bold.header["pixdim"][4] = fmri.repetition_time
-        nib.save(bold, folder / "func" / f"{run}_desc-preproc_bold.nii.gz")
-        sidecar = {"RepetitionTime": fmri.repetition_time, "TaskName": "rest"}
-        (folder / "func" / f"{run}_desc-preproc_bold.json").write_text(json.dumps(sidecar))
+        for window, (task, run_index) in enumerate(runs):
+            series = fmri.series[:, window * length : (window + 1) * length]
+            session_series = (series + 0.05 * index * rng.standard_normal(series.shape)).astype(np.float32)
+            run = f"{prefix}_task-{task}" + (f"_run-{run_index}" if run_index else "") + f"_space-{SPACE}"
+            table = pd.DataFrame(session_series.T, columns=schaefer400_roi_names(SCHAEFER400_7NETWORKS))
+            table.to_csv(folder / "func" / f"{run}_atlas-{ATLAS}_timeseries.tsv", sep="\t", index=False)
+            bold = nib.Nifti1Image(_bold_volume(session_series), np.eye(4))
+            bold.header.set_xyzt_units("mm", "sec")
+            bold.header["pixdim"][4] = fmri.repetition_time
+            nib.save(bold, folder / "func" / f"{run}_desc-preproc_bold.nii.gz")
+            sidecar = {"RepetitionTime": fmri.repetition_time, "TaskName": task}
+            (folder / "func" / f"{run}_desc-preproc_bold.json").write_text(json.dumps(sidecar))
     return root
 
 

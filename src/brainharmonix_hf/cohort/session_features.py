@@ -1,6 +1,7 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
-"""Model inputs of single sessions, and batches of them where subjects differ in modalities and series length."""
+"""Model inputs of single rows, and batches of them where rows differ in modalities and series length."""
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -8,73 +9,139 @@ import numpy as np
 import torch
 
 from ..file_hashes import sha256_of
-from ..processing.processing_brainharmonix import NIFTI_SUFFIXES, BrainHarmonixProcessor
+from ..processing.fmri_files import fmri_file_kind
+from ..processing.processing_brainharmonix import BrainHarmonixProcessor
 from .session_inputs import SessionInputs
 
-TSV_SUFFIXES = (".tsv", ".tsv.gz")
+INPUT_FIELDS = ("t1", "fmri")
+
+
+@dataclass(frozen=True)
+class SessionFailure:
+    """Why a row was not embedded: the error, and the file and field at fault (`t1`, `fmri`, `RepetitionTime`,
+    `json`; `model` for an error of the forward pass)."""
+
+    error_type: str
+    message: str
+    file: str | None
+    field: str
 
 
 @dataclass
 class PreparedSession:
-    """One session's processor outputs (without the batch axis) and input checksums, or why it could not be prepared.
+    """One row's processor outputs (without the batch axis) and input fingerprints, or why it could not be prepared.
 
     Attributes:
         session: the inputs.
         features: `pixel_values` `(1, *volume_size)` when a T1 is given; `fmri_values` `(num_rois, num_timepoints)`,
             `attention_mask` `(num_timepoints,)`, `repetition_time` when fMRI is given.
         checksums: sha256 hex digest of each input file, by modality (`t1`, `fmri`).
-        error: `(error type, message)` when preparation failed.
+        stats: `"size:mtime_ns"` of each input file when read, by modality.
+        failure: why preparation failed.
     """
 
     session: SessionInputs
     features: dict[str, np.ndarray] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)
-    error: tuple[str, str] | None = None
+    stats: dict[str, str] = field(default_factory=dict)
+    failure: SessionFailure | None = None
+
+
+class InputFiles:
+    """Fingerprints and prepared T1 volumes of input files, each computed once per file version in this process (a
+    session's T1 serves all its runs)."""
+
+    def __init__(self, t1_volumes_kept: int = 2):
+        self._checksums: dict[tuple, str] = {}
+        self._t1_volumes: dict[tuple, np.ndarray] = {}
+        self.t1_volumes_kept = t1_volumes_kept
+
+    def fingerprint(self, path: str) -> tuple[str, str]:
+        """`(stat, sha256)`: the file's `"size:mtime_ns"` and its content hash (hashed once per stat)."""
+        stat = file_stat(path)
+        key = (os.path.realpath(path), stat)
+        if key not in self._checksums:
+            self._checksums[key] = sha256_of(path)
+        return stat, self._checksums[key]
+
+    def t1_volume(self, processor: BrainHarmonixProcessor, path: str) -> np.ndarray:
+        """The processed `(1, *volume_size)` T1 volume of `path`."""
+        key = (os.path.realpath(path), file_stat(path))
+        if key not in self._t1_volumes:
+            if len(self._t1_volumes) >= self.t1_volumes_kept:
+                self._t1_volumes.pop(next(iter(self._t1_volumes)))
+            self._t1_volumes[key] = processor(t1=path, return_tensors="np")["pixel_values"][0]
+        return self._t1_volumes[key]
+
+
+def file_stat(path: str) -> str:
+    """`"size:mtime_ns"` of a file (through links): a cheap test of whether it changed since it was read."""
+    stat = os.stat(path)
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def prepare_session(
-    processor: BrainHarmonixProcessor, session: SessionInputs, fmri_atlas_image=None
+    processor: BrainHarmonixProcessor,
+    session: SessionInputs,
+    fmri_atlas_image=None,
+    fmri_atlas: str | None = None,
+    files: InputFiles | None = None,
 ) -> PreparedSession:
-    """Run the processor on one session's files. Errors are caught and returned, never raised, so one broken
-    subject does not stop a cohort (and results can cross DataLoader worker processes).
+    """Run the processor on one row's files. Errors are caught and returned, never raised, so one broken row does
+    not stop a cohort (and results can cross DataLoader worker processes); each names the file and field at fault.
 
-    Every input goes to the processor as a path: parcellated `.tsv` tables (XCP-D: one column per ROI headed by its
-    label, one row per frame) with `layout="time_first"`, ROI `.csv` files with `layout="rois_first"`, 4D NIfTI runs
-    with `fmri_atlas_image`. The processor reads tables with `processing.roi_csv.read_roi_table` and checks their ROI
-    labels against the model's atlas (a Schaefer-400 table in the other network order is permuted, any other refused).
+    fMRI files are read by `FMRIFeatureExtractor.read_fmri_file` (ROI tables in their kind's layout, `.npy` arrays,
+    4D NIfTI runs with `fmri_atlas_image`), honouring the atlas the row declares, else `fmri_atlas`.
     """
-    try:
-        fmri = session.fmri
-        if fmri is not None and session.repetition_time is None and not fmri.lower().endswith(NIFTI_SUFFIXES):
-            raise ValueError(
-                f"No repetition time for {fmri}: add RepetitionTime (seconds) to its JSON sidecar or the BOLD run's, "
-                "or give a repetition_time column in the manifest."
-            )
-        outputs = processor(
-            t1=session.t1,
-            fmri=fmri,
-            repetition_time=session.repetition_time,
-            layout=table_layout(fmri),
-            fmri_atlas_image=fmri_atlas_image,
-            return_tensors="np",
+    files = files or InputFiles()
+    if session.problem is not None:
+        problem = session.problem
+        return PreparedSession(
+            session, failure=SessionFailure("ValueError", problem.message, problem.file, problem.field)
         )
-        features = {name: value[0] for name, value in outputs.items() if not name.startswith("has_")}
-        checksums = {name: sha256_of(getattr(session, name)) for name in ("t1", "fmri") if getattr(session, name)}
-        return PreparedSession(session, features, checksums)
-    except Exception as error:
-        return PreparedSession(session, error=(type(error).__name__, str(error)))
+    prepared = PreparedSession(session)
+    for name in INPUT_FIELDS:
+        path = getattr(session, name)
+        if path is None:
+            continue
+        try:
+            prepared.stats[name], prepared.checksums[name] = files.fingerprint(path)
+            if name == "t1":
+                prepared.features["pixel_values"] = files.t1_volume(processor, path)
+            else:
+                prepared.features |= _fmri_features(processor, session, fmri_atlas_image, fmri_atlas)
+        except Exception as error:
+            field_name = "RepetitionTime" if isinstance(error, MissingRepetitionTime) else name
+            prepared.failure = SessionFailure(type(error).__name__, str(error), path, field_name)
+            return prepared
+    return prepared
 
 
-def table_layout(path: str | None) -> str:
-    """The axis order of an fMRI table by its name: `"time_first"` for `.tsv` (XCP-D), `"rois_first"` otherwise."""
-    return "time_first" if path is not None and str(path).lower().endswith(TSV_SUFFIXES) else "rois_first"
+class MissingRepetitionTime(ValueError):
+    """A table or array whose TR no sidecar or manifest gives."""
+
+
+def _fmri_features(processor, session: SessionInputs, fmri_atlas_image, fmri_atlas) -> dict[str, np.ndarray]:
+    if session.repetition_time is None and fmri_file_kind(session.fmri) != "nifti":
+        raise MissingRepetitionTime(
+            f"No repetition time for {session.fmri}: add RepetitionTime (seconds) to its JSON sidecar or the BOLD "
+            "run's, or give a repetition_time column in the manifest."
+        )
+    outputs = processor(
+        fmri=session.fmri,
+        repetition_time=session.repetition_time,
+        atlas=session.atlas or fmri_atlas,
+        fmri_atlas_image=fmri_atlas_image,
+        return_tensors="np",
+    )
+    return {name: value[0] for name, value in outputs.items() if not name.startswith("has_")}
 
 
 def collate_sessions(prepared: Sequence[PreparedSession]) -> dict[str, torch.Tensor]:
-    """Batch prepared sessions (none failed) into `BrainHarmonixModel` inputs.
+    """Batch prepared rows (none failed) into `BrainHarmonixModel` inputs.
 
-    A modality no subject has is left out; subjects without it get zeros and `has_t1` / `has_fmri` False. fMRI series
-    are right-padded with zeros to the longest one, with `attention_mask` 0 on the padding.
+    A modality no row has is left out; rows without it get zeros and `has_t1` / `has_fmri` False. fMRI series are
+    right-padded with zeros to the longest one, with `attention_mask` 0 on the padding.
 
     Returns:
         dict of tensors: `pixel_values` `(batch, 1, *volume_size)`, `fmri_values` `(batch, num_rois, max_timepoints)`,

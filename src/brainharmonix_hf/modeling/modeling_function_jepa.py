@@ -263,6 +263,7 @@ class FunctionJEPAPreTrainedModel(RoiTablesRequiredOnLoad, BrainHarmonixHubMixin
     main_input_name = "fmri_values"
     input_modalities = ("time",)
     supports_gradient_checkpointing = True
+    _input_embed_layer = "patch_embedding"
     _no_split_modules = ["TransformerLayer"]
     _supports_sdpa = True
     _supports_flash_attn = True

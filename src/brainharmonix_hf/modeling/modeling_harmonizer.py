@@ -156,6 +156,7 @@ class HarmonizerPreTrainedModel(BrainHarmonixHubMixin, PreTrainedModel):
     main_input_name = "fmri_latents"
     input_modalities = ("time", "image")
     supports_gradient_checkpointing = True
+    _input_embed_layer = "embeddings"
     _no_split_modules = ["TransformerLayer"]
     _supports_sdpa = True
     _supports_flash_attn = True

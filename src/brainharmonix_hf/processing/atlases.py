@@ -10,6 +10,8 @@ its ROI labels are the list stored in the config (`roi_labels`), or the integers
 Every other mismatch is refused with a message naming both atlases.
 """
 
+import functools
+
 import numpy as np
 
 from .schaefer400_orders import SEVEN_NETWORK_NAMES, SEVENTEEN_INDEX_OF_SEVEN_NETWORK_ROI, SEVENTEEN_NETWORK_NAMES
@@ -18,6 +20,25 @@ SCHAEFER400_7NETWORKS = "schaefer400_7networks"
 SCHAEFER400_17NETWORKS = "schaefer400_17networks"
 SCHAEFER400_ATLASES = (SCHAEFER400_7NETWORKS, SCHAEFER400_17NETWORKS)
 SCHAEFER400_NUM_ROIS = 400
+
+
+# Names pipelines give the known atlases that say their ROI order (XCP-D's `Schaefer417`: 400 parcels, 17 networks).
+ATLAS_ALIASES = {"schaefer417": SCHAEFER400_17NETWORKS}
+
+
+@functools.cache
+def atlas_named_by(name: str | None) -> str | None:
+    """The known atlas a free-form name declares, or `None` when it declares no known atlas and ROI order.
+
+    Case and punctuation do not count, so BIDS entity values (letters and digits only) can name them:
+    `Schaefer4007Networks` is `schaefer400_7networks`, and XCP-D's `Schaefer417` is `schaefer400_17networks`.
+    `Schaefer400` (7 or 17 networks?), `4S456Parcels` or `Gordon333` declare none.
+    """
+    if name is None:
+        return None
+    folded = "".join(character for character in name.lower() if character.isalnum())
+    known = {"".join(c for c in atlas if c.isalnum()): atlas for atlas in SCHAEFER400_ATLASES} | ATLAS_ALIASES
+    return known.get(folded)
 
 
 def schaefer400_roi_names(atlas: str) -> list[str]:

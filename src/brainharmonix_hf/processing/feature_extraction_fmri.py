@@ -14,6 +14,7 @@ from transformers.utils import TensorType, to_numpy
 from ..modeling.hub_mixin import BrainHarmonixHubMixin
 from ..modeling.repetition_time import check_repetition_time, patch_length_for_tr, resolve_repetition_time
 from .atlases import atlas_roi_labels, rows_in_model_order
+from .fmri_files import FMRIFileSeries, default_layout, fmri_file_kind, load_npy_series
 from .fmri_normalization import (
     NORMALIZATIONS,
     ZSCORE_SCOPES,
@@ -260,7 +261,8 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
     def process_roi_csv(
         self, paths, *, repetition_time, layout: str = "rois_first", atlas: str | None = None, **call_kwargs
     ) -> BatchFeature:
-        """Prepare ROI tables: `.csv`/`.tsv` files, optionally gzipped (see `processing.roi_csv`).
+        """Prepare ROI tables: `.csv`/`.tsv` files, optionally gzipped (see `processing.roi_csv`), ROI-first unless
+        `layout` says otherwise; `process_files` with that default.
 
         A header row and a label column are detected, never assumed; the labels are compared with the model's and
         the rows permuted (Schaefer-400 7- <-> 17-network) or refused. The files are only read.
@@ -273,14 +275,95 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
             atlas (`str`, *optional*): the atlas the files follow, needed when their labels are numbers 1..400.
             call_kwargs: `padding`, `unbatched`, `return_tensors`, `return_attention_mask` (see `__call__`).
         """
-        paths = [paths] if isinstance(paths, (str, bytes, os.PathLike)) else list(paths)
-        series_list = [self.read_roi_series(path, layout=layout, atlas=atlas) for path in paths]
-        return self._prepare_with(series_list, repetition_time, call_kwargs)
+        return self.process_files(paths, repetition_time=repetition_time, layout=layout, atlas=atlas, **call_kwargs)
+
+    def process_files(
+        self,
+        sources,
+        *,
+        repetition_time=None,
+        layout: str | None = None,
+        atlas=None,
+        label_image=None,
+        **call_kwargs,
+    ) -> BatchFeature:
+        """Read fMRI files of any kind (`read_fmri_file`: ROI tables, `.npy` arrays, 4D NIfTI runs with a label
+        image), then prepare them as a batch.
+
+        Args:
+            sources: one path (or nibabel image) or a list of them; kinds may be mixed.
+            repetition_time: TR in seconds, one for all files or one per file (`None` where a NIfTI header gives it);
+                an explicit TR wins over a header's (a disagreement warns).
+            layout (`str`, *optional*): the axis order of every table and array; by default `.tsv` tables are
+                time-first and `.csv` tables and `.npy` arrays ROI-first (`processing.fmri_files.default_layout`).
+            atlas (`str` or `Sequence[str | None]`, *optional*): the atlas the files follow (one for all, or one per
+                file, `None` where not declared); see `read_fmri_file`.
+            label_image: the atlas label image (path or nibabel image) on the grid of NIfTI runs.
+            call_kwargs: `padding`, `unbatched`, `return_tensors`, `return_attention_mask` (see `__call__`).
+        """
+        single = isinstance(sources, (str, bytes, os.PathLike)) or hasattr(sources, "affine")
+        sources = [sources] if single else list(sources)
+        atlases = _per_file(atlas, len(sources), "atlas")
+        label_image = None if label_image is None else load_image(label_image)
+        files = [
+            self.read_fmri_file(source, layout=layout, atlas=file_atlas, label_image=label_image)
+            for source, file_atlas in zip(sources, atlases, strict=True)
+        ]
+        repetition_times = [
+            _file_repetition_time(explicit, file.header_repetition_time, source)
+            for source, explicit, file in zip(sources, self._broadcast(repetition_time, len(files)), files, strict=True)
+        ]
+        return self._prepare_with([file.series for file in files], repetition_times, call_kwargs)
+
+    def read_fmri_file(
+        self, source, *, layout: str | None = None, atlas: str | None = None, label_image=None
+    ) -> FMRIFileSeries:
+        """One fMRI file as a checked time-first series in the model's ROI order: the one reader of every caller
+        (this extractor and the combined processor, cohort embedding, pretraining data, latent caching, fine-tuning).
+
+        - ROI tables (`.csv`/`.tsv`, optionally `.gz`): `read_roi_series`; their labels say their atlas, `atlas`
+          declares it for unlabelled or numbered tables.
+        - `.npy` arrays: one 2D series; `atlas` declares its ROI order (default: the model's).
+        - 4D NIfTI runs (path or nibabel image): parcellated with `label_image`, whose labels `1..num_rois` number
+          the ROIs of `atlas` (default: the model's); the header's TR is returned.
+
+        A Schaefer-400 order other than the model's is permuted into it; any other atlas is refused. Files are only
+        read.
+
+        Args:
+            source: the file path, or a nibabel image for a NIfTI run.
+            layout (`str`, *optional*): axis order of a table or array; default `processing.fmri_files.default_layout`.
+            atlas (`str`, *optional*): the atlas the file follows, as declared by its source (a manifest's `atlas`
+                column, a BIDS `atlas-` entity, an argument).
+            label_image: the label NIfTI (path or image) on a run's grid; required for NIfTI runs.
+        """
+        kind = fmri_file_kind(source)
+        if kind == "roi_table":
+            return FMRIFileSeries(self.read_roi_series(source, layout=layout or default_layout(source), atlas=atlas))
+        if kind == "npy":
+            layout = layout or "rois_first"
+            self._check_layout(layout)
+            series = self._checked_series(load_npy_series(source), layout, str(source))
+            order = rows_in_model_order(
+                None, self.atlas, self.model_roi_labels(), declared_atlas=atlas, source=str(source)
+            )
+            return FMRIFileSeries(series if order is None else series[:, order])
+        if label_image is None:
+            raise ValueError(
+                f"{source} is a 4D NIfTI run: give the atlas label image on its grid (`fmri_atlas_image=`, "
+                "`--atlas-image`, `--fmri_label_image`) to parcellate it, or list parcellated ROI tables instead."
+            )
+        return self._parcellated_run(source, load_image(label_image), self._atlas_labels(None, atlas), str(source))
+
+    def _parcellated_run(self, source, label_image, labels: np.ndarray, name) -> FMRIFileSeries:
+        """A 4D NIfTI run averaged inside `labels` of `label_image`, checked, time-first, with its header TR."""
+        image = load_image(source)
+        series = self._checked_series(parcellate_volume(image, label_image, labels)[0], "rois_first", name)
+        return FMRIFileSeries(series, header_repetition_time(image))
 
     def read_roi_series(self, path, layout: str = "rois_first", atlas: str | None = None) -> np.ndarray:
         """One ROI table file as a checked time-first `(num_timepoints, num_rois)` series in the model's ROI order:
-        its labels are compared with the model's and the rows permuted (Schaefer-400 7- <-> 17-network) or refused.
-        Every reader of ROI tables (this extractor, latent caching, pretraining data) goes through here."""
+        its labels are compared with the model's and the rows permuted (Schaefer-400 7- <-> 17-network) or refused."""
         table = read_roi_table(path, layout=layout)
         rois, frames = table.series.shape
         if layout == "rois_first" and rois != self.num_rois and frames == self.num_rois:
@@ -371,10 +454,10 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
         series, repetition_times = [], []
         explicit_trs = self._broadcast(repetition_time, len(images))
         for index, (source, explicit) in enumerate(zip(images, explicit_trs, strict=True)):
-            image = load_image(source)
-            series.append(self._checked_series(parcellate_volume(image, label_image, labels)[0], "rois_first", index))
+            run = self._parcellated_run(source, label_image, labels, index)
+            series.append(run.series)
             name = f"image {index}" + (f" ({source})" if isinstance(source, (str, os.PathLike)) else "")
-            repetition_times.append(resolve_repetition_time(explicit, header_repetition_time(image), name=name))
+            repetition_times.append(resolve_repetition_time(explicit, run.header_repetition_time, name=name))
         return self._prepare_with(series, repetition_times, call_kwargs)
 
     def _atlas_labels(self, labels: Sequence[int] | None, atlas: str | None) -> np.ndarray:
@@ -499,3 +582,23 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
                 )
             return robust_scale(series, np.asarray(self.robust_median), np.asarray(self.robust_iqr))
         return series.astype(np.float32)
+
+
+def _per_file(value, count: int, name: str) -> list:
+    """One value per file: a single value (or `None`) repeated, or a list of exactly `count` values."""
+    if value is None or isinstance(value, str):
+        return [value] * count
+    values = list(value)
+    if len(values) != count:
+        raise ValueError(f"{name} has {len(values)} values for {count} files; pass one per file or one for all.")
+    return values
+
+
+def _file_repetition_time(explicit, header, source) -> float:
+    """The TR of one file: the explicit one (a header's that disagrees warns), else the header's; a table or array
+    without one is refused, naming the file."""
+    if explicit is None and header is None:
+        raise ValueError(
+            f"No repetition time for {source}: pass `repetition_time=` in seconds (tables and arrays carry none)."
+        )
+    return resolve_repetition_time(explicit, header, name=str(source))

@@ -14,8 +14,6 @@ from transformers.utils import cached_file
 from ..modeling.hub_mixin import BrainHarmonixHubMixin
 from .feature_extraction_fmri import FMRIFeatureExtractor
 from .feature_extraction_t1 import T1VolumeFeatureExtractor
-from .nifti_io import NIFTI_SUFFIXES
-from .roi_csv import ROI_TABLE_SUFFIXES
 
 # `from_pretrained` keywords that say where and how to read the files (passed on to transformers as they are).
 LOADING_KWARGS = frozenset(
@@ -121,15 +119,18 @@ class BrainHarmonixProcessor(BrainHarmonixHubMixin, ProcessorMixin):
         Args:
             t1: a T1 volume (`.nii`/`.nii.gz` path, nibabel image, or array with `affine`), or a list with one entry
                 per subject, `None` for a subject without T1.
-            fmri: a series per subject: a 2D array (axis order given by `layout`), an ROI table path (`.csv`/`.tsv`,
-                optionally `.gz`, read as `FMRIFeatureExtractor.process_roi_csv` reads it), or a 4D NIfTI path or
-                image (needs `fmri_atlas_image`); a list with one entry per subject, `None` for a subject without fMRI.
+            fmri: a series per subject: a 2D array (axis order given by `layout`), or an fMRI file (an ROI table
+                `.csv`/`.tsv`, optionally `.gz`; a `.npy` array; a 4D NIfTI path or image, which needs
+                `fmri_atlas_image`) read by `FMRIFeatureExtractor.read_fmri_file`; a list with one entry per subject,
+                `None` for a subject without fMRI. Files of different kinds may share a batch, arrays and files not.
             repetition_time: TR in seconds, one for all subjects or one per subject (`None` where fMRI is missing);
                 optional for NIfTI runs whose header has it.
             layout (`str`): axis order of array series, `"rois_first"` `(num_rois, num_timepoints)` or
-                `"time_first"`; required for arrays (never guessed). For ROI tables it defaults to `"rois_first"`.
-            atlas (`str`, *optional*): the atlas the series follow (arrays, tables with numeric labels, the label
-                image); another Schaefer-400 order is permuted into the model's, any other atlas refused.
+                `"time_first"`; required for arrays (never guessed). Files default to their kind's layout (`.tsv`
+                time-first, `.csv` and `.npy` ROI-first; `processing.fmri_files.default_layout`).
+            atlas (`str` or `Sequence[str | None]`, *optional*): the atlas the series follow (arrays, unlabelled or
+                numbered tables, `.npy` arrays, the label image), one for all or, for files, one per subject;
+                another Schaefer-400 order is permuted into the model's, any other atlas refused.
             roi_labels (`Sequence[str]`, *optional*): the ROI label of each row of array series.
             affine (`np.ndarray`, *optional*): `(4, 4)` affine of array T1 volumes.
             fmri_atlas_image: the label NIfTI on the grid of 4D NIfTI runs.
@@ -179,12 +180,20 @@ class BrainHarmonixProcessor(BrainHarmonixHubMixin, ProcessorMixin):
             )
         else:
             repetition_times = list(repetition_time)
-        given = [(entry, tr) for entry, tr in zip(series, repetition_times, strict=True) if entry is not None]
+        given = [index for index, entry in enumerate(series) if entry is not None]
         if not given:
             raise ValueError("Every fMRI entry is None; leave out `fmri=` when no subject has fMRI.")
+        atlas = identity["atlas"]
+        if atlas is not None and not isinstance(atlas, str):
+            if len(atlas) != len(series):
+                raise ValueError(
+                    f"atlas has {len(atlas)} values for {len(series)} subjects; pass one per subject or one for all."
+                )
+            identity = identity | {"atlas": [atlas[index] for index in given]}
         features = self._prepare_fmri(
-            [entry for entry, _ in given], [tr for _, tr in given], layout, identity, atlas_image
-        )
+            [series[index] for index in given], [repetition_times[index] for index in given], layout, identity,
+            atlas_image,
+        )  # fmt: skip
         num_timepoints = features["fmri_values"].shape[-1]
         fmri_values = np.zeros((len(series), self.fmri_feature_extractor.num_rois, num_timepoints), dtype=np.float32)
         attention_mask = np.zeros((len(series), num_timepoints), dtype=features["attention_mask"].dtype)
@@ -211,27 +220,19 @@ class BrainHarmonixProcessor(BrainHarmonixHubMixin, ProcessorMixin):
             raise ValueError(
                 f"fMRI entries of one batch must be of one kind, got {sorted(kinds)}; process each kind separately."
             )
-        kind = kinds.pop()
-        if kind == "roi_csv":
+        if kinds.pop() == "file":
             if identity["roi_labels"] is not None:
-                raise ValueError("roi_labels= is for array series; ROI tables carry their own labels.")
-            return extractor.process_roi_csv(
+                raise ValueError("roi_labels= is for array series; fMRI files carry or declare their own ROI order.")
+            return extractor.process_files(
                 entries,
                 repetition_time=repetition_times,
-                layout=layout or "rois_first",
+                layout=layout,
                 atlas=identity["atlas"],
+                label_image=atlas_image,
                 return_tensors="np",
             )
-        if kind == "nifti":
-            if atlas_image is None:
-                raise ValueError(
-                    "4D NIfTI fMRI runs need their atlas: pass `fmri_atlas_image=` (a label NIfTI on the runs' grid), "
-                    "or parcellate the runs yourself and pass ROI time series."
-                )
-            explicit = None if all(tr is None for tr in repetition_times) else repetition_times
-            return extractor.process_nifti(
-                entries, atlas_image, repetition_time=explicit, atlas=identity["atlas"], return_tensors="np"
-            )
+        if identity["atlas"] is not None and not isinstance(identity["atlas"], str):
+            raise ValueError("Array series take one atlas= for the whole batch; one per subject is for fMRI files.")
         return extractor(entries, repetition_time=repetition_times, layout=layout, return_tensors="np", **identity)
 
 
@@ -284,17 +285,8 @@ def _as_subject_list(value, name: str) -> list:
 
 
 def _fmri_kind(entry) -> str:
-    """`"roi_csv"` or `"nifti"` for paths and NIfTI images, `"array"` for anything else."""
-    if isinstance(entry, (str, os.PathLike)):
-        path = str(entry).lower()
-        if path.endswith(ROI_TABLE_SUFFIXES):
-            return "roi_csv"
-        if path.endswith(NIFTI_SUFFIXES):
-            return "nifti"
-        raise ValueError(
-            f"Cannot tell what the fMRI file {entry} holds from its name: use an ROI CSV (.csv/.csv.gz, rows = ROIs) "
-            "or a 4D NIfTI (.nii/.nii.gz), or load it and pass the ROI time series as an array."
-        )
-    if hasattr(entry, "affine") and hasattr(entry, "header"):
-        return "nifti"
+    """`"file"` for paths and NIfTI images (`FMRIFeatureExtractor.read_fmri_file` tells their kinds apart),
+    `"array"` for anything else."""
+    if isinstance(entry, (str, os.PathLike)) or (hasattr(entry, "affine") and hasattr(entry, "header")):
+        return "file"
     return "array"

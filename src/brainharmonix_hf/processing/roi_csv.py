@@ -126,6 +126,12 @@ def _time_first_table(path: Path, rows: list[list[str]]) -> RoiTable:
     body = rows[1:] if header else rows
     if not body:
         raise ValueError(f"{path} holds a header and no frames. Expected one row per frame, one column per ROI.")
+    if not _numeric(row[0] for row in body):
+        raise ValueError(
+            f"{path} looks ROI-first: its first column holds labels ({body[0][0]!r}, ...), one row per ROI. Read it "
+            "with layout='rois_first' (`.tsv` tables are read time-first unless declared otherwise: save ROI-first "
+            "tables as `.csv`)."
+        )
     values = _values(path, body, "")
     return RoiTable(values.T, [normalize_label(cell) for cell in rows[0]] if header else None)
 

@@ -118,6 +118,12 @@ class PretrainingArguments:
         },
     )
     logging_steps: int = 1
+    log_samples: bool = field(
+        default=False,
+        metadata={
+            "help": "Write the dataset indices of the items each logged step trained on to log.jsonl (`samples`)."
+        },
+    )
     eval_steps: int = field(default=0, metadata={"help": "Held-out loss every N steps (0: at the end only)."})
     save_steps: int = field(default=0, metadata={"help": "Checkpoint every N steps (0: at the end only)."})
     save_total_limit: int = 2

@@ -59,6 +59,22 @@ def prune(checkpoints_dir: Path, keep: int) -> None:
             shutil.rmtree(path)
 
 
+def abandon_after(checkpoints_dir: Path, step: int) -> list[str]:
+    """Move the checkpoints newer than `step` (a run resumed from `step` abandons them) to `<checkpoints>/abandoned/`,
+    out of reach of `resolve("latest")` and `prune`; returns their names."""
+    later = [
+        path for path in list_checkpoints(checkpoints_dir) if int(CHECKPOINT_NAME.match(path.name).group(1)) > step
+    ]
+    if later:
+        (Path(checkpoints_dir) / "abandoned").mkdir(exist_ok=True)
+    for path in later:
+        target = Path(checkpoints_dir) / "abandoned" / path.name
+        if target.exists():
+            shutil.rmtree(target)
+        path.rename(target)
+    return [path.name for path in later]
+
+
 def verify(path: Path) -> int:
     """Check a checkpoint's seal and every file it lists; return its step. Raises `CheckpointError`."""
     path = Path(path)

@@ -19,30 +19,24 @@ which the collator draws the batch's masks.
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import datasets
 import numpy as np
 from torch.utils.data import Dataset, Sampler
 
 from ..modeling.repetition_time import check_repetition_time, patch_length_for_tr
+from ..processing.atlases import SCHAEFER400_NUM_ROIS
 from ..processing.feature_extraction_fmri import FMRIFeatureExtractor
 from ..processing.feature_extraction_t1 import T1VolumeFeatureExtractor
-from ..processing.nifti_io import NIFTI_SUFFIXES, load_image
+from ..processing.fmri_files import count_frames, fmri_file_kind
+from ..processing.nifti_io import load_image
 from ..processing.nifti_io import repetition_time as header_repetition_time
-from ..processing.parcellation import parcellate_volume
-from ..processing.roi_csv import ROI_TABLE_SUFFIXES, read_roi_table
 from .latent_cache import LatentCacheInfo, with_model_inputs
 
 
 def item_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
     """The generator of item `index` in `epoch` (independent of workers and processes)."""
     return np.random.default_rng([seed, epoch, index])
-
-
-def _suffix(path: str) -> str:
-    name = Path(path).name.lower()
-    return next((suffix for suffix in NIFTI_SUFFIXES + ROI_TABLE_SUFFIXES + (".npy",) if name.endswith(suffix)), "")
 
 
 def load_fmri_series(
@@ -52,46 +46,31 @@ def load_fmri_series(
     feature_extractor: FMRIFeatureExtractor | None = None,
     atlas: str | None = None,
 ) -> tuple[np.ndarray, float | None]:
-    """Read one fMRI input as a `(num_rois, num_timepoints)` float32 array, ROI-first, and its header TR (NIfTI only).
+    """Read one fMRI input as a `(num_rois, num_timepoints)` float32 array, ROI-first in the model's ROI order, and
+    its header TR (NIfTI only), with `FMRIFeatureExtractor.read_fmri_file` (the reader of every caller).
 
     Args:
-        path: a ROI CSV/TSV (rows = ROIs, first column = labels, header row), a `.npy` array `(num_rois, T)`, or a
-            4D NIfTI (then `label_image` is required).
-        label_image: the atlas NIfTI on the runs' grid, labels `1..num_rois` in model ROI order.
-        feature_extractor: when given, ROI tables are read by it, so their labels are checked and their rows put in
-            the model's order (`FMRIFeatureExtractor.read_roi_series`); without it the rows are taken as they are.
-        atlas: the atlas the file declares (a manifest's `atlas` column), for tables labelled 1..R.
+        path: an ROI table (`.csv` ROI-first, `.tsv` time-first, optionally `.gz`), a `.npy` array `(num_rois, T)`,
+            or a 4D NIfTI (then `label_image` is required).
+        label_image: the atlas NIfTI on the runs' grid, labels `1..num_rois` numbering the ROIs of `atlas`.
+        num_rois: ROIs of the default extractor (Schaefer-400, 7-network order) when `feature_extractor` is `None`.
+        feature_extractor: the model's extractor: its atlas and ROI order are the ones files are checked against and
+            put in.
+        atlas: the atlas the file declares (a manifest's `atlas` column), for unlabelled or numbered files.
     """
-    suffix = _suffix(path)
-    if suffix in ROI_TABLE_SUFFIXES:
-        if feature_extractor is not None:
-            return feature_extractor.read_roi_series(path, atlas=atlas).T.astype(np.float32), None
-        return read_roi_table(path).series.astype(np.float32), None
-    if suffix == ".npy":
-        series = np.load(path)
-        if series.ndim != 2:
-            raise ValueError(f"{path} holds an array of shape {series.shape}; save one (num_rois, T) series per file.")
-        return series.astype(np.float32), None
-    if suffix in NIFTI_SUFFIXES:
-        if label_image is None:
-            raise ValueError(
-                f"{path} is a 4D NIfTI: pass the atlas label image (`--fmri_label_image`) to parcellate it, or "
-                "parcellate the cohort once and list ROI CSV/.npy files in the manifest."
-            )
-        image = load_image(path)
-        series = parcellate_volume(image, load_image(label_image), np.arange(1, num_rois + 1))[0]
-        return series.astype(np.float32), header_repetition_time(image)
-    raise ValueError(f"{path}: fMRI inputs must be ROI CSV/TSV files, .npy arrays or 4D NIfTI files.")
+    extractor = feature_extractor if feature_extractor is not None else default_fmri_extractor(num_rois)
+    read = extractor.read_fmri_file(path, atlas=atlas, label_image=label_image)
+    return read.series.T.astype(np.float32), read.header_repetition_time
 
 
-def _num_frames(path: str) -> int:
-    """Frames of an fMRI input, read from its header when the format has one."""
-    suffix = _suffix(path)
-    if suffix == ".npy":
-        return int(np.load(path, mmap_mode="r").shape[1])
-    if suffix in NIFTI_SUFFIXES:
-        return int(load_image(path).shape[3])
-    return int(load_fmri_series(path)[0].shape[1])
+def default_fmri_extractor(num_rois: int) -> FMRIFeatureExtractor:
+    """The extractor of the default atlas (Schaefer-400, 7-network order) for callers that pass none."""
+    if num_rois != SCHAEFER400_NUM_ROIS:
+        raise ValueError(
+            f"Series of {num_rois} ROIs need the model's feature extractor (`feature_extractor=`): it states the atlas "
+            "and ROI order files are read in; the default is Schaefer-400."
+        )
+    return FMRIFeatureExtractor(num_rois=num_rois)
 
 
 @dataclass
@@ -196,7 +175,8 @@ class FMRIPretrainingDataset(_ManifestDataset):
     offset is kept (TR' = r · TR, so the patch length becomes `round(window_seconds / TR')`), then a window of
     `num_time_patches` patches starts at a random frame (series that fit are kept whole).
 
-    ROI tables are read by `feature_extractor` when given (labels checked, rows in the model's order).
+    Files are read by `feature_extractor` (`FMRIFeatureExtractor.read_fmri_file`: labels checked, rows in the
+    model's order, a row's `atlas` honoured); without one, by the default Schaefer-400 extractor.
 
     Items: `fmri` `(num_rois, T)` float32 ROI-first, `repetition_time` (seconds, after downsampling), `index`,
     `mask_seed`.
@@ -222,7 +202,9 @@ class FMRIPretrainingDataset(_ManifestDataset):
         self.downsample_rates = [int(rate) for rate in downsample_rates]
         self.num_rois = num_rois
         self.label_image = label_image
-        self.feature_extractor = feature_extractor
+        self.feature_extractor = (
+            feature_extractor if feature_extractor is not None else default_fmri_extractor(num_rois)
+        )
         self._keys = None
 
     def _repetition_time(self, index: int, header_tr: float | None) -> float:
@@ -236,10 +218,10 @@ class FMRIPretrainingDataset(_ManifestDataset):
         if self._keys is None:
             keys = []
             for index, row in enumerate(self.rows):
-                is_nifti = _suffix(row["fmri"]) in NIFTI_SUFFIXES
+                is_nifti = fmri_file_kind(row["fmri"]) == "nifti"
                 tr = self._repetition_time(index, header_repetition_time(load_image(row["fmri"])) if is_nifti else None)
                 patch = patch_length_for_tr(tr, self.window_seconds)
-                keys.append((min(self.num_time_patches, math.ceil(_num_frames(row["fmri"]) / patch)), tr))
+                keys.append((min(self.num_time_patches, math.ceil(count_frames(row["fmri"]) / patch)), tr))
             self._keys = keys
         return [self._keys[self.row_index(index)] for index in range(len(self))]
 
@@ -274,7 +256,11 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     Training (`shuffle=True`): the items are shuffled, cut into mega-batches of `mega_batch_factor` batches, each
     mega-batch is sorted by key and cut into batches, and the batch order is shuffled, so batches are random but
     nearly uniform in length and TR. Evaluation (`shuffle=False`): all items sorted by key, then cut. The order depends
-    only on `(seed, epoch)`.
+    only on `(seed, epoch, batch_size)`.
+
+    Resuming inside an epoch (`resume_epoch`): the epoch's items in the order its batches of `order_batch_size` gave
+    them, without the first `skip_samples`, cut into batches of `batch_size`. A run resumed with another batch size or
+    number of processes thus continues at the first item not yet seen, and sees every other item of the epoch once.
     """
 
     def __init__(
@@ -295,33 +281,52 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         self.drop_last = drop_last
         self.mega_batch_factor = mega_batch_factor
         self.epoch = 0
+        self.skip_samples, self.order_batch_size = 0, batch_size
 
     def set_epoch(self, epoch: int) -> None:
+        """Use the order of epoch `epoch`, from its first batch when `epoch` is a new epoch (Accelerate sets the
+        current epoch again when iteration starts: that keeps a resumed epoch's position)."""
+        if epoch != self.epoch:
+            self.skip_samples, self.order_batch_size = 0, self.batch_size
         self.epoch = epoch
 
+    def resume_epoch(self, skip_samples: int, order_batch_size: int) -> None:
+        """Continue the current epoch after its first `skip_samples` items in the order of batches of
+        `order_batch_size` (the global batch size the epoch started with)."""
+        self.skip_samples, self.order_batch_size = skip_samples, order_batch_size
+
     def __len__(self) -> int:
+        if self.skip_samples:
+            return sum(1 for _ in self)
         whole, rest = divmod(len(self.keys), self.batch_size)
         return whole + (rest > 0 and not self.drop_last)
 
     def __iter__(self) -> Iterator[list[int]]:
+        if not self.skip_samples:
+            yield from self._batches(self.batch_size)
+            return
+        remaining = [index for batch in self._batches(self.order_batch_size) for index in batch][self.skip_samples :]
+        yield from self._cut(remaining, self.batch_size)
+
+    def _batches(self, batch_size: int) -> Iterator[list[int]]:
         if not self.shuffle:
             order = sorted(range(len(self.keys)), key=lambda index: (self.keys[index], index))
-            yield from self._cut(order)
+            yield from self._cut(order, batch_size)
             return
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(len(self.keys)).tolist()
-        mega = self.batch_size * self.mega_batch_factor
+        mega = batch_size * self.mega_batch_factor
         grouped = []
         for start in range(0, len(order), mega):
             grouped += sorted(order[start : start + mega], key=lambda index: self.keys[index])
-        batches = list(self._cut(grouped))
+        batches = list(self._cut(grouped, batch_size))
         for position in rng.permutation(len(batches)).tolist():
             yield batches[position]
 
-    def _cut(self, order: list[int]) -> Iterator[list[int]]:
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
-            if len(batch) == self.batch_size or not self.drop_last:
+    def _cut(self, order: list[int], batch_size: int) -> Iterator[list[int]]:
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            if len(batch) == batch_size or not self.drop_last:
                 yield batch
 
 

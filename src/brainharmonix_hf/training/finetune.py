@@ -219,16 +219,24 @@ def load_for_finetuning(
 
 class ManifestRowCollator:
     """Loads and prepares a batch of manifest rows for `BrainHarmonixForSequenceClassification` (runs in DataLoader
-    workers): T1 NIfTI paths and ROI CSV / `.npy` fMRI series through the processor, labels through `label2id`."""
+    workers): T1 NIfTI paths and fMRI files (ROI tables, `.npy` arrays, 4D NIfTI runs with `label_image`) through
+    the processor, labels through `label2id`."""
 
-    def __init__(self, processor: BrainHarmonixProcessor, label2id: dict | None = None, regression: bool = False):
+    def __init__(
+        self,
+        processor: BrainHarmonixProcessor,
+        label2id: dict | None = None,
+        regression: bool = False,
+        label_image=None,
+    ):
         self.processor = processor
         self.label2id = label2id
         self.regression = regression
+        self.label_image = label_image
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         batch = {name: [row.get(name) for row in rows] for name in ("t1", "fmri", "repetition_time", "atlas", "label")}
-        inputs = processor_inputs(self.processor, batch)
+        inputs = processor_inputs(self.processor, batch, self.label_image)
         if self.regression:
             inputs["labels"] = torch.tensor([float(label) for label in batch["label"]], dtype=torch.float32)
         elif self.label2id is not None:

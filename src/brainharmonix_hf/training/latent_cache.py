@@ -39,9 +39,9 @@ import numpy as np
 import torch
 
 from ..modeling.modeling_brainharmonix import BrainHarmonixModel
+from ..processing.atlases import rows_in_model_order
 from ..processing.feature_extraction_fmri import FMRIFeatureExtractor
 from ..processing.processing_brainharmonix import BrainHarmonixProcessor
-from ..processing.roi_csv import ROI_TABLE_SUFFIXES
 from .manifest import ManifestSource, load_manifest
 
 LATENT_CACHE_FORMAT = "brainharmonix_latent_cache"
@@ -151,12 +151,13 @@ def cache_latents(
     device: str | torch.device = "cpu",
     model_name: str | None = None,
     progress: Callable[[str], None] | None = None,
+    fmri_label_image=None,
 ) -> datasets.Dataset:
     """Encode every manifest row with the frozen encoders and save the latents as a dataset at `output_dir`.
 
     Args:
         model: the composite model; only its encoders run (`encode_modalities`).
-        processor: prepares each row's T1 (NIfTI path) and fMRI (ROI CSV or `.npy` ROI-first array) inputs.
+        processor: prepares each row's T1 (NIfTI path) and fMRI (ROI table, `.npy` array or 4D NIfTI) inputs.
         manifest: a cohort manifest (see `load_manifest`).
         output_dir: where the dataset is saved (`datasets.load_from_disk` / `load_latent_cache` read it).
         dtype: `"bf16"` or `"fp16"`, the stored latent dtype.
@@ -165,6 +166,7 @@ def cache_latents(
         device: where the encoders run.
         model_name: recorded in the cache info (defaults to the model's `name_or_path`).
         progress: called with a line after each shard.
+        fmri_label_image: the atlas label image on the grid of 4D NIfTI fMRI runs, if the manifest lists any.
 
     Returns:
         The saved cache, loaded back from `output_dir`.
@@ -175,7 +177,7 @@ def cache_latents(
     if (output_dir / "state.json").exists():
         raise LatentCacheError(f"{output_dir} already holds a dataset; remove it or choose another --output.")
     rows = load_manifest(manifest)
-    _check_atlases(rows, processor.fmri_feature_extractor.atlas)
+    _check_atlases(rows, processor.fmri_feature_extractor)
     harmonizer = model.config.harmonizer_config
     info = LatentCacheInfo(
         latent_dtype=str(LATENT_DTYPES[dtype]).removeprefix("torch."),
@@ -194,7 +196,9 @@ def cache_latents(
         if shard_dir.exists():
             continue
         indices = range(shard * shard_size, min((shard + 1) * shard_size, len(rows)))
-        columns = _encode_rows(model, processor, rows.select(indices), LATENT_DTYPES[dtype], batch_size, device)
+        columns = _encode_rows(
+            model, processor, rows.select(indices), LATENT_DTYPES[dtype], batch_size, device, fmri_label_image
+        )
         temporary = partial / f"writing-{shard:05d}"
         shutil.rmtree(temporary, ignore_errors=True)
         datasets.Dataset.from_dict(columns, features=features).save_to_disk(str(temporary))
@@ -286,11 +290,12 @@ def _encode_rows(
     dtype: torch.dtype,
     batch_size: int,
     device,
+    label_image=None,
 ) -> dict[str, list]:
     columns = {name: [] for name in ("fmri_latents", "fmri_token_mask", "t1_latents", "has_t1", "has_fmri")}
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
-        inputs = processor_inputs(processor, batch)
+        inputs = processor_inputs(processor, batch, label_image)
         inputs = {name: value.to(device) for name, value in inputs.items()}
         with torch.inference_mode():
             latents = model.encode_modalities(**inputs)
@@ -309,47 +314,49 @@ def _encode_rows(
     return columns
 
 
-def processor_inputs(processor: BrainHarmonixProcessor, batch: dict) -> dict[str, torch.Tensor]:
-    """One batch of manifest rows -> model inputs (only the modalities some subject has)."""
+def processor_inputs(processor: BrainHarmonixProcessor, batch: dict, label_image=None) -> dict[str, torch.Tensor]:
+    """One batch of manifest rows -> model inputs (only the modalities some subject has).
+
+    fMRI files of any kind (ROI tables, `.npy` arrays, 4D NIfTI runs parcellated with `label_image`) are read by
+    `FMRIFeatureExtractor.read_fmri_file`, each row's `atlas` honoured; a batch may mix kinds.
+    """
     arguments = {}
     if any(path is not None for path in batch["t1"]):
         arguments["t1"] = list(batch["t1"])
     if any(path is not None for path in batch["fmri"]):
-        extractor = processor.fmri_feature_extractor
-        arguments["fmri"] = [
-            None if path is None else read_fmri_series(extractor, path, atlas)
-            for path, atlas in zip(batch["fmri"], batch["atlas"], strict=True)
-        ]
+        arguments["fmri"] = list(batch["fmri"])
         arguments["repetition_time"] = list(batch["repetition_time"])
-        arguments["layout"] = "rois_first"
+        arguments["atlas"] = list(batch["atlas"])
+        arguments["fmri_atlas_image"] = label_image
     return dict(processor(**arguments, return_tensors="pt"))
 
 
-def read_fmri_series(extractor: FMRIFeatureExtractor, path: str, atlas: str | None) -> np.ndarray:
-    """The ROI-first `(num_rois, num_timepoints)` series of an ROI table (`.csv`/`.tsv`, optionally gzipped; its
-    labels checked and its rows put in the model's order by the extractor) or of a `.npy` array, so a batch may mix
-    both kinds of file."""
-    lower = path.lower()
-    if lower.endswith(ROI_TABLE_SUFFIXES):
-        return extractor.read_roi_series(path, atlas=atlas).T
-    if lower.endswith(".npy"):
-        return np.load(path)
-    raise LatentCacheError(
-        f"Cannot cache fMRI from {path}: latent caching reads ROI time series, as an ROI CSV (rows = ROIs) or a .npy "
-        "array (rows = ROIs). Parcellate 4D NIfTI runs first (see `parcellate_volume`)."
-    )
+def read_fmri_series(extractor: FMRIFeatureExtractor, path: str, atlas: str | None, label_image=None) -> np.ndarray:
+    """The ROI-first `(num_rois, num_timepoints)` series of any fMRI file, in the model's ROI order: the one reader,
+    `FMRIFeatureExtractor.read_fmri_file` (ROI tables, `.npy` arrays, 4D NIfTI runs with `label_image`)."""
+    return extractor.read_fmri_file(path, atlas=atlas, label_image=label_image).series.T
 
 
-def _check_atlases(rows: datasets.Dataset, atlas: str) -> None:
+def _check_atlases(rows: datasets.Dataset, extractor: FMRIFeatureExtractor) -> None:
+    """Refuse, before any encoding, rows that declare an atlas the model cannot take (the other Schaefer-400 order is
+    permuted by the reader, anything else is refused)."""
+    declared = {atlas for atlas, fmri in zip(rows["atlas"], rows["fmri"], strict=True) if fmri and atlas}
+    refused = set()
+    for atlas in declared:
+        try:
+            rows_in_model_order(None, extractor.atlas, extractor.model_roi_labels(), declared_atlas=atlas)
+        except ValueError:
+            refused.add(atlas)
     wrong = [
         f"{subject} ({row_atlas})"
         for subject, row_atlas, fmri in zip(rows["subject"], rows["atlas"], rows["fmri"], strict=True)
-        if fmri is not None and row_atlas is not None and row_atlas != atlas
+        if fmri is not None and row_atlas in refused
     ]
     if wrong:
         raise LatentCacheError(
-            f"The model reads fMRI in the {atlas!r} ROI order, but these subjects' series are in another atlas: "
-            f"{', '.join(wrong[:10])}{' ...' if len(wrong) > 10 else ''}. Convert their series to {atlas!r} first."
+            f"The model reads fMRI in the {extractor.atlas!r} ROI order, but these subjects' series are in another "
+            f"atlas: {', '.join(wrong[:10])}{' ...' if len(wrong) > 10 else ''}. Convert their series to "
+            f"{extractor.atlas!r} first."
         )
 
 

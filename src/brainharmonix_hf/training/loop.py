@@ -13,6 +13,10 @@ step-0 figures (the initial model) are the reference of the collapse verdict; a 
 an `event: "collapse"` record with its reasons, and with `--stop_on_collapse` the run checkpoints, exports and stops
 with `RepresentationCollapseError`.
 
+Resuming (`--resume_from_checkpoint`): model, optimizer, RNG states and the `TrainingState` counters come back; the
+epoch continues after the items already trained on, whatever the new number of processes or batch size; checkpoints
+newer than the one resumed from belong to an abandoned run and move to `checkpoints/abandoned/`.
+
 Non-finite losses: when any process gets a NaN/Inf loss, every process skips that micro-batch's backward pass and
 the whole update it belongs to (gradients zeroed, no optimizer step or stage hook, the step counter and schedules do
 not advance); the step and the batch's subjects are logged (and written to `log.jsonl`). After
@@ -54,11 +58,17 @@ class RepresentationCollapseError(RuntimeError):
 
 @dataclass
 class TrainingState:
-    """Counters saved in every checkpoint (Accelerate saves RNG, model and optimizer states beside them)."""
+    """Counters saved in every checkpoint (Accelerate saves RNG, model and optimizer states beside them).
+
+    `samples_in_epoch` counts the items of the epoch trained on so far (all processes), in the order the epoch's
+    batches of `epoch_batch_size` (the global batch it started with) give them: a run resumed with another number of
+    processes or batch size continues after exactly those items (`LengthGroupedBatchSampler.resume_epoch`).
+    """
 
     step: int = 0
     epoch: int = 0
-    batches_in_epoch: int = 0
+    samples_in_epoch: int = 0
+    epoch_batch_size: int = 0
     consecutive_nonfinite: int = 0
 
     def state_dict(self) -> dict:
@@ -121,7 +131,10 @@ def save_checkpoint(accelerator: Accelerator, checkpoints_dir: Path, step: int, 
 
 
 def resume(accelerator: Accelerator, args: PretrainingArguments, checkpoints_dir: Path) -> int | None:
-    """Load the checkpoint to resume from (verified first); refuse to start over a run that has checkpoints."""
+    """Load the checkpoint to resume from (verified first); refuse to start over a run that has checkpoints.
+
+    Resuming from a step older than the newest checkpoint abandons the newer ones: they move to
+    `checkpoints/abandoned/`, so neither `--resume_from_checkpoint latest` nor pruning mixes them with this run."""
     if args.resume_from_checkpoint is None:
         if checkpoints.list_checkpoints(checkpoints_dir):
             raise checkpoints.CheckpointError(
@@ -131,6 +144,14 @@ def resume(accelerator: Accelerator, args: PretrainingArguments, checkpoints_dir
         return None
     path = checkpoints.resolve(args.resume_from_checkpoint, checkpoints_dir)
     step = checkpoints.verify(path)
+    if accelerator.is_main_process:
+        abandoned = checkpoints.abandon_after(checkpoints_dir, step)
+        if abandoned:
+            logger.warning(
+                f"Resuming from step {step}: moved the later checkpoints {abandoned} of the abandoned run to "
+                f"{checkpoints_dir / 'abandoned'}."
+            )
+    accelerator.wait_for_everyone()
     accelerator.load_state(str(path))
     logger.info(f"Resumed from {path} (step {step}).")
     return step
@@ -188,13 +209,22 @@ def log_held_out(run: PretrainingRun, run_log: RunLog, monitor: HealthMonitor, s
     return result.loss, reasons
 
 
-def set_epoch(run: PretrainingRun, epoch: int) -> None:
-    """Reseed the shuffled batch order and the items' augmentation for `epoch`."""
-    run.train_data.set_epoch(epoch)
+def start_epoch(run: PretrainingRun, state: TrainingState) -> None:
+    """Reseed the shuffled batch order and the items' augmentation for `state.epoch`, and continue after its first
+    `state.samples_in_epoch` items when resuming inside it (or start the next epoch when none are left)."""
     sampler = run.train_loader.batch_sampler
     while not isinstance(sampler, LengthGroupedBatchSampler):
         sampler = sampler.batch_sampler
-    sampler.set_epoch(epoch)
+    sampler.set_epoch(state.epoch)
+    if state.samples_in_epoch:
+        sampler.resume_epoch(state.samples_in_epoch, state.epoch_batch_size)
+        if len(sampler) == 0:  # saved after the epoch's last batch
+            state.epoch, state.samples_in_epoch = state.epoch + 1, 0
+            sampler.set_epoch(state.epoch)
+    if not state.samples_in_epoch:
+        state.epoch_batch_size = sampler.batch_size
+    run.train_data.set_epoch(state.epoch)
+    run.train_loader.set_epoch(state.epoch)
 
 
 def train_loop(run: PretrainingRun) -> PreTrainedModel:
@@ -215,23 +245,18 @@ def train_loop(run: PretrainingRun) -> PreTrainedModel:
         total=total_steps, initial=state.step, disable=not accelerator.is_local_main_process, desc=args.stage
     )
     unwrapped = accelerator.unwrap_model(model)
-    losses, skip_window, interval_start, interval_batches = [], False, time.perf_counter(), 0
+    losses, samples, skip_window, interval_start, interval_batches = [], [], False, time.perf_counter(), 0
     final_losses = {}
 
     monitor = HealthMonitor(run_log)
     if run.held_out is not None and state.step == 0:
         log_held_out(run, run_log, monitor, 0, 0.0)
     while state.step < total_steps:
-        loader = (
-            accelerator.skip_first_batches(train_loader, state.batches_in_epoch)
-            if state.batches_in_epoch
-            else train_loader
-        )
-        # Accelerate re-applies its own epoch counter when iteration starts (a fresh skipping loader counts from 0).
-        loader.set_epoch(state.epoch)
-        set_epoch(run, state.epoch)
-        for batch in loader:
+        start_epoch(run, state)
+        for batch in train_loader:
             sample_index = batch.pop("sample_index")
+            if args.log_samples:
+                samples += accelerator.gather(sample_index).tolist()
             lr = apply_schedule(optimizer, args, state.step, total_steps)
             with accelerator.accumulate(model):
                 loss = stage.compute_loss(model, batch)
@@ -273,11 +298,11 @@ def train_loop(run: PretrainingRun) -> PreTrainedModel:
                         state.consecutive_nonfinite = 0
                         progress.update(1)
                     skip_window = False
-            state.batches_in_epoch += 1
+            state.samples_in_epoch += global_batch
             interval_batches += 1
             if not accelerator.sync_gradients or state.consecutive_nonfinite:
                 continue
-            epoch = state.epoch + state.batches_in_epoch / len(train_loader)
+            epoch = state.epoch + state.samples_in_epoch / len(train_data)
             if state.step % args.logging_steps == 0 or state.step == total_steps:
                 elapsed = time.perf_counter() - interval_start
                 record = {
@@ -288,6 +313,8 @@ def train_loop(run: PretrainingRun) -> PreTrainedModel:
                     "samples_per_second": interval_batches * global_batch / elapsed,
                     "split": "train",
                 }
+                if args.log_samples:
+                    record["samples"], samples = samples, []
                 run_log.write(record)
                 progress.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}")
                 final_losses["train loss (last logged)"] = record["loss"]
@@ -313,7 +340,7 @@ def train_loop(run: PretrainingRun) -> PreTrainedModel:
                 break
         else:
             state.epoch += 1
-            state.batches_in_epoch = 0
+            state.samples_in_epoch = 0
     progress.close()
     save_checkpoint(accelerator, run.checkpoints_dir, state.step, args.save_total_limit)
     export(run, run.output_dir / "model", state, final_losses)

@@ -8,6 +8,7 @@ these columns (only `subject` is required; every other column may be missing or 
 |---|---|
 | `subject` | subject identifier (text) |
 | `session` | session identifier (text), when a subject has several |
+| `task`, `acquisition`, `direction`, `run` | the fMRI run (text, BIDS entity values), when a session has several |
 | `t1` | path of a T1 NIfTI in MNI space, or empty |
 | `fmri` | path of an fMRI input (ROI CSV/TSV, 4D NIfTI, `.npy`), or empty |
 | `repetition_time` | fMRI TR in seconds (may be empty for a NIfTI whose header has it) |
@@ -21,15 +22,19 @@ Relative paths are resolved against the manifest file's folder. Every row needs 
 
 import math
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import datasets
 import pandas as pd
 
-MANIFEST_COLUMNS = ("subject", "session", "t1", "fmri", "repetition_time", "atlas", "label", "site", "split")
+RUN_COLUMNS = ("task", "acquisition", "direction", "run")
+MANIFEST_COLUMNS = (
+    "subject", "session", *RUN_COLUMNS, "t1", "fmri", "repetition_time", "atlas", "label", "site", "split"
+)  # fmt: skip
 PATH_COLUMNS = ("t1", "fmri")
-TEXT_COLUMNS = ("subject", "session", "t1", "fmri", "atlas", "site", "split")
+TEXT_COLUMNS = ("subject", "session", *RUN_COLUMNS, "t1", "fmri", "atlas", "site", "split")
 SPLITS = ("train", "validation", "test")
 FEATURES = dict.fromkeys(TEXT_COLUMNS, datasets.Value("string")) | {"repetition_time": datasets.Value("float64")}
 MANIFEST_SUFFIXES = {".csv": ",", ".tsv": "\t", ".json": None, ".jsonl": None, ".parquet": None}
@@ -117,13 +122,13 @@ def _checked(table: dict[str, list], base_dir: Path) -> dict[str, list]:
     bad_splits = sorted({split for split in table["split"] if split is not None and split not in SPLITS})
     if bad_splits:
         problems.append(f"`split` values {bad_splits} are not among {list(SPLITS)}")
-    keys = list(zip(table["subject"], table["session"], strict=True))
-    repeated = sorted({key for key in keys if keys.count(key) > 1}, key=str)
+    counts = Counter(zip(*(table[column] for column in ("subject", "session", *RUN_COLUMNS)), strict=True))
+    repeated = sorted((key for key, count in counts.items() if count > 1), key=str)
     if repeated:
         problems.append(
             "these (subject, session) pairs appear more than once: "
-            + ", ".join(f"({subject}, {session})" for subject, session in repeated)
-            + "; give each scan session its own `session` value"
+            + ", ".join(f"({key[0]}, {key[1]}{''.join(f', {v}' for v in key[2:] if v)})" for key in repeated)
+            + "; give each scan session its own `session` value (and each fMRI run of a session its own `run`)"
         )
     _raise_problems(problems)
     return table

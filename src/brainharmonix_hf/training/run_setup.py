@@ -2,19 +2,29 @@
 """Everything a pretraining run needs before its first step: the Accelerator, the stage's model and data, the
 loaders and the optimizer, prepared for the processes of the run (`prepare_run` -> `PretrainingRun`)."""
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from accelerate.utils import (
+    DataLoaderConfiguration,
+    DistributedType,
+    ProjectConfiguration,
+    parse_flag_from_env,
+    set_seed,
+)
 from torch.utils.data import DataLoader
 from transformers.feature_extraction_utils import FeatureExtractionMixin
+from transformers.utils import logging
 
 from .arguments import PretrainingArguments
 from .data import LengthGroupedBatchSampler
 from .held_out import HeldOutSet
 from .stages import PretrainingStage, get_stage
+
+logger = logging.get_logger(__name__)
 
 
 @dataclass
@@ -41,17 +51,36 @@ class PretrainingRun:
 
 
 def build_accelerator(args: PretrainingArguments) -> Accelerator:
-    """The run's Accelerator (processes, devices and mixed precision from the launcher and `args`)."""
+    """The run's Accelerator (processes, devices and mixed precision from the launcher and `args`).
+
+    Accelerate runs FSDP on GPUs and other accelerators only: launched with an FSDP config on CPU it trains plain data
+    parallel, which is said in a warning. A multi-process launch on CPU without `ACCELERATE_USE_CPU=1` would make every
+    process a separate run: that is an error.
+    """
     output_dir = Path(args.output_dir)
-    return Accelerator(
+    accelerator = Accelerator(
         mixed_precision=args.mixed_precision,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         log_with=args.report_to,
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "tracker")),
-        dataloader_config=DataLoaderConfiguration(
-            split_batches=args.dispatch_batches, dispatch_batches=args.dispatch_batches
-        ),
+        # The loader yields global batches; each process takes its slice (loading only its items, or receiving them
+        # from process 0 with `dispatch_batches`).
+        dataloader_config=DataLoaderConfiguration(split_batches=True, dispatch_batches=args.dispatch_batches),
     )
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > accelerator.num_processes:
+        raise RuntimeError(
+            f"This process was launched as one of {launched} processes, but Accelerate set it up as a run of its own "
+            "(no GPU found and ACCELERATE_USE_CPU unset), so each process would train its own model: set "
+            "ACCELERATE_USE_CPU=1 to train on CPU processes (gloo), or launch on GPUs."
+        )
+    if parse_flag_from_env("ACCELERATE_USE_FSDP") and accelerator.distributed_type != DistributedType.FSDP:
+        layout = "one process" if accelerator.num_processes == 1 else "plain data parallel (DDP)"
+        logger.warning(
+            f"The Accelerate config asks for FSDP, but Accelerate runs FSDP on GPUs and other accelerators only: this "
+            f"run on {accelerator.device.type} trains as {layout}, every process holding the whole model."
+        )
+    return accelerator
 
 
 def parameter_groups(model: torch.nn.Module) -> list[dict]:
@@ -73,15 +102,14 @@ def prepare_run(args: PretrainingArguments) -> PretrainingRun:
     model = stage.build_model()
     model.train()
     data = stage.build_data()
-    # With dispatched batches the loader yields global batches, which Accelerate splits across the processes.
-    loader_batch = args.per_device_batch_size * (accelerator.num_processes if args.dispatch_batches else 1)
+    global_batch = args.per_device_batch_size * accelerator.num_processes
     keys = data.train.batch_keys() if args.group_by_length else [(0,)] * len(data.train)
-    sampler = LengthGroupedBatchSampler(keys, loader_batch, shuffle=True, seed=args.seed, drop_last=True)
+    sampler = LengthGroupedBatchSampler(keys, global_batch, shuffle=True, seed=args.seed, drop_last=True)
     train_loader = DataLoader(data.train, batch_sampler=sampler, collate_fn=data.collator, num_workers=args.num_workers)
-    if len(train_loader) < (1 if args.dispatch_batches else accelerator.num_processes):
+    if len(train_loader) == 0:
         raise ValueError(
             f"The training set has {len(data.train)} items, fewer than one global batch of "
-            f"{args.per_device_batch_size * accelerator.num_processes}: lower --per_device_batch_size."
+            f"{global_batch}: lower --per_device_batch_size."
         )
     optimizer = torch.optim.AdamW(
         parameter_groups(model), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2)
@@ -89,8 +117,11 @@ def prepare_run(args: PretrainingArguments) -> PretrainingRun:
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     held_out = None
     if data.held_out is not None:
+        # Held-out batches are collated whole on one process: the global batch with `dispatch_batches` (as training
+        # batches are), else the per-device batch.
+        held_out_batch = global_batch if args.dispatch_batches else args.per_device_batch_size
         held_out = HeldOutSet(
-            accelerator, data.held_out, data.collator, loader_batch, args.group_by_length, args.num_workers
+            accelerator, data.held_out, data.collator, held_out_batch, args.group_by_length, args.num_workers
         )
     return PretrainingRun(
         args, stage, accelerator, model, optimizer, data.train, train_loader, held_out, data.processor

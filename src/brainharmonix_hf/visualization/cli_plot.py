@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from ..cohort.embedding_store import EMBEDDINGS_FILE
-from ..cohort.session_features import table_layout
 from ..modeling.modeling_brainharmonix import BrainHarmonixModel
 from ..processing.feature_extraction_t1 import T1VolumeFeatureExtractor
+from ..processing.fmri_files import default_layout
 from ..processing.processing_brainharmonix import BrainHarmonixProcessor
 from .embedding_scatter import plot_embedding_scatter
 from .hub_attention import hub_attention_per_roi, plot_hub_attention
@@ -67,7 +67,7 @@ def run_plot_attention(args: argparse.Namespace) -> None:
         t1=None if args.t1 is None else str(args.t1),
         fmri=fmri,
         repetition_time=repetition_time,
-        layout="rois_first" if args.fmri is None else table_layout(args.fmri),
+        layout="rois_first" if args.fmri is None else default_layout(args.fmri),
         return_tensors="pt",
     )
     attention = hub_attention_per_roi(model, inputs, layer=args.layer)
