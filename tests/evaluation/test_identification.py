@@ -90,13 +90,19 @@ def test_fc_identifies_windows_of_the_real_run(lemon_series):
     json.dumps(report)
 
 
-def test_evaluate_command_identifies_windows_it_cuts(lemon_series, tiny_model_dir, tmp_path, capsys):
+def write_segment_manifest(lemon_series, folder) -> str:
+    """`runs.csv`: the LEMON run's segments as the runs of 6 subjects (`.npy` files in `folder`)."""
     rows = ["subject,fmri,repetition_time,atlas"]
     for segment in range(NUM_SEGMENTS):
-        path = tmp_path / f"segment{segment}.npy"
+        path = folder / f"segment{segment}.npy"
         np.save(path, lemon_series[:, segment * SEGMENT_FRAMES : (segment + 1) * SEGMENT_FRAMES])
         rows.append(f"segment{segment},{path},1.4,schaefer400_7networks")
-    (tmp_path / "runs.csv").write_text("\n".join(rows) + "\n")
+    (folder / "runs.csv").write_text("\n".join(rows) + "\n")
+    return str(folder / "runs.csv")
+
+
+def test_evaluate_command_identifies_windows_it_cuts(lemon_series, tiny_model_dir, tmp_path, capsys):
+    manifest = write_segment_manifest(lemon_series, tmp_path)
     main(
         [
             "evaluate",
@@ -105,7 +111,7 @@ def test_evaluate_command_identifies_windows_it_cuts(lemon_series, tiny_model_di
             "--source",
             f"tiny={tiny_model_dir}",
             "--manifest",
-            str(tmp_path / "runs.csv"),
+            manifest,
             "--windows",
             "2",
             "--output",
@@ -125,6 +131,38 @@ def test_evaluate_command_identifies_windows_it_cuts(lemon_series, tiny_model_di
     assert "each fMRI run cut into 2 disjoint windows of 50 frames" in report["settings"]["windows"]
     printed = capsys.readouterr().out
     assert "FC baseline top-1 0.5000 (chance 0.1667)" in printed
+
+
+def test_evaluate_command_reads_function_encoder_tokens(lemon_series, tiny_model_dir, tmp_path):
+    # The tiny model's FunctionJEPA encoder saved on its own, as a pretraining run exports `model/encoder`.
+    from brainharmonix_hf import BrainHarmonixModel, BrainHarmonixProcessor
+    from brainharmonix_hf.evaluation.fmri_readouts import embed_fmri_series
+
+    encoder_dir = tmp_path / "encoder"
+    encoder = BrainHarmonixModel.from_pretrained(tiny_model_dir).function
+    encoder.save_pretrained(encoder_dir)
+    extractor = BrainHarmonixProcessor.from_pretrained(tiny_model_dir).fmri_feature_extractor
+    extractor.save_pretrained(encoder_dir)
+    manifest = write_segment_manifest(lemon_series, tmp_path)
+    arguments = ["evaluate", "--task", "identification", "--manifest", manifest, "--windows", "2"]
+    series, subjects, sessions = lemon_windows(lemon_series)
+    for readout in (None, "token_connectivity"):
+        output = tmp_path / f"{readout}.json"
+        main(
+            [*arguments, "--source", f"encoder={encoder_dir}", "--output", str(output)]
+            + (["--readout", readout] if readout else [])
+        )
+        report = json.loads(output.read_text())
+        used = readout or "roi_similarity"
+        assert report["settings"]["representations"]["encoder"].startswith(f"FunctionJEPA tokens, readout {used}")
+        # The command's identification is the Python API's on the same windows and readout.
+        expected = identify(embed_fmri_series(encoder, extractor, series, 1.4, used), subjects, sessions)
+        result = report["sources"]["encoder"]
+        assert result["identification_accuracy"] == expected["identification_accuracy"]
+        assert result["mean_rank"] == pytest.approx(expected["mean_rank"])
+    # A BrainHarmonix source has no tokens to read out.
+    with pytest.raises(ValueError, match="--readout reads the tokens of a FunctionJEPA encoder"):
+        main([*arguments, "--source", f"tiny={tiny_model_dir}", "--readout", "mean", "--output", str(output)])
 
 
 def test_evaluate_command_identifies_across_sessions(tmp_path):

@@ -1,7 +1,7 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
 """Evaluation that cannot flatter a model: splits by subject, the probe protocol with intervals inside each metric's
 range, metrics as `evaluate` modules shipped in the package, and identification with its chance level and a
-functional-connectivity baseline.
+functional-connectivity baseline, from embeddings or from readouts of FunctionJEPA tokens.
 
 The names below are imported on first use (`lazy_exports`): `brainharmonix evaluate --help` imports this package."""
 
@@ -9,6 +9,8 @@ from ..lazy_exports import lazy_exports
 
 EXPORTS = {
     "CLASSIFICATION_METRICS": ".metrics",
+    "DEFAULT_FMRI_READOUT": ".fmri_readouts",
+    "FMRI_READOUTS": ".fmri_readouts",
     "EmbeddingProbe": ".protocol",
     "PROTOCOL_DESCRIPTION": ".protocol",
     "REGRESSION_METRICS": ".metrics",
@@ -19,6 +21,8 @@ EXPORTS = {
     "corrected_paired_t_test": ".statistics",
     "correlation_similarity": ".identification",
     "cut_windows": ".identification",
+    "embed_fmri_series": ".fmri_readouts",
+    "fmri_readout": ".fmri_readouts",
     "functional_connectivity": ".identification",
     "identification_report": ".identification",
     "identify": ".identification",
@@ -33,6 +37,7 @@ EXPORTS = {
     "subjects_in_two_parts": ".splits",
     "summarise": ".statistics",
     "task_metrics": ".metrics",
+    "whiten_tokens": ".fmri_readouts",
 }
 __all__ = sorted(EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

@@ -8,6 +8,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .fmri_readouts import FMRI_READOUTS
+
 TASKS = ("classification", "regression", "identification")
 
 
@@ -130,6 +132,8 @@ def _identification(args: argparse.Namespace, sources: dict[str, str]) -> dict:
 def _window_identification(args: argparse.Namespace, sources: dict[str, str]) -> dict:
     from transformers import AutoModel, AutoProcessor
 
+    from ..modeling.modeling_function_jepa import FunctionJEPAModel
+    from .fmri_readouts import DEFAULT_FMRI_READOUT, embed_fmri_series
     from .fmri_windows import embed_series, manifest_windows
     from .identification import identification_report
 
@@ -139,17 +143,35 @@ def _window_identification(args: argparse.Namespace, sources: dict[str, str]) ->
     for name, path in sources.items():
         if not (Path(path) / "config.json").is_file():
             raise ValueError(f"--windows embeds each window with a model: {path} (source {name!r}) is no model folder.")
-        models[name] = (AutoModel.from_pretrained(path), AutoProcessor.from_pretrained(path))
-    extractor = next(iter(models.values()))[1].fmri_feature_extractor
-    windows = manifest_windows(args.manifest, extractor, args.windows)
-    embeddings = {
-        name: embed_series(model, processor, windows["series"], windows["repetition_times"], device=args.device)
-        for name, (model, processor) in models.items()
-    }
+        model, processor = AutoModel.from_pretrained(path), AutoProcessor.from_pretrained(path)
+        if not isinstance(model, FunctionJEPAModel) and args.readout is not None:
+            raise ValueError(
+                f"--readout reads the tokens of a FunctionJEPA encoder; source {name!r} ({type(model).__name__}) is "
+                "embedded by its pooled hub tokens. Leave out --readout, or give FunctionJEPA encoder folders."
+            )
+        models[name] = (model, processor)
+    first_processor = next(iter(models.values()))[1]
+    windows = manifest_windows(
+        args.manifest, getattr(first_processor, "fmri_feature_extractor", first_processor), args.windows
+    )
+    readout = args.readout or DEFAULT_FMRI_READOUT
+    embeddings, representations = {}, {}
+    for name, (model, processor) in models.items():
+        if isinstance(model, FunctionJEPAModel):
+            embeddings[name] = embed_fmri_series(
+                model, processor, windows["series"], windows["repetition_times"], readout, device=args.device
+            )
+            representations[name] = f"FunctionJEPA tokens, readout {readout} (evaluation.fmri_readouts)"
+        else:
+            embeddings[name] = embed_series(
+                model, processor, windows["series"], windows["repetition_times"], device=args.device
+            )
+            representations[name] = "pooled hub tokens"
     report = identification_report(embeddings, windows["subjects"], windows["sessions"], windows["series"])
     report["settings"] = {
         "windows": f"each fMRI run cut into {args.windows} disjoint windows of "
-        f"{windows['series'][0].shape[1]} frames (the first run's), embedded from fMRI alone"
+        f"{windows['series'][0].shape[1]} frames (the first run's), embedded from fMRI alone",
+        "representations": representations,
     }
     return report
 
@@ -225,7 +247,8 @@ def add_evaluate_command(subcommands) -> None:
         required=True,
         help="NAME=PATH, once or more (the paired test compares the first two): an embeddings table (a `brainharmonix "
         "embed` output folder, Parquet, JSON, JSONL or CSV with subject, session, label and embedding columns), a "
-        "Harmonizer model folder run over --latent-cache, or, with --windows, a BrainHarmonixModel folder.",
+        "Harmonizer model folder run over --latent-cache, or, with --windows, a BrainHarmonixModel or FunctionJEPA "
+        "encoder folder (e.g. a pretraining run's model/encoder).",
     )
     command.add_argument("--latent-cache", default=None, help="Cached latents that Harmonizer model sources embed.")
     command.add_argument("--output", required=True, help="Path of the JSON report.")
@@ -268,6 +291,15 @@ def add_evaluate_command(subcommands) -> None:
         default=None,
         help="Identification across disjoint windows of one scan: cut every fMRI run of --manifest into this many "
         "windows and embed each with the model sources (fMRI only).",
+    )
+    command.add_argument(
+        "--readout",
+        choices=FMRI_READOUTS,
+        default=None,
+        help="With --windows and FunctionJEPA encoder folders as sources: the representation of each window read from "
+        "the encoder's tokens (evaluation.fmri_readouts): roi_similarity (default: whitened tokens averaged per ROI, "
+        "then the ROI x ROI similarity), token_connectivity (whitened tokens' ROI x ROI correlation per time patch), "
+        "or mean (the pooled output). BrainHarmonix sources are embedded by their pooled hub tokens.",
     )
     command.add_argument("--device", default="cpu", help="Device of model sources run by --windows (default cpu).")
     command.set_defaults(run=run_evaluate)
