@@ -9,8 +9,8 @@ from ..lazy_exports import lazy_exports
 
 EXPORTS = {
     "CLASSIFICATION_METRICS": ".metrics",
-    "DEFAULT_FMRI_READOUT": ".fmri_readouts",
-    "FMRI_READOUTS": ".fmri_readouts",
+    "DEFAULT_FMRI_READOUT": ".fmri_readout_names",
+    "FMRI_READOUTS": ".fmri_readout_names",
     "EmbeddingProbe": ".protocol",
     "PROTOCOL_DESCRIPTION": ".protocol",
     "REGRESSION_METRICS": ".metrics",

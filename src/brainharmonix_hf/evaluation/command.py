@@ -8,7 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .fmri_readouts import FMRI_READOUTS
+from .fmri_readout_names import FMRI_READOUTS
 
 TASKS = ("classification", "regression", "identification")
 
@@ -133,7 +133,8 @@ def _window_identification(args: argparse.Namespace, sources: dict[str, str]) ->
     from transformers import AutoModel, AutoProcessor
 
     from ..modeling.modeling_function_jepa import FunctionJEPAModel
-    from .fmri_readouts import DEFAULT_FMRI_READOUT, embed_fmri_series
+    from .fmri_readout_names import DEFAULT_FMRI_READOUT
+    from .fmri_readouts import embed_fmri_series
     from .fmri_windows import embed_series, manifest_windows
     from .identification import identification_report
 

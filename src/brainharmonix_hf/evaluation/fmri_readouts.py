@@ -36,8 +36,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-FMRI_READOUTS = ("roi_similarity", "token_connectivity", "mean")
-DEFAULT_FMRI_READOUT = "roi_similarity"
+from .fmri_readout_names import DEFAULT_FMRI_READOUT, FMRI_READOUTS
+
 WHITENING_SHRINKAGE = 0.1
 # Correlations are clipped to ±(1 - 1e-7) before the Fisher z, as for functional connectivity.
 _CLIP = 1 - 1e-7
