@@ -38,7 +38,7 @@ def attention_by_hand(model, inputs) -> np.ndarray:
     latents = model.encode_modalities(**{k: v for k, v in inputs.items()})
     config = model.harmonizer.config
     tokens, token_mask = combine_modalities(config, **latents)
-    embeddings, _ = model.harmonizer.embeddings(tokens, token_mask)
+    embeddings = model.harmonizer.embeddings(tokens, token_mask).hidden_states  # [CLS, hub tokens, valid tokens]
     layer = model.harmonizer.layers[0]
     attention = layer.attention
     qkv = attention.qkv(layer.norm1(embeddings))[0].view(-1, 3, attention.num_attention_heads, attention.head_dim)
