@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run a subcommand; errors propagate (for use from Python and tests)."""
     args = build_parser().parse_args(argv)
+    if hasattr(args, "read_options"):  # a command with its own option parser (pretrain) reads them before the stack
+        args.read_options(args)
     from .auto_classes import register_auto_classes
 
     register_auto_classes()

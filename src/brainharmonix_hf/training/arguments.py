@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from transformers import HfArgumentParser
 
-from .stages import STAGES
+from .dataclass_parser import dataclass_parser
+from .stages import STAGE_CLASSES, get_stage
 
 EXPORT_ENCODERS = ("target", "context", "both")
 
@@ -21,7 +21,9 @@ class PretrainingArguments:
     Fields left `None` take the stage's defaults (`PretrainingStage.defaults`, DESIGN §5).
     """
 
-    stage: str = field(default=None, metadata={"help": f"One of {tuple(STAGES)} (given first on the command line)."})
+    stage: str = field(
+        default=None, metadata={"help": f"One of {tuple(STAGE_CLASSES)} (given first on the command line)."}
+    )
     output_dir: str = field(default=None, metadata={"help": "Run folder: log.jsonl, checkpoints/, exports/, model/."})
     manifest: str | None = field(default=None, metadata={"help": "Cohort manifest (structure, function stages)."})
     latents: str | None = field(
@@ -143,19 +145,19 @@ class PretrainingArguments:
     report_to: str | None = field(default=None, metadata={"help": "Tracker for accelerator.log, e.g. tensorboard."})
 
     def __post_init__(self):
-        if self.stage not in STAGES:
-            raise ValueError(f"stage must be one of {tuple(STAGES)}, got {self.stage!r}.")
+        if self.stage not in STAGE_CLASSES:
+            raise ValueError(f"stage must be one of {tuple(STAGE_CLASSES)}, got {self.stage!r}.")
         if self.output_dir is None:
             raise ValueError("Pass --output_dir, the run folder.")
-        for name, value in STAGES[self.stage].defaults.items():
-            if getattr(self, name) is None:
-                setattr(self, name, value)
         if self.export_encoder not in EXPORT_ENCODERS:
             raise ValueError(f"export_encoder must be one of {EXPORT_ENCODERS}, got {self.export_encoder!r}.")
         if (self.roi_table_source is None) != (self.roi_table_path is None):
             raise ValueError("Pass --roi_table_source and --roi_table_path together (the kind and the file).")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}.")
+        for name, value in get_stage(self.stage).defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         if not self.warmup_start_learning_rate > 0:
             raise ValueError(
                 f"warmup_start_learning_rate must be positive (got {self.warmup_start_learning_rate}): the first "
@@ -173,7 +175,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> PretrainingArguments:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and not argv[0].startswith("-"):
         argv = ["--stage", *argv]
-    parser = HfArgumentParser(PretrainingArguments, prog="brainharmonix pretrain")
+    parser = dataclass_parser(PretrainingArguments, prog="brainharmonix pretrain")
     parser.add_argument("--config", default=None, help="YAML file of options (keys = flag names).")
     known, _ = parser.parse_known_args(argv)
     if known.config is not None:

@@ -14,10 +14,18 @@ def add_pretrain_command(subcommands) -> None:
         prefix_chars="+",  # every option, `--help` included, goes to the pretraining parser
     )
     command.add_argument("options", nargs=argparse.REMAINDER, help="<stage> and its options.")
-    command.set_defaults(run=run_pretrain)
+    command.set_defaults(read_options=read_pretrain_options, run=run_pretrain)
+
+
+def read_pretrain_options(args: argparse.Namespace) -> None:
+    """Parse `<stage> [options]` into `args.pretraining_arguments`; `--help` and usage errors end here, before torch
+    and transformers are imported."""
+    from .arguments import parse_arguments
+
+    args.pretraining_arguments = parse_arguments(args.options)
 
 
 def run_pretrain(args: argparse.Namespace) -> None:
-    from .pretrain import main
+    from .pretrain import train
 
-    main(args.options)
+    train(args.pretraining_arguments)

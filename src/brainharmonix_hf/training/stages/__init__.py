@@ -1,22 +1,41 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
 """Pretraining stages, one file each, registered by name. A new stage is a `PretrainingStage` subclass in its own file,
-added to `STAGES`; `brainharmonix pretrain <name>` and the loop then run it."""
+added to `STAGE_CLASSES`; `brainharmonix pretrain <name>` and the loop then run it.
 
-from .base import PretrainingStage, StageData
-from .function import FunctionStage
-from .harmonizer import HarmonizerStage
-from .structure import StructureStage
+The registry names modules rather than importing them, so the stage names (`STAGE_CLASSES`, the choices of
+`brainharmonix pretrain`) cost no import of torch; `get_stage(name)` imports the one stage asked for.
+"""
 
-STAGES: dict[str, type[PretrainingStage]] = {
-    stage.name: stage for stage in (StructureStage, FunctionStage, HarmonizerStage)
+import importlib
+
+from ...lazy_exports import lazy_exports
+
+STAGE_CLASSES: dict[str, str] = {
+    "structure": ".structure:StructureStage",
+    "function": ".function:FunctionStage",
+    "harmonizer": ".harmonizer:HarmonizerStage",
 }
 
 
-def get_stage(name: str) -> type[PretrainingStage]:
-    """The stage class registered as `name`."""
-    if name not in STAGES:
-        raise ValueError(f"stage must be one of {tuple(STAGES)}, got {name!r}.")
-    return STAGES[name]
+def get_stage(name: str) -> type:
+    """The `PretrainingStage` subclass registered as `name`."""
+    if name not in STAGE_CLASSES:
+        raise ValueError(f"stage must be one of {tuple(STAGE_CLASSES)}, got {name!r}.")
+    module, class_name = STAGE_CLASSES[name].split(":")
+    return getattr(importlib.import_module(module, __name__), class_name)
 
 
-__all__ = ["STAGES", "PretrainingStage", "StageData", "get_stage"]
+_lazy_getattr, _lazy_dir = lazy_exports(__name__, {"PretrainingStage": ".base", "StageData": ".base"})
+
+
+def __getattr__(name: str) -> object:
+    if name == "STAGES":  # every stage class by name (imports them all)
+        return {stage: get_stage(stage) for stage in STAGE_CLASSES}
+    return _lazy_getattr(name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*_lazy_dir(), "STAGES"})
+
+
+__all__ = ["STAGES", "STAGE_CLASSES", "PretrainingStage", "StageData", "get_stage"]
