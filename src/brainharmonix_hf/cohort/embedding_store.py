@@ -23,14 +23,17 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .session_features import SessionFailure
 from .session_inputs import KEY_COLUMNS
+
+if TYPE_CHECKING:
+    import datasets
 
 EMBEDDINGS_FILE = "embeddings.parquet"
 FAILURES_FILE = "failures.jsonl"
@@ -202,8 +205,10 @@ def _newest_per_key(table: pa.Table) -> pa.Table:
     return table.take(last["index_max"])
 
 
-def load_embeddings(output_dir: str | os.PathLike) -> datasets.Dataset:
+def load_embeddings(output_dir: str | os.PathLike) -> "datasets.Dataset":
     """The consolidated embedding table of a run folder as a `datasets.Dataset`."""
+    import datasets  # here, not at the top: `brainharmonix embed` writes Arrow tables and never needs it (0.6 s)
+
     path = Path(output_dir) / EMBEDDINGS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: run `brainharmonix embed` with --output {output_dir} first.")
