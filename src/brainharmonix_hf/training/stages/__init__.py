@@ -25,7 +25,11 @@ def get_stage(name: str) -> type:
     return getattr(importlib.import_module(module, __name__), class_name)
 
 
-_lazy_getattr, _lazy_dir = lazy_exports(__name__, {"PretrainingStage": ".base", "StageData": ".base"})
+_lazy_getattr, _lazy_dir = lazy_exports(
+    __name__,
+    {"PretrainingStage": ".base", "StageData": ".base"}
+    | {path.split(":")[1]: path.split(":")[0] for path in STAGE_CLASSES.values()},
+)
 
 
 def __getattr__(name: str) -> object:
@@ -38,4 +42,13 @@ def __dir__() -> list[str]:
     return sorted({*_lazy_dir(), "STAGES"})
 
 
-__all__ = ["STAGES", "STAGE_CLASSES", "PretrainingStage", "StageData", "get_stage"]
+__all__ = [
+    "STAGES",
+    "STAGE_CLASSES",
+    "FunctionStage",
+    "HarmonizerStage",
+    "PretrainingStage",
+    "StageData",
+    "StructureStage",
+    "get_stage",
+]
