@@ -1,4 +1,4 @@
-"""Random checkpoints in the reference release's key layout (DESIGN §6, reference/official.md §8), written from the
+"""Random checkpoints in the reference release's key layout, written from the
 documented names and shapes, plus the tiny BrainHarmonix config they fit.
 
 Sizes: two encoder layers per stage (so block indices are exercised), width 24; the fMRI grid is the real one

@@ -6,7 +6,7 @@ context encoder) and `decoder.*` (the JEPA predictor). With all three the model 
 (`target_encoder.`, `encoder.`, `predictor.`); `FunctionJEPAModel.from_pretrained` on it loads the target encoder.
 With `encoder_ema.*` alone the model is `FunctionJEPAModel`.
 
-Facts the rules encode (DESIGN §3, §6):
+Facts the rules encode (the reference release's layout):
 - the reference encoder and predictor share one position module, so `encoder.pos_embed.*` and
   `decoder.predictor_pos_embed.*` hold the same projections: loaded once, the copy checked equal;
 - the target encoder has its own copy of that module, including the predictor's projection, which nothing reads;

@@ -18,7 +18,7 @@ EXPORT_ENCODERS = ("target", "context", "both")
 class PretrainingArguments:
     """Options of a pretraining run (flags `--name value`, or keys of the `--config` YAML file).
 
-    Fields left `None` take the stage's defaults (`PretrainingStage.defaults`, DESIGN §5).
+    Fields left `None` take the stage's defaults (`PretrainingStage.defaults`: the reference recipe).
     """
 
     stage: str = field(

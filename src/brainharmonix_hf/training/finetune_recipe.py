@@ -6,7 +6,7 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class FineTuneRecipe:
-    """Fine-tuning hyperparameters; the defaults are the reference recipe (DESIGN §5)."""
+    """Fine-tuning hyperparameters; the defaults are the reference recipe of the paper's code."""
 
     learning_rate: float = 5e-4
     layer_decay: float = 0.65

@@ -77,7 +77,7 @@ def warmup_cosine_schedule(
     step: int, total_steps: int, warmup_steps: int, peak: float, start: float, end: float = 0.0
 ) -> float:
     """Linear warmup from `start` (step 0) to `peak` (step `warmup_steps`), then a half-cosine from `peak` to `end` at
-    `total_steps`. DESIGN §5's JEPA recipe is start 5e-5, peak 1e-3, end 1e-6; with `warmup_steps = 0` step 0 runs at
+    `total_steps`. The reference JEPA recipe is start 5e-5, peak 1e-3, end 1e-6; with `warmup_steps = 0` step 0 runs at
     `peak`."""
     if step < warmup_steps:
         return start + (peak - start) * step / warmup_steps

@@ -35,7 +35,7 @@ from .base import PretrainingStage, StageData
 class FunctionStage(PretrainingStage):
     """fMRI windows with multi-TR downsampling (`--fmri_downsample_rates`), normalised by the feature extractor in the
     collator, JEPA masks drawn there. After every optimizer step the target encoder follows the context encoder by
-    EMA, momentum `config.ema_momentum_start` -> `config.ema_momentum_end` over the run. DESIGN §5 recipe: warmup
+    EMA, momentum `config.ema_momentum_start` -> `config.ema_momentum_end` over the run. The reference recipe: warmup
     5e-5 -> 1e-3, weight decay 0.04 -> 0.4."""
 
     name = "function"

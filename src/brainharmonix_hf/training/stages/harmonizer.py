@@ -13,7 +13,7 @@ from .base import PretrainingStage, StageData
 
 class HarmonizerStage(PretrainingStage):
     """Rows of a latent cache (`brainharmonix cache-latents`), modality dropout from the config or
-    `--modality_dropout`. DESIGN §5 recipe: peak 5e-4 (warmup from 2.5e-5, 1/20 of it), weight decay 0.05, betas
+    `--modality_dropout`. The reference recipe: peak 5e-4 (warmup from 2.5e-5, 1/20 of it), weight decay 0.05, betas
     (0.9, 0.95)."""
 
     name = "harmonizer"
