@@ -1,4 +1,4 @@
-"""The reference computation, written from the published description of the architecture, on reference-layout state dicts.
+"""The reference computation, written from the published architecture, on reference-layout state dicts.
 
 Plain functional torch on the reference key names; nothing from the package. Masked tokens are removed before
 attention, as the reference's variable-length attention does (only valid tokens are compared).

@@ -1,4 +1,4 @@
-"""Warmup starts from a non-zero learning rate that the arguments name (the reference recipe: the JEPA warms up 5e-5 -> 1e-3),
+"""Warmup starts from a non-zero learning rate that the arguments name (the reference JEPA warms up 5e-5 -> 1e-3),
 so the first optimizer step of every stage moves the weights."""
 
 import re

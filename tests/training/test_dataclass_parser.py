@@ -80,3 +80,21 @@ def test_a_field_without_a_default_is_required_and_an_unreadable_type_is_refused
 
     with pytest.raises(TypeError, match="Field 'table': no command-line form for the type"):
         dataclass_parser(Unreadable, prog="unreadable")
+
+
+@pytest.mark.parametrize(
+    ("spelling", "expected"),
+    [("no", "no"), ("float32", "no"), ("bf16", "bf16"), ("bfloat16", "bf16"), ("BFloat16", "bf16"), ("fp16", "fp16"),
+     ("half", "fp16")],
+)  # fmt: skip
+def test_mixed_precision_takes_the_dtype_spellings_of_the_other_commands(spelling, expected, tmp_path):
+    args = parse_arguments(["function", "--output_dir", str(tmp_path), "--mixed_precision", spelling])
+    assert args.mixed_precision == expected
+
+
+def test_an_unknown_mixed_precision_lists_the_spellings(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        parse_arguments(["function", "--output_dir", str(tmp_path), "--mixed_precision", "int8"])
+    assert "mixed_precision: Unknown dtype 'int8': use one of float32 / fp32 / float; bfloat16 / bf16" in (
+        capsys.readouterr().err
+    )

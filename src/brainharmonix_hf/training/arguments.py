@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from ..dtype_names import canonical_dtype_name
 from .dataclass_parser import dataclass_parser
 from .stages import STAGE_CLASSES, get_stage
 
@@ -108,7 +109,10 @@ class PretrainingArguments:
     adam_beta1: float = 0.9
     adam_beta2: float | None = None
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm; 0 disables it."})
-    mixed_precision: str = field(default="no", metadata={"help": "no, bf16 or fp16."})
+    mixed_precision: str = field(
+        default="no",
+        metadata={"help": "no (float32), or a dtype in any spelling the other commands take: bf16 / bfloat16, fp16."},
+    )
     seed: int = 0
     num_workers: int = 0
     group_by_length: bool = True
@@ -153,8 +157,7 @@ class PretrainingArguments:
             raise ValueError(f"export_encoder must be one of {EXPORT_ENCODERS}, got {self.export_encoder!r}.")
         if (self.roi_table_source is None) != (self.roi_table_path is None):
             raise ValueError("Pass --roi_table_source and --roi_table_path together (the kind and the file).")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}.")
+        self.mixed_precision = accelerate_mixed_precision(self.mixed_precision)
         for name, value in get_stage(self.stage).defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
@@ -168,6 +171,19 @@ class PretrainingArguments:
                 f"warmup_start_learning_rate ({self.warmup_start_learning_rate:g}) is above the learning rate "
                 f"({self.learning_rate:g}): pass a --warmup_start_learning_rate below --learning_rate."
             )
+
+
+ACCELERATE_PRECISION = {"float32": "no", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def accelerate_mixed_precision(name: str) -> str:
+    """Accelerate's `mixed_precision` name (`no`, `bf16`, `fp16`) of `no` or any dtype spelling of `dtype_names`."""
+    if str(name).strip().lower() == "no":
+        return "no"
+    try:
+        return ACCELERATE_PRECISION[canonical_dtype_name(name)]
+    except ValueError as error:
+        raise ValueError(f"mixed_precision: {error} (or no)") from None
 
 
 def parse_arguments(argv: Sequence[str] | None = None) -> PretrainingArguments:

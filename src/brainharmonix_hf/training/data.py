@@ -4,7 +4,7 @@
 - `T1PretrainingDataset`: the `t1` NIfTI of each manifest row through a `T1VolumeFeatureExtractor`, then
   `T1Augmentation` (left-right flip, intensity scale and offset, integer shift).
 - `FMRIPretrainingDataset`: the `fmri` series of each row (ROI CSV/TSV, `.npy`, or a 4D NIfTI with a label image),
-  downsampled by a random rate `r` with a random offset (TR' = r · TR, as in the reference recipe), and cropped to a random window of
+  downsampled by a random rate `r` with a random offset (TR' = r · TR), and cropped to a random window of
   the model's `num_time_patches` patches. The feature extractor runs in the collator, on the whole batch.
 - `LengthGroupedBatchSampler`: batches of similar token count and TR, so mixed-length, mixed-TR cohorts waste little
   padding and few patch kernels per batch.

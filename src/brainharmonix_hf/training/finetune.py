@@ -1,7 +1,7 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
 """Fine-tuning with `transformers.Trainer`: the Harmonizer on cached latents, or the whole model on raw inputs.
 
-The recipe (`FineTuneRecipe`, the reference recipe): encoders frozen, Harmonizer encoder and head trained with AdamW, lr 5e-4
+The reference recipe (`FineTuneRecipe`): encoders frozen, Harmonizer encoder and head trained with AdamW, lr 5e-4
 with a 5-epoch warmup then cosine decay over 50 epochs, layer-wise lr decay 0.65, weight decay 0.05 (none on biases,
 norms and learned tokens), drop-path 0.1, label smoothing 0.1, batch 16, the checkpoint with the best validation F1
 kept (lowest MSE for regression).
