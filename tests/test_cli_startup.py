@@ -85,3 +85,14 @@ def test_a_dtype_a_command_cannot_use_is_a_usage_error(capsys):
         build_parser().parse_args(["embed", "--model", "m", "--bids", "d", "--output", "o", "--dtype", "fp16"])
     assert exit_info.value.code == 2
     assert re.search(r"invalid choice: 'float16' \(choose from '?float32'?, '?bfloat16'?\)", capsys.readouterr().err)
+
+
+def test_a_users_script_named_like_the_command_still_registers_the_auto_classes(tmp_path):
+    script = tmp_path / "brainharmonix.py"
+    script.write_text(
+        "import brainharmonix_hf\nfrom transformers import AutoConfig\n"
+        "print(type(AutoConfig.for_model('brainharmonix_function_jepa')).__name__)\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "FunctionJEPAConfig"

@@ -60,7 +60,8 @@ EXPORTS = {
 __all__ = sorted(EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
 
-# The console command's own name: it registers when a command runs (`cli.main`), not at import.
-CONSOLE_COMMAND = "brainharmonix"
-if Path(getattr(sys, "argv", [""])[0] or "").stem != CONSOLE_COMMAND:
+# The console command's own file (no `.py`: a user's script `brainharmonix.py` registers as usual): it registers when a
+# command runs (`cli.main`), not at import.
+CONSOLE_COMMAND_FILES = ("brainharmonix", "brainharmonix.exe")
+if Path(getattr(sys, "argv", [""])[0] or "").name not in CONSOLE_COMMAND_FILES:
     __getattr__("register_auto_classes")()
