@@ -250,6 +250,32 @@ def test_robust_statistics_streamed_from_a_generator_match_the_direct_fit(lemon)
     assert np.abs(np.median(out[:, :120].mean(axis=1))) < 2
 
 
+def test_robust_statistics_fit_on_the_files_every_reader_takes(tmp_path, lemon):
+    """XCP-D-style time-first `.tsv` tables (17-network labels), ROI-first `.csv` and `.npy` paths give the fit of the
+    same series as arrays."""
+    rng = np.random.default_rng(1)
+    cohort = [500.0 + 100 * rng.random() + lemon * (1 + rng.random()) for _ in range(3)]
+    to_17 = schaefer400_permutation(SCHAEFER400_7NETWORKS, SCHAEFER400_17NETWORKS)
+    tsv = [
+        write_table(tmp_path / f"sub-{i}_timeseries.tsv", [[f"{v:.9g}" for v in row] for row in series[to_17].T],
+                    NAMES_17, delimiter="\t")
+        for i, series in enumerate(cohort)
+    ]  # fmt: skip
+    csv = [rois_first_csv(tmp_path / f"sub-{i}.csv", series, NAMES_7) for i, series in enumerate(cohort)]
+    npy = []
+    for i, series in enumerate(cohort):
+        np.save(tmp_path / f"sub-{i}.npy", series)
+        npy.append(tmp_path / f"sub-{i}.npy")
+    expected = FMRIFeatureExtractor(normalization="robust").fit_robust_statistics(
+        cohort, layout="rois_first", atlas=SCHAEFER400_7NETWORKS
+    )
+    assert np.ptp(expected.robust_median) > 0
+    for paths, atlas in ((tsv, None), (csv, None), (npy, SCHAEFER400_7NETWORKS)):
+        fitted = FMRIFeatureExtractor(normalization="robust").fit_robust_statistics(paths, atlas=atlas)
+        np.testing.assert_allclose(fitted.robust_median, expected.robust_median, rtol=1e-7)
+        np.testing.assert_allclose(fitted.robust_iqr, expected.robust_iqr, rtol=1e-6)
+
+
 # Hostile values at the model.
 
 

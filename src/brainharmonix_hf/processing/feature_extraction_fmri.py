@@ -158,18 +158,18 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
         them, so that `normalization="robust"` uses them and `save_pretrained` saves them.
 
         Args:
-            fmri: the cohort's series, not cropped: any iterable of 2D arrays (see `__call__`) or of ROI table paths
-                (`.csv`/`.tsv`, read like `process_roi_csv`, their labels putting them in the model's order); a
+            fmri: the cohort's series, not cropped: any iterable of 2D arrays (see `__call__`) or of fMRI file paths
+                (ROI tables or `.npy`, read by `read_fmri_file`: table labels put them in the model's order); a
                 generator that loads one subject at a time keeps only one series in memory.
-            layout (`str`): `"rois_first"` or `"time_first"`, as in `__call__`; required for arrays, the table layout
-                for paths (default `"rois_first"`).
+            layout (`str`): `"rois_first"` or `"time_first"`, as in `__call__`; required for arrays, for paths the
+                file's layout (default: `processing.fmri_files.default_layout`, e.g. time-first `.tsv`).
             atlas (`str`, *optional*): the atlas and ROI order of the series, as in `__call__` (the other Schaefer-400
                 order is permuted into the model's).
         """
         means, array_order, undecided = [], None, True
         for index, series in enumerate(fmri):
-            if isinstance(series, (str, os.PathLike)):  # read into model order by its labels
-                means.append(self.read_roi_series(series, layout=layout or "rois_first", atlas=atlas).mean(axis=0))
+            if isinstance(series, (str, os.PathLike)):  # read into model order by the one file reader
+                means.append(self.read_fmri_file(series, layout=layout, atlas=atlas).series.mean(axis=0))
                 continue
             self._check_layout(layout)
             if undecided:  # once, at the first array
