@@ -69,3 +69,36 @@ def test_generated_card_names_the_exported_encoder(cohort, tmp_path):
     card = str(build_model_card(tmp_path / "model" / "encoder"))
     assert "These weights are the JEPA context encoder" in card
     assert "These weights are the JEPA" not in str(build_model_card(tmp_path / "model"))
+
+
+@pytest.mark.parametrize("source", ["tables", "centres with a connectivity file"])
+def test_roi_tables_with_their_own_gradients_do_not_read_the_cohort(cohort, tmp_path, source):
+    """Precomputed tables, or centres with a connectivity file, build the model without the training series (the
+    manifest named here is not written yet)."""
+    from brainharmonix_hf import FunctionJEPAConfig, RoiTables
+    from brainharmonix_hf.roi_positions.tables import save_roi_tables
+
+    config = FunctionJEPAConfig.from_pretrained(cohort / "function_config")
+    rois, modes, components = config.num_rois, config.num_geometric_modes, config.num_gradient_components
+    if source == "tables":
+        harmonics, gradients = torch.randn(rois, modes), torch.randn(rois, components)
+        save_roi_tables(RoiTables(harmonics, gradients, atlas="mine", roi_order="1..R"), tmp_path / "tables.st")
+        flags = ["--roi_table_source", "tables", "--roi_table_path", str(tmp_path / "tables.st")]
+    else:
+        rng = np.random.default_rng(0)
+        np.savetxt(tmp_path / "centres.csv", rng.normal(scale=40, size=(rois, 3)), delimiter=",", header="x,y,z",
+                   comments="")  # fmt: skip
+        np.save(tmp_path / "connectivity.npy", np.corrcoef(rng.normal(size=(rois, 200))))
+        flags = ["--roi_table_source", "centres", "--roi_table_path", str(tmp_path / "centres.csv"),
+                 "--roi_connectivity", str(tmp_path / "connectivity.npy")]  # fmt: skip
+    args = parse_arguments(
+        ["function", "--output_dir", str(tmp_path / "run"), "--model_config", str(cohort / "function_config"),
+         "--manifest", str(tmp_path / "cohort_not_written_yet.csv"), "--atlas", "mine", *flags]
+    )  # fmt: skip
+    model = get_stage("function")(args).build_model()
+    tables = model.encoder.roi_positions
+    assert tables.geometric_harmonics.shape == (rois, modes) and tables.geometric_harmonics.abs().sum() > 0
+    if source == "tables":
+        assert torch.equal(tables.geometric_harmonics, harmonics) and torch.equal(
+            tables.functional_gradients, gradients
+        )

@@ -84,14 +84,16 @@ class FunctionStage(PretrainingStage):
     def build_model(self) -> FunctionJEPAForPreTraining:
         """A fresh model (with the ROI tables of `--roi_table_source`) or the `--init_from` weights."""
         model = super().build_model()
-        if self.table_source is not None:
-            model.set_roi_tables(*resolve_roi_tables(self.table_source, self.config, self.cohort_connectivity()))
+        source = self.table_source
+        if source is not None:
+            # Only a source without gradients of its own (no precomputed tables, no connectivity file) reads the cohort.
+            needs_cohort = source.kind != "tables" and source.connectivity is None
+            connectivity = self.cohort_connectivity() if needs_cohort else None
+            model.set_roi_tables(*resolve_roi_tables(source, self.config, connectivity))
         return model
 
-    def cohort_connectivity(self) -> np.ndarray | None:
-        """Group connectivity of the training series, for the gradients (`None` when a connectivity file is given)."""
-        if self.args.roi_connectivity is not None:
-            return None
+    def cohort_connectivity(self) -> np.ndarray:
+        """Group connectivity of the training series, for the gradients."""
         train, _ = self.split_rows(load_manifest(self.manifest_path))
         return group_connectivity(
             load_fmri_series(
