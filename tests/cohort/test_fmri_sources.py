@@ -1,6 +1,8 @@
 """One fMRI file reader for every caller: a manifest's `atlas` column, `.npy` rows and NIfTI runs with a label image
 give the same model inputs in `embed`, pretraining data, latent caching and the fine-tuning collator."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -118,3 +120,26 @@ def test_tables_declaring_another_atlas_are_refused_per_row(tiny_model_dir, sess
     (failure,) = load_failures(tmp_path / "out")
     assert failure["subject"] == "03" and failure["file"] == str(path) and failure["field"] == "fmri"
     assert "ROIs of 'gordon333', but the model expects atlas 'schaefer400_7networks'" in failure["message"]
+
+
+def test_bids_atlas_entity_declares_the_order_of_an_unlabelled_table(tiny_model_dir, session, sample_tree, tmp_path):
+    """A headerless table (frames × 400, the 17-network order) named `atlas-Schaefer417` (XCP-D's name) is discovered
+    as `schaefer400_17networks` and embeds exactly like the session's labelled 7-network table."""
+    tree = shutil.copytree(sample_tree, tmp_path / "bids")
+    func = tree / "sub-02" / "ses-1" / "func"
+    (labelled,) = func.glob("*_atlas-Schaefer400_timeseries.tsv")
+    seventeen = read_roi_table(labelled, layout="time_first").series[SEVEN_TO_SEVENTEEN]
+    unlabelled = func / labelled.name.replace("atlas-Schaefer400", "atlas-Schaefer417")
+    unlabelled.write_text("".join("\t".join(f"{value:.9g}" for value in frame) + "\n" for frame in seventeen.T))
+    labelled.unlink()
+
+    (found,) = find_bids_sessions(tree, atlas="Schaefer417", participant_label=["02"])
+    assert found.fmri == str(unlabelled) and found.atlas == SCHAEFER400_17NETWORKS
+    model = BrainHarmonixModel.from_pretrained(tiny_model_dir).eval()
+    embed_cohort(model, [session], tmp_path / "labelled", progress=False)
+    run = embed_cohort(model, [found], tmp_path / "unlabelled", progress=False)
+    assert (run.embedded, run.failed) == (1, 0)
+    (reference,) = load_embeddings(tmp_path / "labelled")["embedding"]
+    (row,) = load_embeddings(tmp_path / "unlabelled")
+    np.testing.assert_allclose(row["embedding"], reference, atol=1e-5)
+    assert row["atlas"] == SCHAEFER400_17NETWORKS
