@@ -20,7 +20,8 @@ def test_two_minute_benchmark(tmp_path):
         [0], max_steps=300, learning_rate=1e-3, export_encoder="target", folder=tmp_path
     )
     for record in (result["initial_health"], result["health"]):
-        assert record["num_samples"] == 7 and record["effective_rank"] >= 1 and 0 < record["relative_spread"] <= 1
+        # 7 subjects' pooled embeddings span at least a third of the 6 dimensions 7 centred items can (no collapse).
+        assert record["num_samples"] == 7 and record["effective_rank"] > 2 and record["relative_spread"] > 0.1
     assert result["held_out_loss"][1] < result["held_out_loss"][0]
     (top1_pretrained, rank_pretrained), (top1_initial, rank_initial) = result["pretrained"], result["initial"]
     assert top1_pretrained >= top1_initial and rank_pretrained <= rank_initial, result

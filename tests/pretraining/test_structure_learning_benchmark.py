@@ -18,7 +18,8 @@ def test_one_seed_structure_benchmark(tmp_path, monkeypatch):
     spec.loader.exec_module(benchmark)
     (result,), voxels = benchmark.run_benchmark([0], tmp_path)
     for record in (result["initial_health"], result["health"]):
-        assert record["num_samples"] == 4 and record["effective_rank"] >= 1 and 0 < record["relative_spread"] <= 1
+        # 4 held-out anatomies span at least half of the 3 dimensions 4 centred items can (no collapse).
+        assert record["num_samples"] == 4 and record["effective_rank"] > 1.5 and record["relative_spread"] > 0.1
     assert result["held_out_loss"][1] < 0.5 * result["held_out_loss"][0]
     pretrained, initial = result["pretrained"], result["initial"]
     assert pretrained["num_queries"] == initial["num_queries"] == 16 * 12
