@@ -1,6 +1,8 @@
 """Host synchronisations of a pretraining step: each one stalls the CPU until the accelerator has finished its queued
-work. They are counted on CPU by watching the operators that read device values back to the host (a scalar read, a
-nonzero or a unique), with a dispatch mode that observes every operator of a forward and backward pass.
+work. They are counted on CPU by watching what reads device values back to the host: a dispatch mode observes every
+operator of a forward and backward pass (scalar reads, and the operators whose output size depends on the values:
+`nonzero`, `unique`, boolean indexing, `masked_select`, `repeat_interleave` by a tensor), and a function mode counts
+`Tensor.tolist`, which reads memory without dispatching an operator.
 
 The counts are the shapes the models cannot know in advance: one per packing of tokens (the valid counts), one per
 fMRI patch embedding (patch lengths and frame counts, read together), one per index check; nothing per layer, nothing
@@ -28,40 +30,57 @@ from brainharmonix_hf import (
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from small_configs import DECODER, LAYER, PREDICTOR
 
-# Tensor methods that return host values, and operators whose output size depends on device values.
-READS_TO_HOST = {
-    torch.Tensor.tolist,
-    torch.Tensor.item,
-    torch.Tensor.__bool__,
-    torch.Tensor.__int__,
-    torch.Tensor.__float__,
-    torch.Tensor.__index__,
+aten = torch.ops.aten
+# Operators that always wait for device values: `_local_scalar_dense` is what `item`, `bool`, `int`, `float` and
+# `__index__` of a tensor dispatch to; the others size their output by the values.
+ALWAYS_SYNCING_OPERATORS = {
+    aten._local_scalar_dense.default,
+    aten.nonzero.default,
+    aten._unique2.default,
+    aten.unique_dim.default,
+    aten.unique_consecutive.default,
+    aten.masked_select.default,
+    aten.bincount.default,
+    aten.equal.default,
 }
-DATA_DEPENDENT_OPERATORS = {torch.ops.aten.nonzero.default, torch.ops.aten._unique2.default}
+# Indexing syncs only with a boolean index (the nonzero it implies); `repeat_interleave` only without `output_size`.
+INDEXING_OPERATORS = {aten.index.Tensor, aten.index_put.default, aten.index_put_.default}
+
+
+def reads_device_values(func, args, kwargs) -> bool:
+    """Whether the dispatched operator `func(*args, **kwargs)` must wait for the values of its inputs."""
+    if func in ALWAYS_SYNCING_OPERATORS:
+        return True
+    if func in INDEXING_OPERATORS:
+        return any(index is not None and index.dtype in (torch.bool, torch.uint8) for index in args[1])
+    if func is aten.repeat_interleave.Tensor:
+        return kwargs.get("output_size") is None
+    return False
 
 
 class HostSyncCounter:
-    """Counts reads of tensor values by the host during a `with` block: Python-level reads (`tolist`, `item`,
-    `bool(...)`, ...) through a function mode, data-dependent operators (`nonzero`, `unique`, boolean indexing)
-    through a dispatch mode."""
+    """Counts reads of tensor values by the host during a `with` block, by operator name (`counts`) and in all
+    (`total`): dispatched operators that wait for device values (`reads_device_values`), and `Tensor.tolist` through a
+    function mode. Each sync is counted once: a scalar read is seen only as its `_local_scalar_dense`."""
 
     def __init__(self):
         self.counts = Counter()
         counts = self.counts
 
-        class Reads(TorchFunctionMode):
+        class ListReads(TorchFunctionMode):
             def __torch_function__(self, func, types, args=(), kwargs=None):
-                if func in READS_TO_HOST:
-                    counts[func.__name__] += 1
+                if func is torch.Tensor.tolist:
+                    counts["tolist"] += 1
                 return func(*args, **(kwargs or {}))
 
         class Operators(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                if func in DATA_DEPENDENT_OPERATORS:
-                    counts[func.__name__] += 1
-                return func(*args, **(kwargs or {}))
+                kwargs = kwargs or {}
+                if reads_device_values(func, args, kwargs):
+                    counts[str(func.overloadpacket.__name__)] += 1
+                return func(*args, **kwargs)
 
-        self.modes = (Reads(), Operators())
+        self.modes = (ListReads(), Operators())
 
     def __enter__(self):
         for mode in self.modes:
@@ -75,6 +94,39 @@ class HostSyncCounter:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+
+def test_counter_sees_every_kind_of_host_read():
+    values = torch.tensor([1.0, -2.0, 3.0, -4.0])
+    repeats = torch.tensor([1, 0, 2, 1])
+    reads = {
+        "boolean indexing": lambda: values[values > 0],
+        "boolean assignment": lambda: values.clone().__setitem__(values < 0, 0.0),
+        "masked_select": lambda: torch.masked_select(values, values > 0),
+        "repeat_interleave": lambda: values.repeat_interleave(repeats),
+        "nonzero": lambda: (values > 0).nonzero(),
+        "item": lambda: values.sum().item(),
+        "bool": lambda: bool((values > 0).any()),
+        "int": lambda: int(repeats[0]),
+        "float": lambda: float(values[0]),
+        "tolist": lambda: values.tolist(),
+        "unique": lambda: torch.unique(repeats),
+    }
+    for name, read in reads.items():
+        with HostSyncCounter() as counter:
+            read()
+        assert counter.total == 1, (name, counter.counts)
+
+
+def test_counter_ignores_reads_that_stay_on_the_device():
+    values = torch.tensor([1.0, -2.0, 3.0, -4.0])
+    repeats = torch.tensor([1, 0, 2, 1])
+    with HostSyncCounter() as counter:
+        values[torch.tensor([0, 2])]
+        values.masked_fill(values < 0, 0.0)
+        values.repeat_interleave(repeats, output_size=4)
+        torch.where(values > 0, values, 0.0).sum()
+    assert counter.total == 0, counter.counts
 
 
 def syncs_of_training_step(model, batch: dict) -> int:
