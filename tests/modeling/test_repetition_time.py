@@ -9,7 +9,6 @@ from brainharmonix_hf.modeling.repetition_time import (
     MAX_REPETITION_TIME,
     MIN_REPETITION_TIME,
     patch_length_for_tr,
-    patch_lengths_for_batch,
     valid_time_patches,
 )
 from brainharmonix_hf.modeling.tape import TAPEPatchEmbedding
@@ -24,14 +23,14 @@ NUM_TIME_PATCHES = 18
 )
 def test_patch_length_is_the_rounded_window_over_tr(repetition_time, patch_length):
     assert patch_length_for_tr(repetition_time) == patch_length
-    assert patch_lengths_for_batch(torch.tensor([repetition_time])).tolist() == [patch_length]
+    assert patch_length_for_tr(torch.tensor(repetition_time, dtype=torch.float32).item()) == patch_length
 
 
 def test_patch_length_refuses_bad_trs():
     with pytest.raises(ValueError, match="positive"):
         patch_length_for_tr(0.0)
     with pytest.raises(ValueError, match="check that TR is in seconds"):
-        patch_lengths_for_batch(torch.tensor([2.0, 2000.0]))
+        patch_length_for_tr(2000.0)
 
 
 def test_valid_patches_round_up_and_clip():

@@ -12,7 +12,6 @@ emits it; the model uses the emitted value and applies the same rule only when i
 """
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -101,18 +100,6 @@ def patch_length_for_tr(repetition_time: float, window_seconds: float = DEFAULT_
     return length
 
 
-def patch_lengths_for_batch(
-    repetition_time: torch.Tensor | Sequence[float], window_seconds: float = DEFAULT_WINDOW_SECONDS
-) -> torch.Tensor:
-    """`patch_length_for_tr` of every series of a batch: `(batch,)` TRs -> `(batch,)` long patch lengths.
-
-    The TRs are read as Python floats (whatever the tensor's dtype), so the result matches the feature extractor's.
-    """
-    values = repetition_time.reshape(-1).tolist() if isinstance(repetition_time, torch.Tensor) else repetition_time
-    device = repetition_time.device if isinstance(repetition_time, torch.Tensor) else None
-    return torch.tensor([patch_length_for_tr(value, window_seconds) for value in values], device=device)
-
-
 def valid_time_patch_count(num_frames: int, patch_length: int, num_time_patches: int) -> int:
     """Time patches holding real frames of one series, `ceil(num_frames / patch_length)` clipped to
     `num_time_patches`. The last valid patch may be partly zero-padded; a series shorter than one patch still fills
@@ -145,7 +132,6 @@ __all__ = [
     "MIN_REPETITION_TIME",
     "check_repetition_time",
     "patch_length_for_tr",
-    "patch_lengths_for_batch",
     "resolve_repetition_time",
     "valid_time_patch_count",
     "valid_time_patches",

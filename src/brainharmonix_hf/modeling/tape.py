@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from transformers.utils import logging
 
-from .repetition_time import patch_lengths_for_batch, valid_time_patch_count
+from .repetition_time import patch_length_for_tr, valid_time_patch_count
 
 logger = logging.get_logger(__name__)
 
@@ -175,7 +175,8 @@ class TAPEPatchEmbedding(nn.Module):
         num_frames = attention_mask.sum(dim=1)
         if patch_size is None:
             trs, frames = torch.stack([repetition_time, num_frames.to(repetition_time.dtype)]).tolist()
-            return patch_lengths_for_batch(trs, self.window_seconds).tolist(), [int(frame) for frame in frames]
+            lengths = [patch_length_for_tr(tr, self.window_seconds) for tr in trs]
+            return lengths, [int(frame) for frame in frames]
         patch_size = torch.as_tensor(patch_size, device=repetition_time.device).reshape(-1)
         lengths = frames = None
         if patch_size.shape == (batch_size,) and not patch_size.is_floating_point():
