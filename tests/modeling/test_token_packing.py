@@ -130,6 +130,7 @@ def test_pack_unpack_round_trip_in_both_layouts(layout):
     if layout == "varlen":
         assert packed.hidden_states.shape == (1, 12, 5)
         assert packed.cu_seq_lens.tolist() == [0, 4, 5, 12] and packed.max_length == 7
+        assert packed.mask is None  # every packed token is real: the boundaries say where samples end
         torch.testing.assert_close(packed.hidden_states[0, :4], hidden[0, [0, 2, 3, 6]])
         torch.testing.assert_close(packed.hidden_states[0, 4], hidden[1, 6])
     else:
@@ -150,6 +151,7 @@ def test_prepended_tokens_lead_every_sample(layout):
     torch.testing.assert_close(unpack_tokens(packed, packed.hidden_states), expected)
     if layout == "varlen":
         assert packed.cu_seq_lens.tolist() == [0, 4, 10, 18] and packed.max_length == 8
+        assert packed.mask is None
 
 
 def test_unpadded_batch_is_packed_without_copies():

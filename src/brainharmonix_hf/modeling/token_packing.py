@@ -40,8 +40,9 @@ class PackedTokens:
     Attributes:
         hidden_states: `(batch, max_valid, dim)` (per-sample layout; rows past a sample's valid count are zero) or
             `(1, total_valid, dim)` (varlen layout).
-        mask: same leading shape, long, 1 for a real token (all ones in the varlen layout).
-        sequence_ids: same leading shape, long: the sample each packed token comes from.
+        mask: `(batch, max_valid)` long, 1 for a real token, in the per-sample layout; `None` in the varlen layout,
+            where every token is real and `cu_seq_lens` marks the samples.
+        sequence_ids: same leading shape as `hidden_states`, long: the sample each packed token comes from.
         positions: same leading shape, long: its position in that sample's unpacked sequence.
         seq_len: length of the unpacked sequences.
         complete: no sample had a padded token (unpacking is then a reshape).
@@ -50,7 +51,7 @@ class PackedTokens:
     """
 
     hidden_states: torch.Tensor
-    mask: torch.Tensor
+    mask: torch.Tensor | None
     sequence_ids: torch.Tensor
     positions: torch.Tensor
     seq_len: int
@@ -128,7 +129,7 @@ def pack_tokens(hidden_states: torch.Tensor, token_mask: torch.Tensor, layout: s
     cu_seq_lens = torch.nn.functional.pad(counts.cumsum(0), (1, 0)).to(torch.int32)
     return PackedTokens(
         hidden_states=packed,
-        mask=torch.ones(1, total, dtype=torch.long, device=device),
+        mask=None,
         sequence_ids=(order // seq_len).unsqueeze(0),
         positions=(order % seq_len).unsqueeze(0),
         seq_len=seq_len,
@@ -189,7 +190,6 @@ def prepend_tokens(packed: PackedTokens, prefix: torch.Tensor) -> PackedTokens:
     return replace(
         packed,
         hidden_states=placed(prefix, packed.hidden_states[0]).unsqueeze(0),
-        mask=packed.mask.new_ones(1, total),
         sequence_ids=placed(prefix_ids, packed.sequence_ids[0]).unsqueeze(0),
         positions=placed(prefix_positions, packed.positions[0] + num_prefix).unsqueeze(0),
         seq_len=packed.seq_len + num_prefix,
