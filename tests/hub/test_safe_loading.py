@@ -10,6 +10,8 @@ from small_configs import small_brainharmonix_config
 from transformers import AutoModel
 
 from brainharmonix_hf import (
+    BrainHarmonixForSequenceClassification,
+    BrainHarmonixModel,
     FunctionJEPAForPreTraining,
     FunctionJEPAModel,
     HarmonizerForPreTraining,
@@ -135,6 +137,31 @@ def test_a_base_checkpoint_in_a_head_model_is_the_usual_notice_with_no_unexpecte
     assert info["missing_keys"] and all(key.startswith("classifier.") for key in info["missing_keys"])
     assert not info["unexpected_keys"]  # the base model's final LayerNorm is dropped by design
     assert model.classifier.dense.out_features == 3
+
+
+@pytest.mark.parametrize(
+    ("model_class", "head_class", "config_name"),
+    [
+        (HarmonizerModel, HarmonizerForSequenceClassification, "harmonizer_config"),
+        (BrainHarmonixModel, BrainHarmonixForSequenceClassification, None),
+    ],
+)
+def test_an_inference_model_loads_a_heads_checkpoint_with_a_fresh_final_layernorm(
+    small_config, tmp_path, model_class, head_class, config_name
+):
+    # A task head drops the Harmonizer's final LayerNorm: its checkpoint lacks the one weight the inference model may
+    # start fresh, at unit scale and zero shift, without reporting it missing.
+    config = getattr(small_config, config_name) if config_name else small_config
+    head = head_class(config)
+    head.save_pretrained(tmp_path)
+    model, info = model_class.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"]
+    harmonizer = model if config_name else model.harmonizer
+    assert torch.equal(harmonizer.layernorm.weight, torch.ones_like(harmonizer.layernorm.weight))
+    assert torch.equal(harmonizer.layernorm.bias, torch.zeros_like(harmonizer.layernorm.bias))
+    head_weights = getattr(head, head.base_model_prefix).state_dict()
+    loaded = model.state_dict()
+    assert head_weights and all(torch.equal(loaded[key], value) for key, value in head_weights.items())
 
 
 @pytest.mark.parametrize("stage", list(STAGES))

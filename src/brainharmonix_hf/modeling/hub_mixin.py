@@ -69,9 +69,9 @@ class BrainHarmonixHubMixin:
     # Inference models (the encoders, the Harmonizer, the assembled model) refuse a checkpoint that lacks any of their
     # weights: they would embed with random ones. Pretraining and task models keep transformers' notice for the parts
     # they add (a decoder, a classifier head).
+    # Weights such a model may start fresh when a checkpoint lacks them are declared the transformers way, as
+    # `_keys_to_ignore_on_load_missing` patterns: transformers initialises them and leaves them out of `missing_keys`.
     _refuses_missing_weights: ClassVar[bool] = False
-    # Patterns (`re.search`) of weights such a model may start fresh when a checkpoint lacks them.
-    _weights_started_fresh_when_missing: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def register_save_hook(cls, hook: Callable) -> None:
@@ -196,10 +196,8 @@ class BrainHarmonixHubMixin:
         if source is None:  # `from_pretrained(None, state_dict=...)`: the caller chose the weights
             return
         refuse_non_float_weights(model, safetensors_files(source, location), source)
-        fresh = re.compile("|".join(cls._weights_started_fresh_when_missing) or r"(?!)")
-        missing = sorted(key for key in info["missing_keys"] if not fresh.search(key))
-        if cls._refuses_missing_weights and missing:
-            raise ValueError(missing_weights_message(model, missing, source))
+        if cls._refuses_missing_weights and info["missing_keys"]:
+            raise ValueError(missing_weights_message(model, sorted(info["missing_keys"]), source))
 
 
 def warn_non_finite_weights(model: torch.nn.Module, source) -> list[str]:

@@ -118,7 +118,6 @@ class BrainHarmonixModel(BrainHarmonixPreTrainedModel):
     """
 
     _refuses_missing_weights = True
-    _weights_started_fresh_when_missing = HarmonizerModel._weights_started_fresh_when_missing
 
     def __init__(self, config: BrainHarmonixConfig, add_final_layernorm: bool = True):
         super().__init__(config)

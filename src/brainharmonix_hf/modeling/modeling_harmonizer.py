@@ -208,8 +208,8 @@ class HarmonizerModel(HarmonizerPreTrainedModel):
     _keys_to_ignore_on_load_unexpected = [r"^decoder\."]
     _refuses_missing_weights = True
     # A task head's checkpoint has no final LayerNorm (heads drop it): loaded from one, it starts at unit scale and
-    # zero shift.
-    _weights_started_fresh_when_missing = (FINAL_LAYERNORM_KEYS,)
+    # zero shift (a model holding this one gathers the pattern too).
+    _keys_to_ignore_on_load_missing = [FINAL_LAYERNORM_KEYS]
 
     def __init__(self, config: HarmonizerConfig, add_final_layernorm: bool = True):
         super().__init__(config)
