@@ -5,8 +5,9 @@ operator of a forward and backward pass (scalar reads, and the operators whose o
 `Tensor.tolist`, which reads memory without dispatching an operator.
 
 The counts are the shapes the models cannot know in advance: one per packing of tokens (the valid counts), one per
-fMRI patch embedding (patch lengths and frame counts, read together), one per index check; nothing per layer, nothing
-that repeats a check already made (the ROI tables are checked once per model, not on every forward).
+batch of fMRI series (patch lengths and frame counts, read together, once for all encoders), one per index check;
+nothing per layer, nothing that repeats a check already made (the ROI tables are checked once per model, not on every
+forward).
 """
 
 import sys
@@ -150,9 +151,9 @@ def test_jepa_step_reads_back_only_shapes_it_cannot_know():
         "context_indices": masks.context_indices,
         "target_indices": masks.target_indices,
     }
-    # Two encoders: patch lengths + frames (1) and packing (1) each; the predictor's packing (1); the two index
-    # checks (1 each).
-    assert syncs_of_training_step(model, batch) == 7
+    # Patch lengths + frames, read once for both encoders (1); the packings of the target encoder, the context
+    # encoder and the predictor (1 each); the checks of the target and the context indices (1 each).
+    assert syncs_of_training_step(model, batch) == 6
 
 
 def test_harmonizer_step_reads_back_only_shapes_it_cannot_know():

@@ -114,6 +114,23 @@ def test_mixed_trs_in_one_batch_equal_per_tr_batches():
     assert mixed.num_valid_time_patches.tolist() == [9, 10, 18, 9]  # 150 / 18, 400 / 44, 400 / 18 → 18, 100 / 12
 
 
+def test_lengths_read_once_serve_every_embedding_of_the_batch():
+    module = embedding()
+    series = torch.randn(3, 5, 400)
+    repetition_time = torch.tensor([2.0, 0.8, 3.0])
+    attention_mask = torch.ones(3, 400, dtype=torch.long)
+    attention_mask[0, 150:] = 0
+    lengths = module.read_series_lengths(series, repetition_time, attention_mask)
+    assert lengths.patch_lengths == [18, 44, 12] and lengths.num_frames == [150, 400, 400]
+    with torch.no_grad():
+        read_here = module(series, repetition_time, attention_mask)
+        read_before = module(series, repetition_time, attention_mask, series_lengths=lengths)
+    assert torch.equal(read_before.embeddings, read_here.embeddings)
+    assert torch.equal(read_before.token_mask, read_here.token_mask)
+    with pytest.raises(ValueError, match="describes 3 series for a batch of 2"):
+        module(series[:2], repetition_time[:2], attention_mask[:2], series_lengths=lengths)
+
+
 def test_tokens_take_the_weights_dtype_for_float32_inputs_and_under_autocast():
     module = embedding()
     series = torch.randn(2, 5, 400)

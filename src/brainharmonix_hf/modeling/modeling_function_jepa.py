@@ -41,7 +41,7 @@ from .layers import BrainSelfAttention, TransformerLayer, build_encoder_layers, 
 from .losses import jepa_loss
 from .positions import time_sincos_table
 from .roi_position_embedding import RoiPositionEmbedding, grid_positions, initial_roi_tables
-from .tape import TAPEPatchEmbedding
+from .tape import SeriesLengths, TAPEPatchEmbedding
 from .token_packing import attention_inputs, pack_tokens, packing_layout, unpack_tokens
 
 
@@ -395,6 +395,7 @@ class FunctionJEPAModel(FunctionJEPAPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         patch_size: torch.Tensor | None = None,
         token_indices: torch.Tensor | None = None,
+        series_lengths: SeriesLengths | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> FunctionJEPAModelOutput:
         r"""
@@ -412,9 +413,13 @@ class FunctionJEPAModel(FunctionJEPAPreTrainedModel):
             token_indices (`torch.LongTensor` of shape `(batch, k)`, *optional*):
                 Encode only these tokens (grid indices `roi * num_time_patches + t`), as the JEPA context encoder
                 does; every token otherwise.
+            series_lengths (`SeriesLengths`, *optional*):
+                The patch lengths and frame counts of these inputs, when already read to the host
+                (`patch_embedding.read_series_lengths`): a model running two encoders on the same series reads them
+                once. Read from the inputs when `None`.
         """
         check_fmri_inputs(fmri_values, repetition_time, self.config.num_rois)
-        embedded = self.patch_embedding(fmri_values, repetition_time, attention_mask, patch_size)
+        embedded = self.patch_embedding(fmri_values, repetition_time, attention_mask, patch_size, series_lengths)
         hidden_states = embedded.embeddings + self.roi_positions().to(embedded.embeddings.dtype)
         token_mask = embedded.token_mask
         if token_indices is not None:
@@ -519,13 +524,26 @@ class FunctionJEPAForPreTraining(FunctionJEPAPreTrainedModel):
                 "indices); the model does not sample them. Draw them in the data collator with "
                 "`SpatiotemporalMaskSampler.from_config(model.config)(num_valid_time_patches)` and pass both."
             )
+        # Both encoders see the same series: their patch lengths and frame counts are read to the host once.
+        check_fmri_inputs(fmri_values, repetition_time, self.config.num_rois)
+        series_lengths = self.encoder.patch_embedding.read_series_lengths(
+            fmri_values, repetition_time, attention_mask, patch_size
+        )
         with torch.no_grad():
-            target_outputs = self.target_encoder(fmri_values, repetition_time, attention_mask, patch_size)
+            target_outputs = self.target_encoder(
+                fmri_values, repetition_time, attention_mask, patch_size, series_lengths=series_lengths
+            )
         token_mask = target_outputs.token_mask
         check_token_indices(target_indices, "target_indices", *token_mask.shape)
 
         context_outputs = self.encoder(
-            fmri_values, repetition_time, attention_mask, patch_size, token_indices=context_indices, **kwargs
+            fmri_values,
+            repetition_time,
+            attention_mask,
+            patch_size,
+            token_indices=context_indices,
+            series_lengths=series_lengths,
+            **kwargs,
         )
         target_valid = gather_tokens(token_mask, target_indices)
         predictions = self.predictor(

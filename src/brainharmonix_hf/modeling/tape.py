@@ -66,6 +66,20 @@ class PatchEmbeddingOutput:
     num_valid_time_patches: torch.Tensor
 
 
+@dataclass
+class SeriesLengths:
+    """The sizes of a batch of series that decide its token shapes, read to the host together (one synchronisation)
+    by `TAPEPatchEmbedding.read_series_lengths`; a model running several encoders on the same series reads them once.
+
+    Attributes:
+        patch_lengths: frames per time patch of each series.
+        num_frames: real frames of each series.
+    """
+
+    patch_lengths: list[int]
+    num_frames: list[int]
+
+
 class TAPEPatchEmbedding(nn.Module):
     """Embed `(batch, num_rois, num_timepoints)` series into a `num_rois × num_time_patches` token grid at any TR.
 
@@ -111,6 +125,7 @@ class TAPEPatchEmbedding(nn.Module):
         repetition_time: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         patch_size: torch.Tensor | None = None,
+        series_lengths: SeriesLengths | None = None,
     ) -> PatchEmbeddingOutput:
         """
         Args:
@@ -120,28 +135,21 @@ class TAPEPatchEmbedding(nn.Module):
                 every frame is real. Padded frames are ignored whatever they hold (NaN included).
             patch_size: `(batch,)` frames per time patch, as the feature extractor emits it; computed from
                 `repetition_time` with `repetition_time.patch_length_for_tr` when `None`.
+            series_lengths: `read_series_lengths` of these inputs when it was read already (by a model running
+                several encoders on the same series); read here when `None`.
         """
-        if fmri_values.ndim != 3:
+        repetition_time, attention_mask = self._batch_inputs(fmri_values, repetition_time, attention_mask)
+        if series_lengths is None:
+            series_lengths = self._read_lengths(patch_size, repetition_time, attention_mask)
+        batch_size, num_rois, _ = fmri_values.shape
+        patch_lengths, num_frames = series_lengths.patch_lengths, series_lengths.num_frames
+        if len(patch_lengths) != batch_size or len(num_frames) != batch_size:
             raise ValueError(
-                f"fmri_values must be (batch, num_rois, num_timepoints), got shape {tuple(fmri_values.shape)}; "
-                "add a batch axis with `fmri_values[None]` for a single series."
+                f"series_lengths describes {len(patch_lengths)} series for a batch of {batch_size}: read it from this "
+                "batch with `read_series_lengths`."
             )
-        batch_size, num_rois, num_timepoints = fmri_values.shape
-        repetition_time = torch.as_tensor(repetition_time, device=fmri_values.device).reshape(-1)
-        if repetition_time.numel() == 1:
-            repetition_time = repetition_time.expand(batch_size)
-        if repetition_time.numel() != batch_size:
-            raise ValueError(
-                f"repetition_time has {repetition_time.numel()} values for a batch of {batch_size}: pass one TR per "
-                "series (or one for all)."
-            )
-        if attention_mask is None:
-            attention_mask = torch.ones(batch_size, num_timepoints, dtype=torch.long, device=fmri_values.device)
         # Frames past the real ones are zero whatever the caller padded with (`where`, not a product: NaN · 0 = NaN).
         fmri_values = torch.where(attention_mask[:, None, :].bool(), fmri_values, 0.0)
-
-        # The one host synchronisation: patch lengths and frame counts decide the shapes below.
-        patch_lengths, num_frames = self._lengths_and_frames(patch_size, repetition_time, attention_mask)
         num_valid = [
             valid_time_patch_count(frames, length, self.num_time_patches)
             for frames, length in zip(num_frames, patch_lengths, strict=True)
@@ -166,9 +174,44 @@ class TAPEPatchEmbedding(nn.Module):
             num_valid_time_patches=num_valid,
         )
 
-    def _lengths_and_frames(
+    def read_series_lengths(
+        self,
+        fmri_values: torch.Tensor,
+        repetition_time: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        patch_size: torch.Tensor | None = None,
+    ) -> SeriesLengths:
+        """The patch lengths and real frame counts of a batch (arguments as in `forward`), read to the host together:
+        the one host synchronisation of the patch embedding."""
+        repetition_time, attention_mask = self._batch_inputs(fmri_values, repetition_time, attention_mask)
+        return self._read_lengths(patch_size, repetition_time, attention_mask)
+
+    @staticmethod
+    def _batch_inputs(
+        fmri_values: torch.Tensor, repetition_time: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Check the series' shape; one TR per series `(batch,)` and a frame mask `(batch, num_timepoints)`."""
+        if fmri_values.ndim != 3:
+            raise ValueError(
+                f"fmri_values must be (batch, num_rois, num_timepoints), got shape {tuple(fmri_values.shape)}; "
+                "add a batch axis with `fmri_values[None]` for a single series."
+            )
+        batch_size, _, num_timepoints = fmri_values.shape
+        repetition_time = torch.as_tensor(repetition_time, device=fmri_values.device).reshape(-1)
+        if repetition_time.numel() == 1:
+            repetition_time = repetition_time.expand(batch_size)
+        if repetition_time.numel() != batch_size:
+            raise ValueError(
+                f"repetition_time has {repetition_time.numel()} values for a batch of {batch_size}: pass one TR per "
+                "series (or one for all)."
+            )
+        if attention_mask is None:
+            attention_mask = torch.ones(batch_size, num_timepoints, dtype=torch.long, device=fmri_values.device)
+        return repetition_time, attention_mask
+
+    def _read_lengths(
         self, patch_size: torch.Tensor | None, repetition_time: torch.Tensor, attention_mask: torch.Tensor
-    ) -> tuple[list[int], list[int]]:
+    ) -> SeriesLengths:
         """Per-series patch lengths (`patch_size` as given, checked, or the TR rule applied to each series) and real
         frame counts, read to the host together."""
         batch_size = attention_mask.shape[0]
@@ -176,7 +219,7 @@ class TAPEPatchEmbedding(nn.Module):
         if patch_size is None:
             trs, frames = torch.stack([repetition_time, num_frames.to(repetition_time.dtype)]).tolist()
             lengths = [patch_length_for_tr(tr, self.window_seconds) for tr in trs]
-            return lengths, [int(frame) for frame in frames]
+            return SeriesLengths(patch_lengths=lengths, num_frames=[int(frame) for frame in frames])
         patch_size = torch.as_tensor(patch_size, device=repetition_time.device).reshape(-1)
         lengths = frames = None
         if patch_size.shape == (batch_size,) and not patch_size.is_floating_point():
@@ -186,7 +229,7 @@ class TAPEPatchEmbedding(nn.Module):
                 f"patch_size must hold one positive integer per series ({batch_size}), got {patch_size.tolist()}: "
                 "pass the `patch_size` the feature extractor returns, or leave it out to derive it from the TR."
             )
-        return lengths, frames
+        return SeriesLengths(patch_lengths=lengths, num_frames=frames)
 
     def _embed_one_length(self, fmri_values: torch.Tensor, patch_length: int) -> torch.Tensor:
         """`(n, num_rois, T)` series sharing one patch length -> `(n, num_rois * W, hidden_size)` tokens."""
@@ -222,6 +265,7 @@ class TAPEPatchEmbedding(nn.Module):
 
 __all__ = [
     "PatchEmbeddingOutput",
+    "SeriesLengths",
     "TAPEPatchEmbedding",
     "pi_resize_matrix",
     "token_mask_for",
