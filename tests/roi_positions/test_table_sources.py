@@ -64,9 +64,14 @@ def test_centre_harmonics_refuse_what_they_cannot_give():
         centre_harmonics(centres, 161)
     with pytest.raises(ValueError, match="coincide"):
         centre_harmonics(np.vstack([centres, centres[:1]]), 10)
-    far_apart = np.vstack([centres, centres + 10_000.0])
-    with pytest.raises(ValueError, match="groups farther apart"):
+    far_apart = np.vstack([centres, centres[:40] + 10_000.0])
+    with pytest.raises(ValueError) as error:
         centre_harmonics(far_apart, 10)
+    message = str(error.value)
+    # The groups and what the user can do through any route (the table source, the CLI): no internal knob.
+    assert "fall into 2 groups of 160 and 40 centres" in message
+    assert "one space in millimetres" in message and "--roi_table_source label_image or surface_labels" in message
+    assert "num_neighbours" not in message
 
 
 def test_centres_source_with_cohort_connectivity(tmp_path):
@@ -136,7 +141,8 @@ def test_surface_labels_and_label_image_sources(tmp_path, brainspace_data):
     # Through a 2 mm image the parcels lose and gain vertices at their borders: the modes stay close.
     correlation = [np.corrcoef(from_image[:, k], harmonics[:, k])[0, 1] for k in range(1, 10)]
     assert min(correlation) > 0.9, correlation
-    # Image labels other than 1..R, in another order, on a negative background: ROI row k is the parcel whose image label is roi_labels[k].
+    # Image labels other than 1..R, in another order, on a negative background: ROI row k is the parcel whose image
+    # label is roi_labels[k].
     order = np.random.default_rng(0).permutation(100)
     image_labels = 500 + 3 * np.arange(100)
     relabelled = np.full_like(volume, -1)  # a negative background is background too
