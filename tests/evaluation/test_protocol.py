@@ -9,7 +9,7 @@ from scipy import stats
 
 from brainharmonix_hf.cli import main
 from brainharmonix_hf.evaluation.protocol import EmbeddingProbe, run_protocol
-from brainharmonix_hf.evaluation.splits import repeated_splits
+from brainharmonix_hf.evaluation.splits import Split, repeated_splits
 from brainharmonix_hf.evaluation.statistics import corrected_paired_t_test, summarise
 
 
@@ -123,6 +123,29 @@ def test_protocol_finds_the_better_model_and_touches_test_once():
     swapped = swapped["comparison"]["auroc"]
     assert swapped["better"] == "informative" and swapped["t"] == pytest.approx(-comparison["auroc"]["t"])
     json.dumps(report)  # JSON-ready
+
+
+def test_protocol_refuses_a_subject_in_two_parts_before_predicting():
+    # Rows are subject-sessions: subject "b" has one session in train and one in test of the second split.
+    subjects = np.repeat(["a", "b", "c", "d", "e"], 2)
+    labels = np.repeat([0, 1, 0, 1, 1], 2)
+    clean = Split(0, 0, train=np.arange(4), validation=np.array([8, 9]), test=np.arange(4, 8))
+    leaking = Split(0, 1, train=np.arange(3), validation=np.array([8, 9]), test=np.arange(3, 8))
+    calls = []
+
+    def predict(split):
+        calls.append(split.fold)
+        return np.eye(2)[labels[split.test]]  # always right
+
+    with pytest.raises(ValueError) as error:
+        run_protocol([clean, leaking], labels, {"model": predict}, subjects=subjects)
+    assert str(error.value) == (
+        "Split (repeat 0, fold 1) puts subjects ['b'] in two parts: make splits by subject with `repeated_splits`."
+    )
+    assert calls == []  # refused before any test set is predicted
+    report = run_protocol([clean], labels, {"model": predict}, subjects=subjects)
+    assert calls == [0] and report["models"]["model"]["splits"][0]["num_test_subjects"] == 2
+    assert report["models"]["model"]["splits"][0]["accuracy"] == 1.0
 
 
 def test_evaluate_command_on_embedding_tables(tmp_path):
