@@ -180,6 +180,11 @@ def test_evaluate_command_on_embedding_tables(tmp_path):
     assert report["comparison"]["f1"]["better"] == "A"
     assert set(report["models"]["A"]["summary"]) == {"accuracy", "balanced_accuracy", "f1", "auroc"}
     assert "Nadeau" in report["protocol"]["paired_test"]
+    # The report states how its intervals are made: on scales that keep each metric inside its range.
+    interval = report["protocol"]["confidence_interval"]
+    assert "Nadeau-Bengio corrected variance" in interval
+    for scale in ("logit scale for metrics in [0, 1]", "Fisher z scale for correlations", "log scale for errors"):
+        assert scale in interval
 
 
 def test_evaluate_command_on_a_latent_cache(cohort, tiny_model_dir, tmp_path):
