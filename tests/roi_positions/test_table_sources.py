@@ -64,9 +64,14 @@ def test_centre_harmonics_refuse_what_they_cannot_give():
         centre_harmonics(centres, 161)
     with pytest.raises(ValueError, match="coincide"):
         centre_harmonics(np.vstack([centres, centres[:1]]), 10)
-    far_apart = np.vstack([centres, centres + 10_000.0])
-    with pytest.raises(ValueError, match="groups farther apart"):
+    far_apart = np.vstack([centres, centres[:40] + 10_000.0])
+    with pytest.raises(ValueError) as error:
         centre_harmonics(far_apart, 10)
+    message = str(error.value)
+    # The groups and what the user can do through any route (the table source, the CLI): no internal knob.
+    assert "fall into 2 groups of 160 and 40 centres" in message
+    assert "one space in millimetres" in message and "--roi_table_source label_image or surface_labels" in message
+    assert "num_neighbours" not in message
 
 
 def test_centres_source_with_cohort_connectivity(tmp_path):
@@ -136,6 +141,25 @@ def test_surface_labels_and_label_image_sources(tmp_path, brainspace_data):
     # Through a 2 mm image the parcels lose and gain vertices at their borders: the modes stay close.
     correlation = [np.corrcoef(from_image[:, k], harmonics[:, k])[0, 1] for k in range(1, 10)]
     assert min(correlation) > 0.9, correlation
+    # Image labels other than 1..R, in another order, on a negative background: ROI row k is the parcel whose image
+    # label is roi_labels[k].
+    order = np.random.default_rng(0).permutation(100)
+    image_labels = 500 + 3 * np.arange(100)
+    relabelled = np.full_like(volume, -1)  # a negative background is background too
+    relabelled[volume > 0] = image_labels[volume[volume > 0] - 1]
+    relabelled_path = tmp_path / "schaefer100_relabelled.nii.gz"
+    nib.save(nib.Nifti1Image(relabelled, affine), relabelled_path)
+    reordered = FunctionJEPAConfig(
+        atlas="schaefer100_reordered",
+        num_rois=100,
+        roi_tables="custom",
+        num_geometric_modes=10,
+        num_gradient_components=6,
+        roi_labels=[str(label) for label in image_labels[order]],
+    )
+    source = RoiTableSource("label_image", str(relabelled_path), str(connectivity_file))
+    from_relabelled, _ = resolve_roi_tables(source, reordered)
+    np.testing.assert_allclose(from_relabelled.numpy(), from_image.numpy()[order], atol=1e-6)
     centres_csv = tmp_path / "centres.csv"
     pd.DataFrame({"X": [0.0, 1.0], "Y": [0.0, 0.0], "Z": [0.0, 0.0]}).to_csv(centres_csv, index=False)
     with pytest.raises(ValueError, match="lists 2 region centres for an atlas of 100"):

@@ -116,3 +116,35 @@ def test_linear_probe_on_embeddings_equals_the_probe_on_latents(harmonizer_dir, 
         from_latents = probe(**inputs).logits
         from_embeddings = probe(pooled_hub_tokens=torch.from_numpy(embeddings[:4])).logits
     torch.testing.assert_close(from_latents, from_embeddings, rtol=1e-4, atol=1e-5)
+
+
+def test_split_column_with_a_subject_on_two_sides_is_refused(harmonizer_dir, tmp_path):
+    # Subject s1's first session is in train and its second in test: its other session would teach the answer.
+    rng = np.random.default_rng(0)
+    hidden_size = HarmonizerModel.from_pretrained(harmonizer_dir).config.hidden_size
+    table = pd.DataFrame(
+        {
+            "subject": ["s0", "s0", "s1", "s1", "s2", "s3", "s4", "s5"],
+            "session": ["1", "2", "1", "2", "1", "1", "1", "1"],
+            "label": ["a", "a", "b", "b", "a", "b", "a", "b"],
+            "split": ["train", "train", "train", "test", "validation", "validation", "validation", "test"],
+            "embedding": list(rng.normal(size=(8, hidden_size))),
+        }
+    )
+    table.to_parquet(tmp_path / "embeddings.parquet")
+    arguments = ["--model", harmonizer_dir, "--embeddings", str(tmp_path / "embeddings.parquet")]
+    with pytest.raises(ValueError) as error:
+        run(tmp_path, *arguments, "--head", "linear-probe")
+    assert str(error.value) == (
+        "subjects ['s1'] have rows in two of the train / validation / test parts of the split column: keep all "
+        "sessions of a subject in one part (or leave `split` empty for a split by subject)."
+    )
+    assert not (tmp_path / "run").exists()  # refused before anything is written
+    # With s1's sessions on one side the same table trains.
+    table.loc[3, "split"] = "train"
+    table.to_parquet(tmp_path / "embeddings.parquet")
+    report = run(tmp_path, *arguments, "--head", "linear-probe")
+    assert report["sizes"]["train"] == {"rows": 4, "subjects": 2} and report["sizes"]["test"] == {
+        "rows": 1,
+        "subjects": 1,
+    }

@@ -102,7 +102,7 @@ def repeated_splits(
 def subjects_in_two_parts(split: Split, subjects) -> list[str]:
     """Subjects with rows in more than one part of `split` (empty for splits made by `repeated_splits`)."""
     subjects = np.asarray(subjects).astype(str)
-    parts = [set(subjects[part]) for part in (split.train, split.validation, split.test)]
+    parts = [set(subjects[part].tolist()) for part in (split.train, split.validation, split.test)]  # plain str
     return sorted((parts[0] & parts[1]) | (parts[0] & parts[2]) | (parts[1] & parts[2]))
 
 

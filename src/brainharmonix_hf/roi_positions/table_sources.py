@@ -22,11 +22,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import torch
 
+from ..processing.nifti_io import as_3d, load_image
 from .atlas_tables import FS_LR_VERTICES_PER_HEMISPHERE, fs_lr_geometric_harmonics
 from .centre_harmonics import centre_harmonics
 from .gradients import compute_gradients
@@ -127,12 +127,9 @@ def geometric_harmonics_from_source(source: RoiTableSource, num_rois: int, num_m
                 f"{2 * FS_LR_VERTICES_PER_HEMISPHERE} (left hemisphere first)."
             )
         return fs_lr_geometric_harmonics(_relabel(labels, values), num_modes)
-    image = nib.load(source.path)
+    image = as_3d(load_image(source.path), name=source.path)
     label_volume = np.asarray(image.dataobj).astype(np.int64)
-    if label_volume.ndim != 3:
-        raise ValueError(f"{source.path} is not a 3-D label image (shape {label_volume.shape}).")
-    surface_labels = volume_labels_on_fs_lr(_relabel(label_volume, values), image.affine, np.arange(1, num_rois + 1))
-    return fs_lr_geometric_harmonics(surface_labels, num_modes)
+    return fs_lr_geometric_harmonics(volume_labels_on_fs_lr(label_volume, image.affine, values), num_modes)
 
 
 def resolve_roi_tables(

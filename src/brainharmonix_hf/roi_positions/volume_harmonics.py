@@ -110,7 +110,7 @@ def volume_labels_on_fs_lr(label_volume: np.ndarray, affine: np.ndarray, cortica
     """Cortical parcels of an MNI-space label image carried onto the fs_LR 32k vertices (rule in the module docstring).
 
     Args:
-        label_volume: `(X, Y, Z)` integer labels.
+        label_volume: `(X, Y, Z)` integer labels (0 and negative values: background).
         affine: `(4, 4)` voxel-to-MNI (mm) affine of `label_volume`.
         cortical_labels: `(C,)` label values of the cortical parcels.
 
@@ -120,7 +120,7 @@ def volume_labels_on_fs_lr(label_volume: np.ndarray, affine: np.ndarray, cortica
     cortical_labels = np.asarray(cortical_labels)
     rows = np.zeros(max(int(label_volume.max()), int(cortical_labels.max())) + 1, dtype=np.int64)
     rows[cortical_labels] = np.arange(1, len(cortical_labels) + 1)
-    voxel_rows = rows[label_volume]
+    voxel_rows = rows[np.clip(label_volume, 0, None)]  # negative labels are background, like 0
     voxels = np.argwhere(voxel_rows > 0)
     if np.unique(voxel_rows[tuple(voxels.T)]).size < len(cortical_labels):
         absent = np.setdiff1d(cortical_labels, label_volume[tuple(voxels.T)])
