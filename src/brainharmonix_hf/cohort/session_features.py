@@ -14,6 +14,8 @@ from ..processing.processing_brainharmonix import BrainHarmonixProcessor
 from .session_inputs import SessionInputs
 
 INPUT_FIELDS = ("t1", "fmri")
+# Processed T1 volumes kept per process: a session's T1 serves all its runs, and rows come sorted by session.
+T1_VOLUMES_KEPT = 2
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,9 @@ class InputFiles:
     """Fingerprints and prepared T1 volumes of input files, each computed once per file version in this process (a
     session's T1 serves all its runs)."""
 
-    def __init__(self, t1_volumes_kept: int = 2):
+    def __init__(self):
         self._checksums: dict[tuple, str] = {}
         self._t1_volumes: dict[tuple, np.ndarray] = {}
-        self.t1_volumes_kept = t1_volumes_kept
 
     def fingerprint(self, path: str) -> tuple[str, str]:
         """`(stat, sha256)`: the file's `"size:mtime_ns"` and its content hash (hashed once per stat)."""
@@ -68,7 +69,7 @@ class InputFiles:
         """The processed `(1, *volume_size)` T1 volume of `path`."""
         key = (os.path.realpath(path), file_stat(path))
         if key not in self._t1_volumes:
-            if len(self._t1_volumes) >= self.t1_volumes_kept:
+            if len(self._t1_volumes) >= T1_VOLUMES_KEPT:
                 self._t1_volumes.pop(next(iter(self._t1_volumes)))
             self._t1_volumes[key] = processor(t1=path, return_tensors="np")["pixel_values"][0]
         return self._t1_volumes[key]
