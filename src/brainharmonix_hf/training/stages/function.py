@@ -96,9 +96,7 @@ class FunctionStage(PretrainingStage):
         """Group connectivity of the training series, for the gradients."""
         train, _ = self.split_rows(load_manifest(self.manifest_path))
         return group_connectivity(
-            load_fmri_series(
-                row["fmri"], self.args.fmri_label_image, self.config.num_rois, self.processor, row.get("atlas")
-            )[0]
+            load_fmri_series(row["fmri"], self.processor, row.get("atlas"), self.args.fmri_label_image)[0]
             for row in train
             if row["fmri"] is not None
         )
