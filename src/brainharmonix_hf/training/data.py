@@ -194,9 +194,8 @@ class FMRIPretrainingDataset(_ManifestDataset):
         self.num_time_patches = num_time_patches
         self.window_seconds = window_seconds
         self.downsample_rates = [int(rate) for rate in downsample_rates]
-        self.label_image = label_image
-        # The label image read once (in each DataLoader worker), not once per item.
-        self._loaded_label_image = None
+        # Loaded and checked here, once (an image `load_image` returned, as the stage passes, is taken as it is).
+        self.label_image = None if label_image is None else load_image(label_image)
         self.feature_extractor = (
             feature_extractor if feature_extractor is not None else default_fmri_extractor(num_rois)
         )
@@ -206,12 +205,6 @@ class FMRIPretrainingDataset(_ManifestDataset):
         row = self.rows[self.row_index(index)]
         explicit = row["repetition_time"] if row["repetition_time"] is not None else header_tr
         return check_repetition_time(explicit, f"repetition_time of subject {self.subject(index)}")
-
-    def _label_image(self):
-        """The label image of 4D NIfTI runs, loaded at the first use (`None` when none was given)."""
-        if self.label_image is not None and self._loaded_label_image is None:
-            self._loaded_label_image = load_image(self.label_image)
-        return self._loaded_label_image
 
     def batch_keys(self) -> list[tuple]:
         """`(valid time patches, TR)` per item at rate 1, from file headers (read once): a time patch spans the same
@@ -231,7 +224,7 @@ class FMRIPretrainingDataset(_ManifestDataset):
     def __getitem__(self, index: int) -> dict:
         rng = self._generator(index)
         row = self.rows[self.row_index(index)]
-        series, header_tr = load_fmri_series(row["fmri"], self.feature_extractor, row.get("atlas"), self._label_image())
+        series, header_tr = load_fmri_series(row["fmri"], self.feature_extractor, row.get("atlas"), self.label_image)
         repetition_time = self._repetition_time(index, header_tr)
         rate = int(rng.choice(self.downsample_rates))
         offset = int(rng.integers(rate))
