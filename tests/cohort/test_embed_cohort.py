@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 from cohort_sample import BROKEN, SESSIONS
+from file_opens import count_opens
 
 from brainharmonix_hf import BrainHarmonixModel, BrainHarmonixProcessor
 from brainharmonix_hf.cli import main
@@ -120,6 +121,24 @@ def test_same_embedding_from_table_bold_run_and_manifest(tiny_model_dir, sample_
         np.testing.assert_allclose(rows[name]["embedding"], rows["table"]["embedding"], atol=1e-5)
     low, reference = np.array(rows["bfloat16"]["embedding"]), np.array(rows["table"]["embedding"])
     assert 0 < np.abs(low - reference).max() < 0.1 * np.abs(reference).max()
+
+
+def test_the_atlas_image_is_read_once_per_run_not_per_row(tiny_model_dir, sample_tree, tmp_path):
+    """The label image of 4D NIfTI runs is read (and hashed for the folder's settings) once per run, however many
+    runs it parcellates; each run is read once, and parcellated like the one-row cohort does."""
+    model = BrainHarmonixModel.from_pretrained(tiny_model_dir).eval()
+    atlas = str(atlas_image(sample_tree))
+    sessions = [row for row in find_bids_sessions(sample_tree, atlas="Gordon333", use_bold=True) if row.fmri]
+    opens = {}
+    for count in (1, len(sessions)):
+        with count_opens() as opens[count]:
+            run = embed_cohort(model, sessions[:count], tmp_path / str(count), fmri_atlas_image=atlas, progress=False)
+        assert (run.embedded, run.failed) == (count, 0)
+    assert len(sessions) >= 3 and opens[1][atlas] == opens[len(sessions)][atlas]
+    assert {opens[len(sessions)][row.fmri] for row in sessions} == {opens[1][sessions[0].fmri]}
+    np.testing.assert_allclose(
+        load_embeddings(tmp_path / str(len(sessions)))[0]["embedding"], load_embeddings(tmp_path / "1")[0]["embedding"]
+    )
 
 
 def test_other_schaefer_order_permuted_other_atlas_refused(tiny_model_dir, sample_tree, tmp_path):

@@ -94,7 +94,7 @@ def test_every_reader_gives_the_same_series(tiny_model_dir, session, fmri_files,
     label_image = atlas_image(sample_tree)
     files = {**fmri_files, "table": (session.fmri, None), "bold": (bold, SCHAEFER400_7NETWORKS)}
     for name, (path, atlas) in files.items():
-        series, _ = load_fmri_series(str(path), label_image, feature_extractor=extractor, atlas=atlas)
+        series, _ = load_fmri_series(str(path), extractor, atlas, label_image)
         np.testing.assert_allclose(series, reference, atol=1e-5, err_msg=name)
 
     rows = load_manifest(

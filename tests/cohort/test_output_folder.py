@@ -12,12 +12,14 @@ import pandas as pd
 import pytest
 import torch
 from cohort_sample import NUM_TIME_PATCHES
+from file_opens import count_opens
 from small_configs import small_brainharmonix_config
 
 from brainharmonix_hf import BrainHarmonixModel
 from brainharmonix_hf.cli import console_main, main
 from brainharmonix_hf.cohort import load_embeddings, load_failures
 from brainharmonix_hf.cohort.folder_settings import parameters_fingerprint
+from brainharmonix_hf.cohort.session_features import file_stat
 
 CONSOLE = [sys.executable, "-c", "from brainharmonix_hf.cli import console_main; console_main()"]
 
@@ -61,6 +63,34 @@ def test_changed_inputs_are_re_embedded_and_reported(tiny_model_dir, sample_tree
     assert sorted(load_embeddings(output)["session"]) == ["1", "1"]
     (failure,) = load_failures(output)
     assert (failure["session"], failure["file"], failure["field"]) == ("2", str(table), "fmri")
+
+
+def test_inputs_are_hashed_once_and_a_touched_one_never_again(tiny_model_dir, sample_tree, tmp_path, capsys):
+    """A file hashed while planning is not hashed again to embed it; a touched file whose content is unchanged gets
+    its new size and modification time stored, so the next rerun opens no input at all."""
+    tree = shutil.copytree(sample_tree, tmp_path / "tree")
+    output = tmp_path / "out"
+    table = next((tree / "sub-01" / "ses-2" / "func").glob("*_timeseries.tsv"))
+    t1 = next((tree / "sub-01" / "ses-1" / "anat").glob("*_T1w.nii.gz"))
+    with count_opens() as first_run:
+        main(embed_command(tiny_model_dir, tree, output))
+    series = pd.read_csv(table, sep="\t")
+    (series * 1.5).to_csv(table, sep="\t", index=False)
+    os.utime(t1, ns=(t1.stat().st_atime_ns, t1.stat().st_mtime_ns + 10**9))  # touched, same content
+    capsys.readouterr()
+    with count_opens() as rerun:
+        main(embed_command(tiny_model_dir, tree, output))
+    assert "1 embedded, 2 already done, 0 failed" in capsys.readouterr().out
+    assert rerun[str(t1)] == 1  # hashed once to find it unchanged
+    assert rerun[str(table)] == first_run[str(table)]  # hashed while planning, then only read to embed
+    stored = load_embeddings(output).to_pandas()
+    row = stored[stored["t1"] == str(t1)]
+    assert len(row) == 1 and row["t1_stat"].item() == file_stat(str(t1))
+    with count_opens() as second_rerun:
+        main(embed_command(tiny_model_dir, tree, output))
+    assert "0 embedded, 3 already done, 0 failed" in capsys.readouterr().out
+    inputs = {*stored["t1"], *stored["fmri"]}
+    assert len(inputs) == 6 and [path for path in second_rerun if path in inputs] == []  # sidecars give the TR
 
 
 def refused(args, capsys) -> str:

@@ -5,16 +5,18 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from file_opens import count_opens
 from pretraining_runs import stage_flags
 
 from brainharmonix_hf import FMRIFeatureExtractor, FunctionJEPAConfig, SpatiotemporalMaskSampler
 from brainharmonix_hf.modeling.repetition_time import patch_length_for_tr
+from brainharmonix_hf.processing.nifti_io import load_image
 from brainharmonix_hf.training.collators import FunctionJEPACollator
 from brainharmonix_hf.training.data import FMRIPretrainingDataset, LengthGroupedBatchSampler, T1Augmentation
 from brainharmonix_hf.training.latent_cache import LatentCacheError, load_latent_cache
 from brainharmonix_hf.training.manifest import load_manifest
 from brainharmonix_hf.training.pretrain import parse_arguments
-from brainharmonix_hf.training.stages import HarmonizerStage
+from brainharmonix_hf.training.stages import FunctionStage, HarmonizerStage
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +207,31 @@ def test_4d_nifti_runs_share_one_read_of_the_label_image(tmp_path):
         expected = runs[index].reshape(-1, 50)[np.argsort(labels.reshape(-1))]
         np.testing.assert_allclose(item["fmri"], expected, rtol=1e-6)
     np.testing.assert_array_equal(dataset[0]["fmri"], first["fmri"])
+
+
+def test_the_function_stage_reads_the_label_image_once_for_every_reader(cohort, tmp_path):
+    """`--fmri_label_image` is read once by the stage and serves the training and held-out data and the cohort
+    connectivity, however many 4D NIfTI runs they read."""
+    rng = np.random.default_rng(2)
+    labels = rng.permutation(np.arange(1, 401)).reshape(4, 10, 10).astype(np.int16)
+    atlas = tmp_path / "atlas.nii.gz"
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), atlas)
+    lines = []
+    for index, split in enumerate(["train", "train", "train", "validation"]):
+        run = rng.standard_normal((4, 10, 10, 50)).astype(np.float32)
+        nib.save(nib.Nifti1Image(run, np.eye(4)), tmp_path / f"run{index}.nii.gz")
+        lines.append(f"s{index},run{index}.nii.gz,2.0,{split}")
+    manifest = tmp_path / "fmri.csv"
+    manifest.write_text("subject,fmri,repetition_time,split\n" + "\n".join(lines) + "\n")
+    flags = ["--model_config", str(cohort / "function_config"), "--manifest", str(manifest)]
+    stage = FunctionStage(
+        parse_arguments(["function", "--output_dir", str(tmp_path / "out"), *flags, "--fmri_label_image", str(atlas)])
+    )
+    with count_opens() as one_load:
+        load_image(atlas)
+    with count_opens() as opens:
+        data = stage.build_data()
+        items = [data.train[index] for index in range(3)] + [data.held_out[0]]
+        connectivity = stage.cohort_connectivity()
+    assert opens[str(atlas)] == one_load[str(atlas)] > 0
+    assert [item["fmri"].shape[0] for item in items] == [400] * 4 and connectivity.shape == (400, 400)

@@ -2,6 +2,7 @@
 
 import gzip
 import math
+import pickle
 import re
 import tracemalloc
 import warnings
@@ -53,6 +54,21 @@ def test_path_round_trip_keeps_voxels_and_affine(tmp_path, anatomical, suffix):
         assert isinstance(image, nib.Nifti1Image)
         np.testing.assert_array_equal(image.get_fdata(), anatomical.get_fdata())
         np.testing.assert_array_equal(image.affine, anatomical.affine)
+
+
+def test_a_loaded_image_is_not_checked_again_but_one_derived_from_it_is(anatomical_gz):
+    """An image `load_image` returned comes back as it is (also after pickling, as into DataLoader workers); an image
+    made from it with other voxels is read and checked anew."""
+    image = load_image(anatomical_gz)
+    assert load_image(image) is image
+    copied = pickle.loads(pickle.dumps(image))
+    assert load_image(copied) is copied
+    data = image.get_fdata()
+    data[0, 0, 0] = np.nan
+    with pytest.raises(NiftiInputError, match="1 NaN/Inf voxels"):
+        load_image(image.__class__(data, image.affine, image.header))
+    sliced = image.slicer[1:, :, :]
+    assert load_image(sliced) is not sliced and load_image(sliced).shape == (image.shape[0] - 1, *image.shape[1:])
 
 
 def test_4d_file_keeps_header_repetition_time(tmp_path):

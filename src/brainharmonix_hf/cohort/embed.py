@@ -56,10 +56,10 @@ class EmbeddingRun:
 
 
 class _SessionDataset(torch.utils.data.Dataset):
-    def __init__(self, sessions: Sequence[SessionInputs], processor, fmri_atlas_image, fmri_atlas):
+    def __init__(self, sessions: Sequence[SessionInputs], processor, fmri_atlas_image, fmri_atlas, files: InputFiles):
         self.sessions, self.processor = list(sessions), processor
         self.fmri_atlas_image, self.fmri_atlas = fmri_atlas_image, fmri_atlas
-        self.files = InputFiles()
+        self.files = files
 
     def __len__(self) -> int:
         return len(self.sessions)
@@ -132,14 +132,19 @@ def embed_cohort(
         store.create()
     state.wait_for_everyone()
     with output_folder_lock(output_dir, state):
-        settings = folder_settings(
-            model,
-            processor,
-            model_revision=model_revision,
-            model_commit=model_commit,
-            hub_tokens=hub_tokens,
-            fmri_atlas=fmri_atlas,
-            fmri_atlas_image=fmri_atlas_image,
+        # Hashing the weights and the atlas image, and planning (which may hash inputs), run once, on the main
+        # process; the others receive the results.
+        settings = _on_main_process(
+            state,
+            lambda: folder_settings(
+                model,
+                processor,
+                model_revision=model_revision,
+                model_commit=model_commit,
+                hub_tokens=hub_tokens,
+                fmri_atlas=fmri_atlas,
+                fmri_atlas_image=fmri_atlas_image,
+            ),
         )
         if overwrite and state.is_main_process:
             store.clear()
@@ -150,15 +155,19 @@ def embed_cohort(
         if stored is None and state.is_main_process:
             store.write_settings(settings)
         started = time.perf_counter()
-        plan = plan_run(sessions, store.existing_rows(), fmri_atlas)
+        files = InputFiles()  # the checksums made while planning serve the embedding of the same files
+        plan, files = _on_main_process(
+            state, lambda: (plan_run(sessions, store.existing_rows(), fmri_atlas, files), files)
+        )
         seconds = {"plan": time.perf_counter() - started}
-        state.wait_for_everyone()  # every process has read the folder before any writes
+        state.wait_for_everyone()  # the folder has been read before any writes
         embedded, failed = _embed_rows(
             model,
             plan.pending,
             store,
             state,
             processor=processor,
+            files=files,
             provenance={
                 "model_name": model.config.name_or_path or None,
                 "model_revision": model_revision,
@@ -177,7 +186,7 @@ def embed_cohort(
         state.wait_for_everyone()
         if state.is_main_process:
             consolidating = time.perf_counter()
-            store.consolidate(replaced_keys=plan.changed)
+            store.consolidate(replaced_keys=plan.changed, refreshed=plan.refreshed)
             seconds["consolidate"] = time.perf_counter() - consolidating
             store.append_run_record(
                 {
@@ -196,6 +205,11 @@ def embed_cohort(
     return EmbeddingRun(Path(output_dir), embedded, plan.done, failed, plan.changed, seconds)
 
 
+def _on_main_process(state: PartialState, compute):
+    """`compute()` run on the main process alone, its result sent to every process."""
+    return broadcast_object_list([compute() if state.is_main_process else None])[0]
+
+
 def check_fmri_atlas(fmri_atlas: str | None, processor: BrainHarmonixProcessor) -> None:
     """Refuse, before any work, a declared default atlas the model cannot take (the other Schaefer-400 order is
     permuted; any other atlas than the model's is refused)."""
@@ -207,15 +221,15 @@ def check_fmri_atlas(fmri_atlas: str | None, processor: BrainHarmonixProcessor) 
 
 
 def _embed_rows(
-    model, pending, store, state, *, processor, provenance, options, batch_size, num_workers, device, rows_per_shard,
-    progress,
+    model, pending, store, state, *, processor, files, provenance, options, batch_size, num_workers, device,
+    rows_per_shard, progress,
 ) -> tuple[int, int]:  # fmt: skip
     """Embed this process's share of `pending` into shards; returns (embedded, failed)."""
     model = model.to(device).eval()
     embedded = failed = 0
     with state.split_between_processes(pending) as mine:
         loader = DataLoader(
-            _SessionDataset(mine, processor, options["fmri_atlas_image"], options["fmri_atlas"]),
+            _SessionDataset(mine, processor, options["fmri_atlas_image"], options["fmri_atlas"], files),
             batch_size=batch_size,
             num_workers=num_workers,
             collate_fn=list,

@@ -106,19 +106,25 @@ class EmbeddingStore:
         with open(self.shards_dir / f"failures-{self.run_id}-rank{self.rank}.jsonl", "a", encoding="utf-8") as file:
             file.write(json.dumps(line) + "\n")
 
-    def consolidate(self, replaced_keys: Iterable[tuple[str, ...]] = ()) -> Path:
+    def consolidate(
+        self,
+        replaced_keys: Iterable[tuple[str, ...]] = (),
+        refreshed: Mapping[tuple[str, ...], Mapping[str, str]] | None = None,
+    ) -> Path:
         """Merge every shard (and an earlier `embeddings.parquet`) into `embeddings.parquet`, sorted by key, one row
-        per key (the newest wins; left untouched when there are no shards and nothing is replaced); merge the failure
-        files, dropping keys that are now done. Call from one process once every rank has finished.
+        per key (the newest wins; left untouched when there are no shards and nothing is replaced or refreshed);
+        merge the failure files, dropping keys that are now done. Call from one process once every rank has finished.
 
         Args:
             replaced_keys: keys whose earlier rows are stale (their inputs changed): those rows are dropped, so a key
                 whose re-embedding failed is in `failures.jsonl` and no longer in the table.
+            refreshed: key -> new values of text columns of a row that stays (the `*_stat` of files found unchanged
+                by their hash, `RunPlan.refreshed`).
         """
         final = self.output_dir / EMBEDDINGS_FILE
         replaced = {KEY_SEPARATOR.join(key) for key in replaced_keys}
         shards = sorted(self.shards_dir.glob("*.parquet"))
-        if shards or replaced:
+        if shards or replaced or refreshed:
             tables = []
             for path in self._row_files():
                 table = pq.read_table(path)
@@ -126,6 +132,8 @@ class EmbeddingStore:
                     table = table.filter(pc.invert(pc.is_in(_joined_keys(table), pa.array(sorted(replaced)))))
                 tables.append(table)
             merged = _newest_per_key(pa.concat_tables(tables, promote_options="default"))
+            if refreshed:
+                merged = _with_values(merged, refreshed)
             _write_atomically(merged.sort_by([(name, "ascending") for name in KEY_COLUMNS]), final)
         for path in shards:
             path.unlink()
@@ -195,6 +203,19 @@ def _joined_keys(table: pa.Table) -> pa.Array:
         for name in KEY_COLUMNS
     ]
     return pc.binary_join_element_wise(*columns, KEY_SEPARATOR).combine_chunks()
+
+
+def _with_values(table: pa.Table, values: Mapping[tuple[str, ...], Mapping[str, str]]) -> pa.Table:
+    """`table` with the text columns of some rows set anew: `values` maps a key to `{column: value}`."""
+    by_key = {KEY_SEPARATOR.join(key): columns for key, columns in values.items()}
+    keys = _joined_keys(table).to_pylist()
+    for name in sorted({name for columns in by_key.values() for name in columns}):
+        column = table[name].to_pylist()
+        for index, key in enumerate(keys):
+            if name in by_key.get(key, {}):
+                column[index] = by_key[key][name]
+        table = table.set_column(table.schema.get_field_index(name), name, pa.array(column, pa.string()))
+    return table
 
 
 def _newest_per_key(table: pa.Table) -> pa.Table:

@@ -3,7 +3,9 @@
 
 A row is stale when its input paths, TR or declared atlas differ from the ones found now, or when an input file's
 content changed: files whose size and modification time still match the row are taken as unchanged (so a rerun with
-nothing to do reads no file), the others are hashed and compared with the row's sha256.
+nothing to do reads no file), the others are hashed and compared with the row's sha256. A file whose content turns out
+unchanged (touched, copied, restored) gets its new size and modification time written back (`RunPlan.refreshed`), so
+it is hashed once, not at every rerun; a checksum made here serves the embedding of the same file (`InputFiles`).
 """
 
 import math
@@ -23,17 +25,21 @@ class RunPlan:
     pending: rows to embed (new, failed before, or stale), sorted by key.
     done: rows already embedded with the current inputs.
     changed: key -> why the stored row is stale (its inputs changed).
+    refreshed: key -> the `*_stat` columns of a done row whose files were hashed and found unchanged, with their
+        values now (for `EmbeddingStore.consolidate`).
     """
 
     pending: list[SessionInputs]
     done: int
     changed: dict[tuple[str, ...], str] = field(default_factory=dict)
+    refreshed: dict[tuple[str, ...], dict[str, str]] = field(default_factory=dict)
 
 
 def plan_run(
     sessions: Sequence[SessionInputs], existing: pa.Table, fmri_atlas: str | None, files: InputFiles | None = None
 ) -> RunPlan:
-    """Compare the rows found now with the folder's rows (`EmbeddingStore.existing_rows`)."""
+    """Compare the rows found now with the folder's rows (`EmbeddingStore.existing_rows`); checksums made go into
+    `files`, so that embedding a stale row does not hash its files again."""
     files = files or InputFiles()
     columns = {name: existing[name].to_pylist() for name in (*KEY_COLUMNS, *CHECK_COLUMNS)}
     stored = {
@@ -43,19 +49,25 @@ def plan_run(
     plan = RunPlan(pending=[], done=0)
     for inputs in sorted(sessions, key=lambda row: row.key):
         index = stored.get(inputs.key)
-        reason = None
         if index is not None:
-            reason = _change(inputs, {name: columns[name][index] for name in CHECK_COLUMNS}, fmri_atlas, files)
+            new_stats = {}
+            row = {name: columns[name][index] for name in CHECK_COLUMNS}
+            reason = _change(inputs, row, fmri_atlas, files, new_stats)
             if reason is None:
                 plan.done += 1
+                if new_stats:
+                    plan.refreshed[inputs.key] = new_stats
                 continue
             plan.changed[inputs.key] = reason
         plan.pending.append(inputs)
     return plan
 
 
-def _change(inputs: SessionInputs, row: dict, fmri_atlas: str | None, files: InputFiles) -> str | None:
-    """Why the stored `row` no longer matches `inputs`, or `None`."""
+def _change(
+    inputs: SessionInputs, row: dict, fmri_atlas: str | None, files: InputFiles, new_stats: dict[str, str]
+) -> str | None:
+    """Why the stored `row` no longer matches `inputs`, or `None`; the `*_stat` of files hashed and found unchanged
+    go into `new_stats`."""
     for name in INPUT_FIELDS:
         path = getattr(inputs, name)
         if path != row[name]:
@@ -70,6 +82,8 @@ def _change(inputs: SessionInputs, row: dict, fmri_atlas: str | None, files: Inp
             return f"{name} {path} cannot be read ({error.strerror})"
         if checksum is not None and checksum != row[f"{name}_sha256"]:
             return f"{name} {path} changed (sha256 {checksum[:12]}..., was {str(row[f'{name}_sha256'])[:12]}...)"
+        if checksum is not None:
+            new_stats[f"{name}_stat"] = stat
     declared = inputs.atlas or fmri_atlas
     if inputs.fmri is not None and declared != row["atlas"]:
         return f"declared atlas is now {declared} (was {row['atlas']})"

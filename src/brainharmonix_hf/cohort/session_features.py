@@ -10,10 +10,13 @@ import torch
 
 from ..file_hashes import sha256_of
 from ..processing.fmri_files import fmri_file_kind
+from ..processing.nifti_io import load_image
 from ..processing.processing_brainharmonix import BrainHarmonixProcessor
 from .session_inputs import SessionInputs
 
 INPUT_FIELDS = ("t1", "fmri")
+# Processed T1 volumes kept per process: a session's T1 serves all its runs, and rows come sorted by session.
+T1_VOLUMES_KEPT = 2
 
 
 @dataclass(frozen=True)
@@ -48,13 +51,17 @@ class PreparedSession:
 
 
 class InputFiles:
-    """Fingerprints and prepared T1 volumes of input files, each computed once per file version in this process (a
-    session's T1 serves all its runs)."""
+    """Fingerprints and prepared T1 volumes of input files, and the atlas label image of NIfTI runs, each computed
+    once per file version in this process (a session's T1 serves all its runs, the label image every run). Loaded
+    images are not pickled: each DataLoader worker loads its own."""
 
-    def __init__(self, t1_volumes_kept: int = 2):
+    def __init__(self):
         self._checksums: dict[tuple, str] = {}
         self._t1_volumes: dict[tuple, np.ndarray] = {}
-        self.t1_volumes_kept = t1_volumes_kept
+        self._label_images: dict[tuple, object] = {}
+
+    def __getstate__(self) -> dict:
+        return self.__dict__ | {"_t1_volumes": {}, "_label_images": {}}
 
     def fingerprint(self, path: str) -> tuple[str, str]:
         """`(stat, sha256)`: the file's `"size:mtime_ns"` and its content hash (hashed once per stat)."""
@@ -68,10 +75,20 @@ class InputFiles:
         """The processed `(1, *volume_size)` T1 volume of `path`."""
         key = (os.path.realpath(path), file_stat(path))
         if key not in self._t1_volumes:
-            if len(self._t1_volumes) >= self.t1_volumes_kept:
+            if len(self._t1_volumes) >= T1_VOLUMES_KEPT:
                 self._t1_volumes.pop(next(iter(self._t1_volumes)))
             self._t1_volumes[key] = processor(t1=path, return_tensors="np")["pixel_values"][0]
         return self._t1_volumes[key]
+
+    def label_image(self, source):
+        """The checked label image (`load_image`) of a path, loaded once per file version; an image is checked (once:
+        `load_image` returns an image it checked as it is)."""
+        if not isinstance(source, (str, os.PathLike)):
+            return load_image(source)
+        key = (os.path.realpath(source), file_stat(source))
+        if key not in self._label_images:
+            self._label_images = {key: load_image(source)}  # one atlas per run: drop another version
+        return self._label_images[key]
 
 
 def file_stat(path: str) -> str:
@@ -109,7 +126,7 @@ def prepare_session(
             if name == "t1":
                 prepared.features["pixel_values"] = files.t1_volume(processor, path)
             else:
-                prepared.features |= _fmri_features(processor, session, fmri_atlas_image, fmri_atlas)
+                prepared.features |= _fmri_features(processor, session, fmri_atlas_image, fmri_atlas, files)
         except Exception as error:
             field_name = "RepetitionTime" if isinstance(error, MissingRepetitionTime) else name
             prepared.failure = SessionFailure(type(error).__name__, str(error), path, field_name)
@@ -121,8 +138,11 @@ class MissingRepetitionTime(ValueError):
     """A table or array whose TR no sidecar or manifest gives."""
 
 
-def _fmri_features(processor, session: SessionInputs, fmri_atlas_image, fmri_atlas) -> dict[str, np.ndarray]:
-    if session.repetition_time is None and fmri_file_kind(session.fmri) != "nifti":
+def _fmri_features(
+    processor, session: SessionInputs, fmri_atlas_image, fmri_atlas, files: InputFiles
+) -> dict[str, np.ndarray]:
+    is_nifti = fmri_file_kind(session.fmri) == "nifti"
+    if session.repetition_time is None and not is_nifti:
         raise MissingRepetitionTime(
             f"No repetition time for {session.fmri}: add RepetitionTime (seconds) to its JSON sidecar or the BOLD "
             "run's, or give a repetition_time column in the manifest."
@@ -131,7 +151,7 @@ def _fmri_features(processor, session: SessionInputs, fmri_atlas_image, fmri_atl
         fmri=session.fmri,
         repetition_time=session.repetition_time,
         atlas=session.atlas or fmri_atlas,
-        fmri_atlas_image=fmri_atlas_image,
+        fmri_atlas_image=files.label_image(fmri_atlas_image) if is_nifti and fmri_atlas_image is not None else None,
         return_tensors="np",
     )
     return {name: value[0] for name, value in outputs.items() if not name.startswith("has_")}

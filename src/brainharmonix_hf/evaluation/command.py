@@ -180,7 +180,7 @@ def _window_identification(args: argparse.Namespace, sources: dict[str, str]) ->
 def _manifest_series(manifest: str, keys) -> list:
     """The ROI-first series of each (subject, session) in `keys`, read from the manifest's fMRI files."""
     from ..processing.feature_extraction_fmri import FMRIFeatureExtractor
-    from ..training.latent_cache import read_fmri_series
+    from ..training.data import load_fmri_series
     from ..training.manifest import load_manifest
 
     rows = {(row["subject"], row["session"] or ""): row for row in load_manifest(manifest)}
@@ -190,7 +190,7 @@ def _manifest_series(manifest: str, keys) -> list:
         row = rows.get((subject, session))
         if row is None or row["fmri"] is None:
             raise ValueError(f"The manifest has no fMRI for subject {subject} session {session!r}.")
-        series.append(read_fmri_series(extractor, row["fmri"], row["atlas"]))
+        series.append(load_fmri_series(row["fmri"], extractor, row["atlas"])[0])
     return series
 
 

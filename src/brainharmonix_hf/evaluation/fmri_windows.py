@@ -8,7 +8,7 @@ Windows are embedded from fMRI alone: a T1 is the same in every window of a subj
 import numpy as np
 import torch
 
-from ..training.latent_cache import read_fmri_series
+from ..training.data import load_fmri_series
 from ..training.manifest import ManifestSource, load_manifest
 from .identification import cut_windows
 
@@ -30,7 +30,7 @@ def manifest_windows(manifest: ManifestSource, extractor, num_windows: int) -> d
     for row in rows:
         if row["fmri"] is None:
             continue
-        series = read_fmri_series(extractor, row["fmri"], row["atlas"])
+        series = load_fmri_series(row["fmri"], extractor, row["atlas"])[0]
         for index, window in enumerate(cut_windows(series, num_windows)):
             windows["series"].append(window)
             windows["subjects"].append(row["subject"])

@@ -70,11 +70,12 @@ def load_npy_series(path: str | os.PathLike) -> np.ndarray:
     return series
 
 
-def count_frames(path: str | os.PathLike, layout: str | None = None) -> int:
-    """Frames of an fMRI file, from its header where the kind has one (`.npy`, NIfTI), else by reading the table."""
+def count_frames(path: str | os.PathLike) -> int:
+    """Frames of an fMRI file in its default layout (`default_layout`), from its header where the kind has one
+    (`.npy`, NIfTI), else by reading the table."""
     kind = fmri_file_kind(path)
     if kind == "npy":
-        return int(np.load(path, mmap_mode="r").shape[1 if (layout or "rois_first") == "rois_first" else 0])
+        return int(np.load(path, mmap_mode="r").shape[1])
     if kind == "nifti":
         return int(load_header(path).shape[3])
-    return int(read_roi_table(path, layout=layout or default_layout(path)).series.shape[1])
+    return int(read_roi_table(path, layout=default_layout(path)).series.shape[1])

@@ -8,7 +8,9 @@ Every processor that takes a brain image goes through `load_image`, which accept
   `Nifti1Image` a `datasets` `Nifti` feature decodes to),
 - an array (numpy, or anything `np.asarray` accepts such as a CPU torch tensor) together with its `affine=`.
 
-and returns an in-memory `nib.Nifti1Image` whose voxels have all been read and checked. Reading the data at load time
+and returns an in-memory `nib.Nifti1Image` whose voxels have all been read and checked; passing that image to
+`load_image` again returns it as it is, so callers may hand loaded images down without a second check (an image whose
+voxel array was replaced, or derived from it by slicing or reorienting, is checked again). Reading the data at load time
 means a truncated or corrupt `.nii.gz` fails here, with the file name, instead of deep inside a processor. Problems
 with the content raise `NiftiInputError` (a `ValueError`); a file that is not a readable NIfTI image (wrong format,
 damaged header, truncated or corrupt voxels) raises `NiftiFileError`, which is both a `NiftiInputError` and nibabel's
@@ -55,6 +57,8 @@ _AFFINE_AGREEMENT_MM = 0.01
 _SFORM_QFORM_NAMES = {True: "sform", False: "qform"}
 
 ImageSource = str | os.PathLike | SpatialImage | np.ndarray
+# The attribute by which `load_image` marks an image it checked: the voxel array it checked (kept across pickling).
+_CHECKED_VOXELS = "_brainharmonix_checked_voxels"
 
 
 class NiftiInputError(ValueError):
@@ -76,7 +80,8 @@ def load_image(source: ImageSource, affine: np.ndarray | None = None, max_voxels
             the header before any voxel is read.
 
     Returns:
-        An in-memory `nib.Nifti1Image` (header kept for file and image inputs, so the TR stays readable).
+        An in-memory `nib.Nifti1Image` (header kept for file and image inputs, so the TR stays readable); `source`
+        itself when it is such an image already (returned by `load_image`, voxel array unchanged).
 
     Raises:
         FileNotFoundError: the path does not exist.
@@ -88,6 +93,8 @@ def load_image(source: ImageSource, affine: np.ndarray | None = None, max_voxels
     Warns:
         UserWarning: the header's sform and qform disagree (the message names the one used).
     """
+    if affine is None and _is_checked(source):
+        return source
     if isinstance(source, (str, os.PathLike)):
         _refuse_affine(affine, "a file path")
         image = _read_file(Path(source), max_voxels)
@@ -106,7 +113,13 @@ def load_image(source: ImageSource, affine: np.ndarray | None = None, max_voxels
         image = nib.Nifti1Image(_voxel_array(np.asarray(source)), _checked_affine(affine), dtype="compat")
     _check_dimensions(image, name)
     _check_finite(np.asanyarray(image.dataobj), name)
+    setattr(image, _CHECKED_VOXELS, image.dataobj)
     return image
+
+
+def _is_checked(source) -> bool:
+    """Whether `source` is an image `load_image` returned, still holding the voxel array it checked."""
+    return isinstance(source, nib.Nifti1Image) and getattr(source, _CHECKED_VOXELS, None) is source.dataobj
 
 
 def voxel_sizes(image: SpatialImage) -> tuple[float, float, float]:

@@ -40,11 +40,7 @@ def item_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
 
 
 def load_fmri_series(
-    path: str,
-    label_image=None,
-    num_rois: int = 400,
-    feature_extractor: FMRIFeatureExtractor | None = None,
-    atlas: str | None = None,
+    path: str, feature_extractor: FMRIFeatureExtractor, atlas: str | None = None, label_image=None
 ) -> tuple[np.ndarray, float | None]:
     """Read one fMRI input as a `(num_rois, num_timepoints)` float32 array, ROI-first in the model's ROI order, and
     its header TR (NIfTI only), with `FMRIFeatureExtractor.read_fmri_file` (the reader of every caller).
@@ -52,14 +48,12 @@ def load_fmri_series(
     Args:
         path: an ROI table (`.csv` ROI-first, `.tsv` time-first, optionally `.gz`), a `.npy` array `(num_rois, T)`,
             or a 4D NIfTI (then `label_image` is required).
-        label_image: the atlas NIfTI on the runs' grid, labels `1..num_rois` numbering the ROIs of `atlas`.
-        num_rois: ROIs of the default extractor (Schaefer-400, 7-network order) when `feature_extractor` is `None`.
         feature_extractor: the model's extractor: its atlas and ROI order are the ones files are checked against and
             put in.
         atlas: the atlas the file declares (a manifest's `atlas` column), for unlabelled or numbered files.
+        label_image: the atlas NIfTI on the runs' grid, labels `1..num_rois` numbering the ROIs of `atlas`.
     """
-    extractor = feature_extractor if feature_extractor is not None else default_fmri_extractor(num_rois)
-    read = extractor.read_fmri_file(path, atlas=atlas, label_image=label_image)
+    read = feature_extractor.read_fmri_file(path, atlas=atlas, label_image=label_image)
     return read.series.T.astype(np.float32), read.header_repetition_time
 
 
@@ -200,10 +194,8 @@ class FMRIPretrainingDataset(_ManifestDataset):
         self.num_time_patches = num_time_patches
         self.window_seconds = window_seconds
         self.downsample_rates = [int(rate) for rate in downsample_rates]
-        self.num_rois = num_rois
-        self.label_image = label_image
-        # The label image read once (in each DataLoader worker), not once per item.
-        self._loaded_label_image = None
+        # Loaded and checked here, once (an image `load_image` returned, as the stage passes, is taken as it is).
+        self.label_image = None if label_image is None else load_image(label_image)
         self.feature_extractor = (
             feature_extractor if feature_extractor is not None else default_fmri_extractor(num_rois)
         )
@@ -213,12 +205,6 @@ class FMRIPretrainingDataset(_ManifestDataset):
         row = self.rows[self.row_index(index)]
         explicit = row["repetition_time"] if row["repetition_time"] is not None else header_tr
         return check_repetition_time(explicit, f"repetition_time of subject {self.subject(index)}")
-
-    def _label_image(self):
-        """The label image of 4D NIfTI runs, loaded at the first use (`None` when none was given)."""
-        if self.label_image is not None and self._loaded_label_image is None:
-            self._loaded_label_image = load_image(self.label_image)
-        return self._loaded_label_image
 
     def batch_keys(self) -> list[tuple]:
         """`(valid time patches, TR)` per item at rate 1, from file headers (read once): a time patch spans the same
@@ -238,9 +224,7 @@ class FMRIPretrainingDataset(_ManifestDataset):
     def __getitem__(self, index: int) -> dict:
         rng = self._generator(index)
         row = self.rows[self.row_index(index)]
-        series, header_tr = load_fmri_series(
-            row["fmri"], self._label_image(), self.num_rois, self.feature_extractor, row.get("atlas")
-        )
+        series, header_tr = load_fmri_series(row["fmri"], self.feature_extractor, row.get("atlas"), self.label_image)
         repetition_time = self._repetition_time(index, header_tr)
         rate = int(rng.choice(self.downsample_rates))
         offset = int(rng.integers(rate))

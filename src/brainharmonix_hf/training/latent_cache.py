@@ -333,12 +333,6 @@ def processor_inputs(processor: BrainHarmonixProcessor, batch: dict, label_image
     return dict(processor(**arguments, return_tensors="pt"))
 
 
-def read_fmri_series(extractor: FMRIFeatureExtractor, path: str, atlas: str | None, label_image=None) -> np.ndarray:
-    """The ROI-first `(num_rois, num_timepoints)` series of any fMRI file, in the model's ROI order: the one reader,
-    `FMRIFeatureExtractor.read_fmri_file` (ROI tables, `.npy` arrays, 4D NIfTI runs with `label_image`)."""
-    return extractor.read_fmri_file(path, atlas=atlas, label_image=label_image).series.T
-
-
 def _check_atlases(rows: datasets.Dataset, extractor: FMRIFeatureExtractor) -> None:
     """Refuse, before any encoding, rows that declare an atlas the model cannot take (the other Schaefer-400 order is
     permuted by the reader, anything else is refused)."""
@@ -400,6 +394,5 @@ __all__ = [
     "latents_to_bytes",
     "load_latent_cache",
     "processor_inputs",
-    "read_fmri_series",
     "with_model_inputs",
 ]

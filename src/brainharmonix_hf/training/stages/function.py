@@ -22,6 +22,7 @@ import torch
 from ...modeling.configuration_function_jepa import FunctionJEPAConfig
 from ...modeling.modeling_function_jepa import FunctionJEPAForPreTraining
 from ...processing.feature_extraction_fmri import FMRIFeatureExtractor
+from ...processing.nifti_io import load_image
 from ...roi_positions.table_sources import RoiTableSource, group_connectivity, read_centres, resolve_roi_tables
 from ...roi_positions.tables import read_roi_tables
 from ..collators import FunctionJEPACollator
@@ -96,9 +97,7 @@ class FunctionStage(PretrainingStage):
         """Group connectivity of the training series, for the gradients."""
         train, _ = self.split_rows(load_manifest(self.manifest_path))
         return group_connectivity(
-            load_fmri_series(
-                row["fmri"], self.args.fmri_label_image, self.config.num_rois, self.processor, row.get("atlas")
-            )[0]
+            load_fmri_series(row["fmri"], self.processor, row.get("atlas"), self.label_image)[0]
             for row in train
             if row["fmri"] is not None
         )
@@ -108,6 +107,13 @@ class FunctionStage(PretrainingStage):
         if self.args.manifest is None:
             raise ValueError("The function stage reads a cohort manifest: pass --manifest <file>.")
         return self.args.manifest
+
+    @cached_property
+    def label_image(self):
+        """The atlas label image of 4D NIfTI runs (`--fmri_label_image`), read and checked once for every reader of
+        the stage; `None` without one."""
+        path = self.args.fmri_label_image
+        return None if path is None else load_image(path)
 
     @cached_property
     def processor(self) -> FMRIFeatureExtractor:
@@ -136,7 +142,7 @@ class FunctionStage(PretrainingStage):
                 window_seconds=config.window_seconds,
                 downsample_rates=args.fmri_downsample_rates,
                 num_rois=config.num_rois,
-                label_image=args.fmri_label_image,
+                label_image=self.label_image,
                 seed=args.seed + offset,
                 feature_extractor=processor,
                 samples_per_epoch=args.samples_per_epoch if offset == 0 else None,
