@@ -116,3 +116,17 @@ def test_linear_probe_on_embeddings_equals_the_probe_on_latents(harmonizer_dir, 
         from_latents = probe(**inputs).logits
         from_embeddings = probe(pooled_hub_tokens=torch.from_numpy(embeddings[:4])).logits
     torch.testing.assert_close(from_latents, from_embeddings, rtol=1e-4, atol=1e-5)
+
+
+def test_the_seed_fixes_the_new_head_whatever_ran_before(harmonizer_dir, latent_cache, tmp_path):
+    """The classifier head is initialised under the run's seed: two runs with one seed train the same model even when
+    the global random state differs before them."""
+    weights = []
+    for index, global_seed in enumerate((1, 2)):
+        torch.manual_seed(global_seed)
+        main(["finetune", "--output", str(tmp_path / str(index)), "--model", harmonizer_dir, "--latent-cache",
+              latent_cache, "--seed", "3", *FAST])  # fmt: skip
+        model = HarmonizerForSequenceClassification.from_pretrained(tmp_path / str(index) / "model")
+        weights.append(model.classifier.dense.weight)
+    assert weights[0].abs().sum() > 0
+    torch.testing.assert_close(weights[0], weights[1], atol=0, rtol=0)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
-from transformers import AutoConfig, default_data_collator
+from transformers import AutoConfig, default_data_collator, set_seed
 
 from ..evaluation.embedding_tables import read_embedding_table
 from ..evaluation.splits import Split, repeated_splits, subjects_in_two_parts
@@ -107,6 +107,7 @@ def finetune_cohort(
     if len(parts["train"]) == 0 or len(parts["validation"]) == 0:
         raise ValueError("Fine-tuning needs training and validation rows (`split` = train / validation).")
 
+    set_seed(seed)  # the new head is initialised under the run's seed, whatever ran before in this process
     model, data, collator = _model_and_data(source, model_path, output, head, parts, label2id, regression, recipe)
     if lora:
         model = apply_lora(model, rank=lora_rank, alpha=lora_alpha)
