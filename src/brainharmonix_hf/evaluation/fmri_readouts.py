@@ -37,10 +37,9 @@ import numpy as np
 import torch
 
 from .fmri_readout_names import DEFAULT_FMRI_READOUT, FMRI_READOUTS
+from .identification import fisher_z_upper
 
 WHITENING_SHRINKAGE = 0.1
-# Correlations are clipped to ±(1 - 1e-7) before the Fisher z, as for functional connectivity.
-_CLIP = 1 - 1e-7
 
 
 def whiten_tokens(tokens: np.ndarray, shrinkage: float = WHITENING_SHRINKAGE) -> np.ndarray:
@@ -58,14 +57,12 @@ def whiten_tokens(tokens: np.ndarray, shrinkage: float = WHITENING_SHRINKAGE) ->
     return centred @ (eigenvectors / np.sqrt(eigenvalues)) @ eigenvectors.T
 
 
-def _fisher_z_upper(vectors: np.ndarray) -> np.ndarray:
+def _cosine_fisher_z(vectors: np.ndarray) -> np.ndarray:
     """`(..., num_rois, dim)` -> `(..., num_rois * (num_rois - 1) / 2)` Fisher z of the cosine similarity of every pair
-    of rows, upper triangle, row-major (a zero row has similarity 0)."""
+    of rows (`fisher_z_upper`; a zero row has similarity 0)."""
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
-    correlation = unit @ np.swapaxes(unit, -1, -2)
-    rows, columns = np.triu_indices(vectors.shape[-2], k=1)
-    return np.arctanh(np.clip(correlation[..., rows, columns], -_CLIP, _CLIP))
+    return fisher_z_upper(unit @ np.swapaxes(unit, -1, -2))
 
 
 def fmri_readout(
@@ -105,9 +102,9 @@ def fmri_readout(
         grid = whiten_tokens(series_tokens[:, :num_valid].reshape(-1, hidden), shrinkage)
         grid = grid.reshape(num_rois, num_valid, hidden)
         if readout == "roi_similarity":
-            features.append(_fisher_z_upper(grid.mean(axis=1)))
+            features.append(_cosine_fisher_z(grid.mean(axis=1)))
         else:
-            features.append(_fisher_z_upper(grid.transpose(1, 0, 2)).mean(axis=0))
+            features.append(_cosine_fisher_z(grid.transpose(1, 0, 2)).mean(axis=0))
     return np.stack(features)
 
 
