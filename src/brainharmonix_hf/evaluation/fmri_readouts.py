@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from .fmri_readout_names import DEFAULT_FMRI_READOUT, FMRI_READOUTS
+from .fmri_windows import embed_series
 from .identification import fisher_z_upper
 
 WHITENING_SHRINKAGE = 0.1
@@ -108,7 +109,18 @@ def fmri_readout(
     return np.stack(features)
 
 
-@torch.no_grad()
+def readout_of(readout: str = DEFAULT_FMRI_READOUT, shrinkage: float = WHITENING_SHRINKAGE):
+    """The `represent(outputs, encoder)` of `fmri_windows.embed_series` that reads a FunctionJEPA encoder's tokens with
+    `readout` (`fmri_readout`)."""
+    if readout not in FMRI_READOUTS:
+        raise ValueError(f"readout must be one of {FMRI_READOUTS}, got {readout!r}.")
+
+    def represent(outputs, encoder) -> np.ndarray:
+        return fmri_readout(outputs.last_hidden_state, outputs.token_mask, encoder.config.num_rois, readout, shrinkage)
+
+    return represent
+
+
 def embed_fmri_series(
     encoder,
     feature_extractor,
@@ -119,21 +131,10 @@ def embed_fmri_series(
     device="cpu",
 ) -> np.ndarray:
     """`(num_series, features)` readouts (`fmri_readout`) of ROI-first `(num_rois, num_timepoints)` series by a
-    `FunctionJEPAModel` and its `FMRIFeatureExtractor`."""
-    encoder = encoder.to(device).eval()
-    if isinstance(repetition_times, (int, float)):
-        repetition_times = [float(repetition_times)] * len(series)
-    features = []
-    for start in range(0, len(series), batch_size):
-        inputs = feature_extractor(
-            list(series[start : start + batch_size]),
-            repetition_time=list(repetition_times[start : start + batch_size]),
-            layout="rois_first",
-            return_tensors="pt",
-        )
-        outputs = encoder(**{name: value.to(device) for name, value in inputs.items()})
-        features.append(fmri_readout(outputs.last_hidden_state, outputs.token_mask, encoder.config.num_rois, readout))
-    return np.concatenate(features)
+    `FunctionJEPAModel` and its `FMRIFeatureExtractor`: `fmri_windows.embed_series` with `readout_of(readout)`."""
+    return embed_series(
+        encoder, feature_extractor, series, repetition_times, batch_size, device, represent=readout_of(readout)
+    )
 
 
 __all__ = [
@@ -142,5 +143,6 @@ __all__ = [
     "WHITENING_SHRINKAGE",
     "embed_fmri_series",
     "fmri_readout",
+    "readout_of",
     "whiten_tokens",
 ]
