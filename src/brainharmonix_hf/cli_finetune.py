@@ -16,6 +16,7 @@ def run_cache_latents(args: argparse.Namespace) -> None:
     from .processing.processing_brainharmonix import BrainHarmonixProcessor
     from .training.latent_cache import cache_latents
 
+    label_image = fmri_label_image(args)
     model = BrainHarmonixModel.from_pretrained(args.model)
     processor = BrainHarmonixProcessor.for_model(args.model, model.config)
     cache = cache_latents(
@@ -29,8 +30,27 @@ def run_cache_latents(args: argparse.Namespace) -> None:
         device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
         model_name=args.model,
         progress=print,
+        fmri_label_image=label_image,
     )
     print(f"{len(cache)} subjects' latents ({args.dtype}) saved to {args.output}")
+
+
+def fmri_label_image(args: argparse.Namespace):
+    """The `--fmri-label-image` NIfTI loaded once (checked by `load_image`), or `None` when not given."""
+    if args.fmri_label_image is None:
+        return None
+    from .processing.nifti_io import load_image
+
+    return load_image(args.fmri_label_image)
+
+
+def add_fmri_label_image_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--fmri-label-image",
+        default=None,
+        help="Label NIfTI on the BOLD grid: parcellates the manifest's 4D NIfTI fMRI runs (labels 1..R in the order "
+        "of each row's atlas).",
+    )
 
 
 def add_cache_latents_command(subcommands) -> None:
@@ -55,6 +75,7 @@ def add_cache_latents_command(subcommands) -> None:
     command.add_argument(
         "--device", default=None, help="Device of the encoders (default: cuda when available, else cpu)."
     )
+    add_fmri_label_image_option(command)
     command.set_defaults(run=run_cache_latents)
 
 
@@ -81,6 +102,7 @@ def run_finetune(args: argparse.Namespace) -> None:
         latent_cache=args.latent_cache,
         manifest=args.manifest,
         embeddings=args.embeddings,
+        fmri_label_image=fmri_label_image(args),
         head=args.head,
         regression=args.task == "regression",
         lora=args.lora,
@@ -136,6 +158,7 @@ def add_finetune_command(subcommands) -> None:
         help="A `brainharmonix embed` output folder or an embeddings table with `label`: trains a linear probe on the "
         "pooled hub tokens.",
     )
+    add_fmri_label_image_option(command)
     command.add_argument(
         "--head",
         choices=("classifier", "linear-probe"),

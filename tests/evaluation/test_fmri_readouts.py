@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from brainharmonix_hf.evaluation.fmri_readouts import FMRI_READOUTS, fmri_readout, whiten_tokens
+from brainharmonix_hf.evaluation.fmri_readouts import FMRI_READOUTS, fmri_readout, readout_of, whiten_tokens
 
 
 def test_whitening_leaves_the_shrunk_covariance():
@@ -79,3 +79,33 @@ def test_readout_refusals():
         fmri_readout(tokens, mask, 4, "cls")
     with pytest.raises(ValueError, match="do not form a grid of 5 ROIs"):
         fmri_readout(tokens, mask, 5)
+    with pytest.raises(ValueError, match="readout must be one of"):
+        readout_of("cls")
+
+
+def test_embed_series_represents_each_batch_of_an_encoder_or_a_composite(lemon_series, tiny_model_dir):
+    """One embedding loop for every model: pooled outputs by default, a FunctionJEPA readout through `represent`,
+    the same numbers whatever the batch size and as one forward pass of the same inputs."""
+    from brainharmonix_hf import BrainHarmonixModel, BrainHarmonixProcessor
+    from brainharmonix_hf.evaluation.fmri_windows import embed_series
+
+    model = BrainHarmonixModel.from_pretrained(tiny_model_dir).eval()
+    processor = BrainHarmonixProcessor.from_pretrained(tiny_model_dir)
+    encoder, extractor = model.function, processor.fmri_feature_extractor
+    series = [lemon_series[:, 50 * index : 50 * index + 50 - 10 * index] for index in range(3)]
+    inputs = extractor(series, repetition_time=1.4, layout="rois_first", return_tensors="pt")
+    with torch.no_grad():
+        outputs = encoder(**inputs)
+        pooled = model(**processor(fmri=series, repetition_time=1.4, layout="rois_first", return_tensors="pt"))
+    readout = fmri_readout(outputs.last_hidden_state, outputs.token_mask, encoder.config.num_rois, "token_connectivity")
+    for batch_size in (1, 3):
+        np.testing.assert_allclose(
+            embed_series(encoder, extractor, series, 1.4, batch_size, represent=readout_of("token_connectivity")),
+            readout,
+            atol=1e-6,
+        )
+        np.testing.assert_allclose(
+            embed_series(model, processor, series, [1.4] * 3, batch_size), pooled.pooler_output.numpy(), atol=1e-5
+        )
+    assert readout.shape == (3, encoder.config.num_rois * (encoder.config.num_rois - 1) // 2)
+    assert pooled.pooler_output.shape == (3, model.config.harmonizer_config.hidden_size)

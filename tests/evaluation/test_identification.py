@@ -192,3 +192,15 @@ def test_evaluate_command_identifies_across_sessions(tmp_path):
     assert (result["num_subjects"], result["num_sessions"], result["num_queries"]) == (10, 3, 60)
     assert len(result["session_pairs"]) == 6 and result["identification_accuracy"] == 1.0
     assert "fc_baseline" not in report and report["settings"]["fc_baseline"].startswith("none")
+
+
+def test_fisher_z_upper_takes_the_upper_triangle_row_major_and_stays_finite():
+    """The one Fisher z of functional connectivity and of the token readouts: pairs (0,1), (0,2), (1,2) in that order,
+    a batch axis kept, a correlation of 1 clipped to a finite value."""
+    from brainharmonix_hf.evaluation.identification import FISHER_Z_CLIP, fisher_z_upper
+
+    similarity = np.array([[1.0, 0.5, -0.25], [0.5, 1.0, 1.0], [-0.25, 1.0, 1.0]])
+    np.testing.assert_allclose(fisher_z_upper(similarity), np.arctanh([0.5, -0.25, FISHER_Z_CLIP]))
+    batch = np.stack([similarity, -similarity])
+    np.testing.assert_allclose(fisher_z_upper(batch), [fisher_z_upper(similarity), -fisher_z_upper(similarity)])
+    assert np.isfinite(fisher_z_upper(batch)).all() and fisher_z_upper(similarity)[2] > 8

@@ -3,8 +3,12 @@ a run built to collapse (weight decay so strong that every weight, the patch ker
 every series gets the same embedding) is reported as collapsed, and `--stop_on_collapse` stops it; a normal run is
 not reported."""
 
+import json
+
 import pytest
+from distributed_runs import torchrun
 from pretraining_runs import read_log, run_stage
+from tqdm import tqdm
 
 from brainharmonix_hf.training.health import HEALTH_METRICS
 from brainharmonix_hf.training.loop import RepresentationCollapseError
@@ -56,3 +60,23 @@ def test_normal_runs_log_health_without_collapse(cohort, tmp_path, stage):
     assert all(record["effective_rank"] > 0.6 * (record["num_samples"] - 1) for record in evaluations)
     assert evaluations[-1]["relative_spread"] >= 0.5 * evaluations[0]["relative_spread"] > 0
     assert not [record for record in records if record.get("event") == "collapse"]
+
+
+def test_only_the_main_process_computes_health_and_every_process_gets_its_verdict(tmp_path):
+    torchrun("health_monitor_ranks.py", [str(tmp_path)])
+    main, other = (json.loads((tmp_path / f"health_rank{rank}.json").read_text()) for rank in (0, 1))
+    assert main["computed"] == [8, 8] and other["computed"] == []
+    assert main["reasons"][0] == [] and "nearly the same embedding" in main["reasons"][1][0]
+    assert other["reasons"] == main["reasons"]
+
+
+def test_stop_on_collapse_closes_the_progress_bar(cohort, tmp_path):
+    # `stopped` keeps the stopped loop's frame (and its bar) alive: an unclosed bar stays among tqdm's open bars.
+    with pytest.raises(RepresentationCollapseError) as stopped:
+        run_stage(
+            cohort, tmp_path, "function", "--max_steps", "12", "--eval_steps", "6", "--stop_on_collapse", "true",
+            *COLLAPSING,
+        )  # fmt: skip
+    open_bars = [bar for bar in tqdm._instances if bar.desc == "function"]
+    assert open_bars == [], [(bar.n, bar.total) for bar in open_bars]
+    assert "Stopped at step 6" in str(stopped.value)

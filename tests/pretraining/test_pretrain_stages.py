@@ -55,3 +55,16 @@ def test_a_multi_process_launch_that_accelerate_runs_as_one_process_is_refused(t
     with pytest.raises(RuntimeError, match=r"one of 2 processes.*set ACCELERATE_USE_CPU=1"):
         build_accelerator(parse_arguments(["function", "--output_dir", str(tmp_path)]))
     assert not (tmp_path / "log.jsonl").exists()
+
+
+def test_the_registry_gives_each_stage_class_and_refuses_unknown_names():
+    from brainharmonix_hf.training import stages
+    from brainharmonix_hf.training.stages.base import PretrainingStage
+    from brainharmonix_hf.training.stages.function import FunctionStage
+
+    assert list(STAGES) == list(stages.STAGE_CLASSES) == ["structure", "function", "harmonizer"]
+    assert stages.get_stage("function") is FunctionStage is stages.FunctionStage is STAGES["function"]
+    assert all(issubclass(stage, PretrainingStage) and stage.__name__ == stages.STAGE_CLASSES[name]
+               for name, stage in STAGES.items())  # fmt: skip
+    with pytest.raises(ValueError, match=r"stage must be one of \('structure', 'function', 'harmonizer'\), got 'jepa'"):
+        stages.get_stage("jepa")

@@ -148,3 +148,17 @@ def test_split_column_with_a_subject_on_two_sides_is_refused(harmonizer_dir, tmp
         "rows": 1,
         "subjects": 1,
     }
+
+
+def test_the_seed_fixes_the_new_head_whatever_ran_before(harmonizer_dir, latent_cache, tmp_path):
+    """The classifier head is initialised under the run's seed: two runs with one seed train the same model even when
+    the global random state differs before them."""
+    weights = []
+    for index, global_seed in enumerate((1, 2)):
+        torch.manual_seed(global_seed)
+        main(["finetune", "--output", str(tmp_path / str(index)), "--model", harmonizer_dir, "--latent-cache",
+              latent_cache, "--seed", "3", *FAST])  # fmt: skip
+        model = HarmonizerForSequenceClassification.from_pretrained(tmp_path / str(index) / "model")
+        weights.append(model.classifier.dense.weight)
+    assert weights[0].abs().sum() > 0
+    torch.testing.assert_close(weights[0], weights[1], atol=0, rtol=0)

@@ -29,6 +29,7 @@ EXPORTS = {
     "load_metric": ".metrics",
     "metric_module_path": ".metrics",
     "read_embedding_table": ".embedding_tables",
+    "readout_of": ".fmri_readouts",
     "regression_metrics": ".metrics",
     "repeated_splits": ".splits",
     "run_protocol": ".protocol",

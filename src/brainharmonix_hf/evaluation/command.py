@@ -134,8 +134,8 @@ def _window_identification(args: argparse.Namespace, sources: dict[str, str]) ->
 
     from ..modeling.modeling_function_jepa import FunctionJEPAModel
     from .fmri_readout_names import DEFAULT_FMRI_READOUT
-    from .fmri_readouts import embed_fmri_series
-    from .fmri_windows import embed_series, manifest_windows
+    from .fmri_readouts import readout_of
+    from .fmri_windows import embed_series, manifest_windows, pooled_output
     from .identification import identification_report
 
     if args.manifest is None:
@@ -159,15 +159,14 @@ def _window_identification(args: argparse.Namespace, sources: dict[str, str]) ->
     embeddings, representations = {}, {}
     for name, (model, processor) in models.items():
         if isinstance(model, FunctionJEPAModel):
-            embeddings[name] = embed_fmri_series(
-                model, processor, windows["series"], windows["repetition_times"], readout, device=args.device
-            )
+            represent = readout_of(readout)
             representations[name] = f"FunctionJEPA tokens, readout {readout} (evaluation.fmri_readouts)"
         else:
-            embeddings[name] = embed_series(
-                model, processor, windows["series"], windows["repetition_times"], device=args.device
-            )
+            represent = pooled_output
             representations[name] = "pooled hub tokens"
+        embeddings[name] = embed_series(
+            model, processor, windows["series"], windows["repetition_times"], device=args.device, represent=represent
+        )
     report = identification_report(embeddings, windows["subjects"], windows["sessions"], windows["series"])
     report["settings"] = {
         "windows": f"each fMRI run cut into {args.windows} disjoint windows of "

@@ -37,10 +37,10 @@ import numpy as np
 import torch
 
 from .fmri_readout_names import DEFAULT_FMRI_READOUT, FMRI_READOUTS
+from .fmri_windows import embed_series
+from .identification import fisher_z_upper
 
 WHITENING_SHRINKAGE = 0.1
-# Correlations are clipped to ±(1 - 1e-7) before the Fisher z, as for functional connectivity.
-_CLIP = 1 - 1e-7
 
 
 def whiten_tokens(tokens: np.ndarray, shrinkage: float = WHITENING_SHRINKAGE) -> np.ndarray:
@@ -58,14 +58,12 @@ def whiten_tokens(tokens: np.ndarray, shrinkage: float = WHITENING_SHRINKAGE) ->
     return centred @ (eigenvectors / np.sqrt(eigenvalues)) @ eigenvectors.T
 
 
-def _fisher_z_upper(vectors: np.ndarray) -> np.ndarray:
+def _cosine_fisher_z(vectors: np.ndarray) -> np.ndarray:
     """`(..., num_rois, dim)` -> `(..., num_rois * (num_rois - 1) / 2)` Fisher z of the cosine similarity of every pair
-    of rows, upper triangle, row-major (a zero row has similarity 0)."""
+    of rows (`fisher_z_upper`; a zero row has similarity 0)."""
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
-    correlation = unit @ np.swapaxes(unit, -1, -2)
-    rows, columns = np.triu_indices(vectors.shape[-2], k=1)
-    return np.arctanh(np.clip(correlation[..., rows, columns], -_CLIP, _CLIP))
+    return fisher_z_upper(unit @ np.swapaxes(unit, -1, -2))
 
 
 def fmri_readout(
@@ -105,13 +103,24 @@ def fmri_readout(
         grid = whiten_tokens(series_tokens[:, :num_valid].reshape(-1, hidden), shrinkage)
         grid = grid.reshape(num_rois, num_valid, hidden)
         if readout == "roi_similarity":
-            features.append(_fisher_z_upper(grid.mean(axis=1)))
+            features.append(_cosine_fisher_z(grid.mean(axis=1)))
         else:
-            features.append(_fisher_z_upper(grid.transpose(1, 0, 2)).mean(axis=0))
+            features.append(_cosine_fisher_z(grid.transpose(1, 0, 2)).mean(axis=0))
     return np.stack(features)
 
 
-@torch.no_grad()
+def readout_of(readout: str = DEFAULT_FMRI_READOUT, shrinkage: float = WHITENING_SHRINKAGE):
+    """The `represent(outputs, encoder)` of `fmri_windows.embed_series` that reads a FunctionJEPA encoder's tokens with
+    `readout` (`fmri_readout`)."""
+    if readout not in FMRI_READOUTS:
+        raise ValueError(f"readout must be one of {FMRI_READOUTS}, got {readout!r}.")
+
+    def represent(outputs, encoder) -> np.ndarray:
+        return fmri_readout(outputs.last_hidden_state, outputs.token_mask, encoder.config.num_rois, readout, shrinkage)
+
+    return represent
+
+
 def embed_fmri_series(
     encoder,
     feature_extractor,
@@ -122,21 +131,10 @@ def embed_fmri_series(
     device="cpu",
 ) -> np.ndarray:
     """`(num_series, features)` readouts (`fmri_readout`) of ROI-first `(num_rois, num_timepoints)` series by a
-    `FunctionJEPAModel` and its `FMRIFeatureExtractor`."""
-    encoder = encoder.to(device).eval()
-    if isinstance(repetition_times, (int, float)):
-        repetition_times = [float(repetition_times)] * len(series)
-    features = []
-    for start in range(0, len(series), batch_size):
-        inputs = feature_extractor(
-            list(series[start : start + batch_size]),
-            repetition_time=list(repetition_times[start : start + batch_size]),
-            layout="rois_first",
-            return_tensors="pt",
-        )
-        outputs = encoder(**{name: value.to(device) for name, value in inputs.items()})
-        features.append(fmri_readout(outputs.last_hidden_state, outputs.token_mask, encoder.config.num_rois, readout))
-    return np.concatenate(features)
+    `FunctionJEPAModel` and its `FMRIFeatureExtractor`: `fmri_windows.embed_series` with `readout_of(readout)`."""
+    return embed_series(
+        encoder, feature_extractor, series, repetition_times, batch_size, device, represent=readout_of(readout)
+    )
 
 
 __all__ = [
@@ -145,5 +143,6 @@ __all__ = [
     "WHITENING_SHRINKAGE",
     "embed_fmri_series",
     "fmri_readout",
+    "readout_of",
     "whiten_tokens",
 ]

@@ -5,6 +5,8 @@ windows of one scan (`identification`).
 Windows are embedded from fMRI alone: a T1 is the same in every window of a subject and would identify it trivially.
 """
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import torch
 
@@ -41,23 +43,48 @@ def manifest_windows(manifest: ManifestSource, extractor, num_windows: int) -> d
     return windows
 
 
+def pooled_output(outputs, model) -> np.ndarray:
+    """The default representation of `embed_series`: `pooler_output` (a BrainHarmonixModel's pooled hub tokens, a
+    FunctionJEPAModel's mean valid token) as float32 `(batch, hidden_size)`."""
+    return outputs.pooler_output.float().cpu().numpy()
+
+
 def embed_series(
-    model, processor, series: list[np.ndarray], repetition_times: list[float], batch_size: int = 8, device="cpu"
+    model,
+    processor,
+    series: Sequence[np.ndarray],
+    repetition_times: Sequence[float] | float,
+    batch_size: int = 8,
+    device="cpu",
+    represent: Callable[..., np.ndarray] = pooled_output,
 ) -> np.ndarray:
-    """`(num_series, hidden_size)` pooled hub tokens of a `BrainHarmonixModel` over ROI-first series, fMRI only."""
+    """`(num_series, features)` representations of ROI-first `(num_rois, num_timepoints)` series, fMRI only.
+
+    Args:
+        model: a `BrainHarmonixModel`, or a `FunctionJEPAModel` encoder.
+        processor: its processor (`BrainHarmonixProcessor` or `FMRIFeatureExtractor`).
+        series: ROI-first series, in the model's ROI order.
+        repetition_times: one TR in seconds per series, or one for all.
+        batch_size: series per forward pass.
+        device: where the model runs.
+        represent: `represent(outputs, model) -> (batch, features)` array of one batch's outputs; `pooled_output` by
+            default (`evaluation.fmri_readouts.readout_of` reads a FunctionJEPA encoder's tokens).
+    """
     model = model.to(device).eval()
+    if isinstance(repetition_times, int | float):
+        repetition_times = [float(repetition_times)] * len(series)
     embeddings = []
     with torch.inference_mode():
         for start in range(0, len(series), batch_size):
             inputs = processor(
-                fmri=series[start : start + batch_size],
-                repetition_time=repetition_times[start : start + batch_size],
+                fmri=list(series[start : start + batch_size]),
+                repetition_time=list(repetition_times[start : start + batch_size]),
                 layout="rois_first",
                 return_tensors="pt",
             )
             outputs = model(**{name: value.to(device) for name, value in inputs.items()})
-            embeddings.append(outputs.pooler_output.float().cpu())
-    return torch.cat(embeddings).numpy()
+            embeddings.append(represent(outputs, model))
+    return np.concatenate(embeddings)
 
 
-__all__ = ["embed_series", "manifest_windows"]
+__all__ = ["embed_series", "manifest_windows", "pooled_output"]

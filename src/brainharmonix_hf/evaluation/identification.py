@@ -19,6 +19,9 @@ import numpy as np
 
 from .metrics import load_metric
 
+# Correlations are clipped to ±(1 - 1e-7) before the Fisher z, so perfectly correlated pairs stay finite.
+FISHER_Z_CLIP = 1 - 1e-7
+
 METHOD = {
     "queries": "for every ordered pair of sessions (a, b): each subject of session a with a row in session b, "
     "matched against every subject's row in session b",
@@ -120,13 +123,14 @@ def functional_connectivity(series: Sequence[np.ndarray]) -> np.ndarray:
     """`(num_series, num_rois * (num_rois - 1) / 2)` functional connectivity of ROI-first `(num_rois, num_timepoints)`
     series: the Fisher z (artanh) of the Pearson correlation of every pair of ROIs, upper triangle, row-major. A
     constant ROI correlates 0; correlations are clipped to ±(1 - 1e-7) before the transform."""
-    features = []
-    for values in series:
-        values = np.asarray(values, dtype=np.float64)
-        correlation = correlation_similarity(values, values)
-        upper = correlation[np.triu_indices(values.shape[0], k=1)]
-        features.append(np.arctanh(np.clip(upper, -1 + 1e-7, 1 - 1e-7)))
-    return np.stack(features)
+    return np.stack([fisher_z_upper(correlation_similarity(values, values)) for values in series])
+
+
+def fisher_z_upper(similarity: np.ndarray) -> np.ndarray:
+    """`(..., num_rois, num_rois)` correlations (or cosine similarities) -> `(..., num_rois * (num_rois - 1) / 2)`:
+    the Fisher z (artanh) of the upper triangle above the diagonal, row-major, clipped to ±(1 - 1e-7) first."""
+    rows, columns = np.triu_indices(similarity.shape[-1], k=1)
+    return np.arctanh(np.clip(similarity[..., rows, columns], -FISHER_Z_CLIP, FISHER_Z_CLIP))
 
 
 def cut_windows(series: np.ndarray, num_windows: int) -> list[np.ndarray]:

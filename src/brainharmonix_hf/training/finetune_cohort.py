@@ -20,7 +20,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
-from transformers import AutoConfig, default_data_collator
+from transformers import AutoConfig, default_data_collator, set_seed
 
 from ..evaluation.embedding_tables import read_embedding_table
 from ..evaluation.splits import Split, repeated_splits, subjects_in_two_parts
@@ -43,6 +43,7 @@ def finetune_cohort(
     latent_cache: str | None = None,
     manifest: str | None = None,
     embeddings: str | None = None,
+    fmri_label_image=None,
     head: str = "classifier",
     regression: bool = False,
     lora: bool = False,
@@ -61,6 +62,7 @@ def finetune_cohort(
             heads; `manifest` needs the composite and its processor).
         output_dir: new folder for `checkpoints/`, `model/` and `metrics.json`.
         latent_cache, manifest, embeddings: exactly one source of rows with `subject` and `label` columns.
+        fmri_label_image: the label NIfTI (path or nibabel image) on the grid of a manifest's 4D NIfTI fMRI runs.
         head: `"classifier"` (LayerNorm + Linear, Harmonizer trained) or `"linear-probe"` (frozen Harmonizer).
         regression: regression targets.
         lora, lora_rank, lora_alpha: LoRA adapters on the Harmonizer instead of training it in full (classifier head).
@@ -85,6 +87,8 @@ def finetune_cohort(
         )
     if source == "embeddings" and head != "linear-probe":
         raise ValueError("Embeddings are pooled hub tokens of a frozen model: train them with --head linear-probe.")
+    if fmri_label_image is not None and source != "manifest":
+        raise ValueError("A label image parcellates a manifest's 4D NIfTI runs: give it with --manifest only.")
     if lora and head != "classifier":
         raise ValueError("LoRA adapts the Harmonizer, which a linear probe keeps frozen: use --head classifier.")
     recipe = recipe or FineTuneRecipe()
@@ -107,7 +111,10 @@ def finetune_cohort(
     if len(parts["train"]) == 0 or len(parts["validation"]) == 0:
         raise ValueError("Fine-tuning needs training and validation rows (`split` = train / validation).")
 
-    model, data, collator = _model_and_data(source, model_path, output, head, parts, label2id, regression, recipe)
+    set_seed(seed)  # the new head is initialised under the run's seed, whatever ran before in this process
+    model, data, collator = _model_and_data(
+        source, model_path, output, head, parts, label2id, regression, recipe, fmri_label_image
+    )
     if lora:
         model = apply_lora(model, rank=lora_rank, alpha=lora_alpha)
     trainer = finetune(
@@ -181,7 +188,7 @@ def _split(table: datasets.Dataset, targets: np.ndarray, regression: bool, seed:
     return split
 
 
-def _model_and_data(source, model_path, output, head, parts, label2id, regression, recipe):
+def _model_and_data(source, model_path, output, head, parts, label2id, regression, recipe, fmri_label_image):
     """The model to train, its training / validation / test datasets and the data collator."""
     if source == "manifest":
         config = BrainHarmonixConfig.from_pretrained(model_path)
@@ -193,7 +200,7 @@ def _model_and_data(source, model_path, output, head, parts, label2id, regressio
             drop_path_rate=recipe.drop_path_rate,
         )
         processor = BrainHarmonixProcessor.for_model(model_path, config)
-        return model, parts, ManifestRowCollator(processor, label2id, regression)
+        return model, parts, ManifestRowCollator(processor, label2id, regression, fmri_label_image)
     model_class = HarmonizerForLinearProbing if head == "linear-probe" else HarmonizerForSequenceClassification
     model = load_for_finetuning(
         model_class,

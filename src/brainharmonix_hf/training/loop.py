@@ -181,13 +181,16 @@ class HealthMonitor:
         )
 
     def check(self, embeddings: torch.Tensor, step: int) -> tuple[dict[str, float], list[str]]:
-        """`(metrics for the log record, collapse reasons)`; no metrics for fewer than two held-out items."""
+        """`(metrics for the log record, collapse reasons)`; no metrics for fewer than two held-out items. Only the main
+        process computes the metrics (the other processes get none, and the main process's reasons)."""
         if embeddings is None or len(embeddings) < 2:
             return {}, []
+        if not self.accelerator.is_main_process:  # the main process writes the record and decides
+            return {}, broadcast_object_list([None])[0]
         health = representation_health(embeddings)
         if step == 0 or self.reference is None:
             self.reference = health
-        reasons = collapse_reasons(health, reference=self.reference) if self.accelerator.is_main_process else None
+        reasons = collapse_reasons(health, reference=self.reference)
         return health.metrics(), broadcast_object_list([reasons])[0]
 
 
@@ -324,9 +327,7 @@ def train_loop(run: PretrainingRun) -> PreTrainedModel:
             ):
                 final_losses["held-out loss"], collapse = log_held_out(run, run_log, monitor, state.step, epoch)
                 if collapse and args.stop_on_collapse:
-                    save_checkpoint(accelerator, run.checkpoints_dir, state.step, args.save_total_limit)
-                    export(run, run.output_dir / "model", state, final_losses)
-                    accelerator.end_training()
+                    finish_run(run, state, final_losses, progress)
                     raise RepresentationCollapseError(
                         f"Stopped at step {state.step}: the held-out representation collapsed ({'; '.join(collapse)})."
                         f" The checkpoint and model/ of this step are in {run.output_dir}. Try a lower learning rate, "
@@ -341,11 +342,17 @@ def train_loop(run: PretrainingRun) -> PreTrainedModel:
         else:
             state.epoch += 1
             state.samples_in_epoch = 0
-    progress.close()
-    save_checkpoint(accelerator, run.checkpoints_dir, state.step, args.save_total_limit)
-    export(run, run.output_dir / "model", state, final_losses)
-    accelerator.end_training()
+    finish_run(run, state, final_losses, progress)
     return unwrapped
+
+
+def finish_run(run: PretrainingRun, state: TrainingState, losses: dict[str, float], progress: tqdm) -> None:
+    """End a run at `state.step`, at its last step or stopped early: close the progress bar, checkpoint, export
+    `model/` and end the trackers."""
+    progress.close()
+    save_checkpoint(run.accelerator, run.checkpoints_dir, state.step, run.args.save_total_limit)
+    export(run, run.output_dir / "model", state, losses)
+    run.accelerator.end_training()
 
 
 __all__ = [

@@ -31,12 +31,13 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
-RUN_COLUMNS = ("task", "acquisition", "direction", "run")
+from ..cohort.session_inputs import KEY_COLUMNS
+
 MANIFEST_COLUMNS = (
-    "subject", "session", *RUN_COLUMNS, "t1", "fmri", "repetition_time", "atlas", "label", "site", "split"
+    *KEY_COLUMNS, "t1", "fmri", "repetition_time", "atlas", "label", "site", "split"
 )  # fmt: skip
 PATH_COLUMNS = ("t1", "fmri")
-TEXT_COLUMNS = ("subject", "session", *RUN_COLUMNS, "t1", "fmri", "atlas", "site", "split")
+TEXT_COLUMNS = (*KEY_COLUMNS, "t1", "fmri", "atlas", "site", "split")
 SPLITS = ("train", "validation", "test")
 FEATURES = dict.fromkeys(TEXT_COLUMNS, datasets.Value("string")) | {"repetition_time": datasets.Value("float64")}
 MANIFEST_SUFFIXES = {".csv": ",", ".tsv": "\t", ".json": None, ".jsonl": None, ".parquet": None}
@@ -163,7 +164,7 @@ def _checked(table: dict[str, list], base_dir: Path) -> dict[str, list]:
     bad_splits = sorted({split for split in table["split"] if split is not None and split not in SPLITS})
     if bad_splits:
         problems.append(f"`split` values {bad_splits} are not among {list(SPLITS)}")
-    counts = Counter(zip(*(table[column] for column in ("subject", "session", *RUN_COLUMNS)), strict=True))
+    counts = Counter(zip(*(table[column] for column in KEY_COLUMNS), strict=True))
     repeated = sorted((key for key, count in counts.items() if count > 1), key=str)
     if repeated:
         problems.append(

@@ -1,35 +1,35 @@
 # Copyright 2026 The brainharmonix_hf authors. Licensed under the Apache License, Version 2.0.
 """Pretraining stages, one file each, registered by name. A new stage is a `PretrainingStage` subclass in its own file,
-added to `STAGE_CLASSES`; `brainharmonix pretrain <name>` and the loop then run it.
+added to `STAGE_CLASSES` and `EXPORTS`; `brainharmonix pretrain <name>` and the loop then run it.
 
-The registry names modules rather than importing them, so the stage names (`STAGE_CLASSES`, the choices of
-`brainharmonix pretrain`) cost no import of torch; `get_stage(name)` imports the one stage asked for.
+The registry names classes rather than importing them (`EXPORTS` says which module holds each), so the stage names
+(`STAGE_CLASSES`, the choices of `brainharmonix pretrain`) cost no import of torch; `get_stage(name)` imports the one
+stage asked for.
 """
-
-import importlib
 
 from ...lazy_exports import lazy_exports
 
+# Stage name -> its `PretrainingStage` subclass, by class name (imported with `EXPORTS`).
 STAGE_CLASSES: dict[str, str] = {
-    "structure": ".structure:StructureStage",
-    "function": ".function:FunctionStage",
-    "harmonizer": ".harmonizer:HarmonizerStage",
+    "structure": "StructureStage",
+    "function": "FunctionStage",
+    "harmonizer": "HarmonizerStage",
 }
+EXPORTS = {
+    "PretrainingStage": ".base",
+    "StageData": ".base",
+    "StructureStage": ".structure",
+    "FunctionStage": ".function",
+    "HarmonizerStage": ".harmonizer",
+}
+_lazy_getattr, _lazy_dir = lazy_exports(__name__, EXPORTS)
 
 
 def get_stage(name: str) -> type:
     """The `PretrainingStage` subclass registered as `name`."""
     if name not in STAGE_CLASSES:
         raise ValueError(f"stage must be one of {tuple(STAGE_CLASSES)}, got {name!r}.")
-    module, class_name = STAGE_CLASSES[name].split(":")
-    return getattr(importlib.import_module(module, __name__), class_name)
-
-
-_lazy_getattr, _lazy_dir = lazy_exports(
-    __name__,
-    {"PretrainingStage": ".base", "StageData": ".base"}
-    | {path.split(":")[1]: path.split(":")[0] for path in STAGE_CLASSES.values()},
-)
+    return _lazy_getattr(STAGE_CLASSES[name])
 
 
 def __getattr__(name: str) -> object:
