@@ -393,8 +393,9 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
             return FMRIFileSeries(series if order is None else series[:, order])
         if label_image is None:
             raise ValueError(
-                f"{source} is a 4D NIfTI run: give the atlas label image on its grid (`fmri_atlas_image=`, "
-                "`--atlas-image`, `--fmri_label_image`) to parcellate it, or list parcellated ROI tables instead."
+                f"{source} is a 4D NIfTI run: give the atlas label image on its grid (`fmri_atlas_image=`; "
+                "`--atlas-image` of embed, `--fmri-label-image` of cache-latents and finetune, `--fmri_label_image` "
+                "of pretrain) to parcellate it, or list parcellated ROI tables instead."
             )
         return self._parcellated_run(source, load_image(label_image), self._atlas_labels(None, atlas), str(source))
 
