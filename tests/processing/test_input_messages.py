@@ -145,3 +145,20 @@ def test_robust_statistics_take_the_atlas_of_the_means(series):
     np.testing.assert_allclose(fitted.robust_iqr, from_7.robust_iqr)
     with pytest.warns(UserWarning, match="The ROI means have no declared ROI order"):
         FMRIFeatureExtractor().fit_robust_statistics_from_means(means_7)
+
+
+def test_npy_files_without_a_declared_atlas_warn_once_for_a_cohort(series, tmp_path):
+    paths = []
+    for index in range(3):
+        np.save(tmp_path / f"sub-{index}.npy", series)
+        paths.append(tmp_path / f"sub-{index}.npy")
+    extractor = FMRIFeatureExtractor()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for path in paths:
+            extractor.read_fmri_file(path, layout="time_first")
+        declared = extractor.read_fmri_file(paths[0], layout="time_first", atlas=SCHAEFER400_7NETWORKS)
+    undeclared = [w for w in caught if "no declared ROI order" in str(w.message)]
+    assert len(undeclared) == 1 and str(undeclared[0].message).startswith("Series of .npy files")
+    assert "atlas='schaefer400_17networks'" in str(undeclared[0].message)
+    np.testing.assert_array_equal(declared.series, series)

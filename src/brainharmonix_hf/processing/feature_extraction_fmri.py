@@ -198,13 +198,19 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
         """Row indices into model order for unlabelled rows declared to follow `atlas`; without a declaration, the
         model's order, with a warning when the model's atlas is Schaefer-400 (a 7- and a 17-network series look
         alike)."""
+        self._warn_if_undeclared(atlas, source)
+        return rows_in_model_order(None, self.atlas, self.model_roi_labels(), declared_atlas=atlas, source=source)
+
+    def _warn_if_undeclared(self, atlas: str | None, source: str) -> None:
+        """Warn, at the caller's line, that unlabelled `source` without a declared `atlas` is taken in the model's
+        Schaefer-400 order (nothing to say for other atlases, whose orders cannot be confused)."""
         if atlas is None and self.atlas in SCHAEFER400_ATLASES:
             warn_at_caller(
                 f"{source} have no declared ROI order, so they are taken in the model's ({self.atlas}). Schaefer-400 "
                 "series in the 7- and 17-network orders look alike and give wrong embeddings silently in the wrong "
-                f"one: pass atlas='schaefer400_7networks' or atlas='schaefer400_17networks' (or roi_labels=)."
+                f"one: pass atlas='schaefer400_7networks' or atlas='schaefer400_17networks' (or roi_labels=; in a "
+                "manifest, its `atlas` column)."
             )
-        return rows_in_model_order(None, self.atlas, self.model_roi_labels(), declared_atlas=atlas, source=source)
 
     def __call__(
         self,
@@ -366,7 +372,8 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
 
         - ROI tables (`.csv`/`.tsv`, optionally `.gz`): `read_roi_series`; their labels say their atlas, `atlas`
           declares it for unlabelled or numbered tables.
-        - `.npy` arrays: one 2D series; `atlas` declares its ROI order (default: the model's).
+        - `.npy` arrays: one 2D series; `atlas` declares its ROI order (default: the model's, with the warning of
+          undeclared arrays for a Schaefer-400 model).
         - 4D NIfTI runs (path or nibabel image): parcellated with `label_image`, whose labels `1..num_rois` number
           the ROIs of `atlas` (default: the model's); the header's TR is returned.
 
@@ -387,6 +394,8 @@ class FMRIFeatureExtractor(BrainHarmonixHubMixin, SequenceFeatureExtractor):
             layout = layout or "rois_first"
             self._check_layout(layout)
             series = self._checked_series(load_npy_series(source), layout, str(source))
+            # One warning for a cohort of files (the message does not name the file).
+            self._warn_if_undeclared(atlas, "Series of .npy files (they hold no ROI labels)")
             order = rows_in_model_order(
                 None, self.atlas, self.model_roi_labels(), declared_atlas=atlas, source=str(source)
             )
